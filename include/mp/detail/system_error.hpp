@@ -1,0 +1,18 @@
+// mp/detail/system_error.hpp — turning errno into an mp exception at the edge.
+//
+// Messages have one shape: "call(object): reason", e.g.
+// "futex_wait(queue jobs): Interrupted system call".
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace mp::detail {
+
+// system_message(call, object, err): "call(object): strerror(err)".
+std::string system_message(std::string_view call, std::string_view object, int err);
+
+// throw_system_error(call, object, err): throws mp::Error with system_message().
+[[noreturn]] void throw_system_error(std::string_view call, std::string_view object, int err);
+
+}  // namespace mp::detail
