@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""mp::Pipe against Python's multiprocessing.Pipe, measured in the same run.
+
+Usage: python3 bench/compare/pipe.py <build-dir>
+
+Runs <build-dir>/bench/pipe_bench (Google Benchmark, JSON) and the same work in
+Python: a round trip of an int between a parent and a forked child, and
+one-way throughput of 4 KiB and 1 MiB messages (duplex Pipe() and Pipe(False)).
+Prints a table with the ratios; the goal for the round trip is
+mp <= Python / 15.
+"""
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+
+ROUND_TRIPS = 20000
+THROUGHPUT_BYTES = 256 << 20  # per case
+GOAL_ROUND_TRIP_SPEEDUP = 15.0
+
+
+def echo(conn, other):
+    other.close()
+    try:
+        while True:
+            conn.send(conn.recv() + 1)
+    except EOFError:
+        pass
+
+
+def python_round_trip_seconds():
+    ctx = mp.get_context("fork")
+    parent_conn, child_conn = ctx.Pipe()
+    p = ctx.Process(target=echo, args=(child_conn, parent_conn))
+    p.start()
+    child_conn.close()
+    n = 0
+    for _ in range(1000):  # warm up
+        parent_conn.send(n)
+        n = parent_conn.recv()
+    start = time.perf_counter()
+    for _ in range(ROUND_TRIPS):
+        parent_conn.send(n)
+        n = parent_conn.recv()
+    elapsed = time.perf_counter() - start
+    parent_conn.close()
+    p.join()
+    return elapsed / ROUND_TRIPS
+
+
+def sink(data_reader, data_writer, control_parent, control_child):
+    data_writer.close()
+    control_parent.close()
+    try:
+        while True:
+            if len(data_reader.recv_bytes()) == 0:
+                control_child.send(0)
+    except EOFError:
+        pass
+
+
+def python_throughput_bytes_per_second(size, duplex):
+    ctx = mp.get_context("fork")
+    data_reader, data_writer = ctx.Pipe(duplex)
+    control_parent, control_child = ctx.Pipe()
+    p = ctx.Process(target=sink, args=(data_reader, data_writer, control_parent, control_child))
+    p.start()
+    data_reader.close()
+    control_child.close()
+    message = b"\x5a" * size
+    count = max(THROUGHPUT_BYTES // size, 200)
+    start = time.perf_counter()
+    for _ in range(count):
+        data_writer.send_bytes(message)
+    data_writer.send_bytes(b"")
+    control_parent.recv()
+    elapsed = time.perf_counter() - start
+    data_writer.close()
+    p.join()
+    return count * size / elapsed
+
+
+def run_cpp(build_dir):
+    binary = os.path.join(build_dir, "bench", "pipe_bench")
+    out = subprocess.run([binary, "--benchmark_format=json", "--benchmark_min_time=1"],
+                         check=True, capture_output=True, text=True).stdout
+    results = {}
+    for b in json.loads(out)["benchmarks"]:
+        results[b["name"]] = b
+    return results
+
+
+def seconds(b):
+    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+    return b["real_time"] * scale
+
+
+def main():
+    build_dir = sys.argv[1] if len(sys.argv) > 1 else "build/release"
+    cpp = run_cpp(build_dir)
+    print("Pipe: mp::Pipe vs multiprocessing.Pipe (fork), same run")
+    print(f"{'case':34} {'mp':>14} {'python':>14} {'ratio':>10}  goal")
+
+    cpp_rt = seconds(cpp["BM_PipeRoundTripInt/real_time"])
+    py_rt = python_round_trip_seconds()
+    speedup = py_rt / cpp_rt
+    verdict = "met" if speedup >= GOAL_ROUND_TRIP_SPEEDUP else "NOT met"
+    print(f"{'round trip, int':34} {cpp_rt * 1e6:11.2f} us {py_rt * 1e6:11.2f} us {speedup:9.1f}x"
+          f"  >= {GOAL_ROUND_TRIP_SPEEDUP:.0f}x: {verdict}")
+
+    for size, label in ((4096, "4 KiB"), (1 << 20, "1 MiB")):
+        for duplex in (1, 0):
+            name = f"BM_PipeThroughput/bytes:{size}/duplex:{duplex}/real_time"
+            cpp_bps = cpp[name]["bytes_per_second"]
+            py_bps = python_throughput_bytes_per_second(size, bool(duplex))
+            kind = "Pipe()" if duplex else "Pipe(False)"
+            print(f"{'throughput ' + label + ' ' + kind:34} {cpp_bps / 2**20:9.0f} MiB/s {py_bps / 2**20:9.0f} MiB/s"
+                  f" {cpp_bps / py_bps:9.2f}x  (faster is better)")
+
+
+if __name__ == "__main__":
+    main()

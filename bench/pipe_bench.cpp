@@ -1,0 +1,107 @@
+// Pipe benchmarks: a round trip between two processes (parent sends, a forked
+// child echoes), and one-way throughput for 4 KiB and 1 MiB messages over a
+// duplex Pipe (socketpair) and a one-way Pipe(false) (pipe2).
+// bench/compare/pipe.py runs the same work with Python's multiprocessing.Pipe.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <benchmark/benchmark.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <vector>
+
+#include "mp/errors.hpp"
+#include "mp/pipe.hpp"
+
+namespace {
+
+// Forks a child that runs body() and _exits; the parent gets its pid.
+template <class F>
+pid_t fork_child(F body) {
+  pid_t pid = ::fork();
+  if (pid < 0) std::abort();
+  if (pid == 0) {
+    int code = 0;
+    try {
+      body();
+    } catch (...) {
+      code = 1;
+    }
+    ::_exit(code);
+  }
+  return pid;
+}
+
+void reap(pid_t pid, benchmark::State& state) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) state.SkipWithError("the child failed");
+}
+
+// A typed round trip: send an i64, the child sends it back plus one.
+void BM_PipeRoundTripInt(benchmark::State& state) {
+  auto [parent_conn, child_conn] = mp::Pipe<std::int64_t>();
+  pid_t child = fork_child([&, &p = parent_conn, &c = child_conn] {
+    p.close();
+    try {
+      for (;;) c.send(c.recv() + 1);
+    } catch (const mp::EOFError&) {
+    }
+  });
+  child_conn.close();
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    parent_conn.send(n);
+    n = parent_conn.recv();
+  }
+  benchmark::DoNotOptimize(n);
+  parent_conn.close();
+  reap(child, state);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PipeRoundTripInt)->UseRealTime();
+
+// One-way throughput: the parent sends state.range(0)-byte messages, the child
+// receives them; an empty message asks the child to acknowledge, so the timed
+// region ends only once every byte was received.
+void BM_PipeThroughput(benchmark::State& state) {
+  const auto size = static_cast<std::size_t>(state.range(0));
+  const bool duplex = state.range(1) != 0;
+  auto [data_reader, data_writer] = mp::Pipe<int>(duplex);
+  auto [control_parent, control_child] = mp::Pipe<int>();
+  pid_t child =
+      fork_child([&, &dr = data_reader, &dw = data_writer, &cp = control_parent, &cc = control_child] {
+        dw.close();
+        cp.close();
+        try {
+          for (;;) {
+            if (dr.recv_bytes().empty()) cc.send(0);
+          }
+        } catch (const mp::EOFError&) {
+        }
+      });
+  data_reader.close();
+  control_child.close();
+  std::vector<std::byte> message(size, std::byte{0x5a});
+  for (auto _ : state) data_writer.send_bytes(message);
+  data_writer.send_bytes({});
+  (void)control_parent.recv();
+  data_writer.close();
+  reap(child, state);
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(size));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_PipeThroughput)
+    ->ArgNames({"bytes", "duplex"})
+    ->Args({4096, 1})
+    ->Args({4096, 0})
+    ->Args({1 << 20, 1})
+    ->Args({1 << 20, 0})
+    ->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();

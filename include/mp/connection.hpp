@@ -1,0 +1,120 @@
+// mp/connection.hpp — mp::Connection<T>, one end of an mp::Pipe.
+//
+// Python's multiprocessing.connection.Connection with typed values: send(x)
+// encodes x with the codec (mp/codec.hpp) and writes one message; recv()
+// reads one message and decodes it as T. send_bytes / recv_bytes move raw
+// bytes. Message boundaries are kept, the empty message included, and a
+// message may have any size. Make connections with mp::Pipe<T>() (mp/pipe.hpp).
+//
+//   auto [parent_end, child_end] = mp::Pipe<std::string>();
+//   if (::fork() == 0) { parent_end.close(); child_end.send("hello"); std::_Exit(0); }
+//   child_end.close();
+//   std::string greeting = parent_end.recv();   // "hello"
+//   if (parent_end.poll(std::chrono::seconds(1))) parent_end.recv();  // EOFError: the child closed
+//
+// Safety: a Connection is a cheap handle; copies share one end (one fd). As in
+// Python, an end is used by one thread at a time per direction: one thread may
+// send while another receives on the same duplex end, but two threads sending
+// (or receiving) on one end interleave their bytes, and close() must not race
+// another thread's call on that end. Different ends are independent. Two
+// processes that both use the same end have the same problem as two threads;
+// after fork, the process that does not use an end closes it (Python's idiom).
+// Visibility: a message is in the kernel's buffer when send() returns and
+// recv() returns it whole; nothing else is shared between the processes.
+// Lifetime: the fd is O_CLOEXEC (never leaks into exec'd programs). A child
+// forked after Pipe() holds both ends; the peer sees EOF only once every
+// process has closed (or dropped all handles of) the other end. close()
+// closes the end for every handle of it in this process; the last handle
+// dropped closes it too.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <ratio>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mp/codec.hpp"
+#include "mp/detail/clock.hpp"
+#include "mp/detail/connection_core.hpp"
+#include "mp/errors.hpp"
+
+namespace mp {
+
+template <class T>
+class Connection;
+
+// Defined in mp/pipe.hpp; the default argument lives here, on the first declaration.
+template <class T>
+std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true);
+
+template <class T>
+class Connection {
+ public:
+  // Connection::send(value): encodes value and writes it as one message (one
+  // write system call for header and payload). Blocks while the kernel's
+  // buffer is full. Throws ValueError if closed or read-only, ConnectionError
+  // if the other end was closed (EPIPE; never SIGPIPE), mp::Error otherwise.
+  void send(const T& value) {
+    std::vector<std::byte> frame(detail::frame_header_size);
+    mp::encode_into(frame, value);
+    core_->send_frame(frame, "send");
+  }
+
+  // Connection::recv(): blocks for one message and decodes it as T. Throws
+  // EOFError once the other end was closed and every message was read (or
+  // when it closed in the middle of a message: the message is truncated),
+  // CodecError if the bytes are not a T, ValueError if closed or write-only.
+  T recv() {
+    std::vector<std::byte> payload = core_->recv_bytes("recv");
+    try {
+      return mp::decode<T>(std::span<const std::byte>(payload));
+    } catch (const CodecError& error) {
+      throw CodecError("recv(connection fd " + std::to_string(core_->fileno()) + "): a " +
+                       std::to_string(payload.size()) + "-byte message does not decode as " +
+                       mp::codec_signature<T>() + ": " + error.what());
+    }
+  }
+
+  // Connection::poll(timeout): waits up to timeout (default: not at all) and
+  // returns true if recv() would not block: a message is there, or the other
+  // end was closed (recv() then throws EOFError). Throws ValueError if closed
+  // or write-only.
+  template <class Rep = std::int64_t, class Period = std::ratio<1>>
+  [[nodiscard]] bool poll(std::chrono::duration<Rep, Period> timeout = {}) {
+    return core_->poll(detail::Deadline::after(timeout));
+  }
+
+  // Connection::send_bytes(bytes): writes bytes as one message (may be empty).
+  // Errors as send().
+  void send_bytes(std::span<const std::byte> bytes) { core_->send_bytes(bytes, "send_bytes"); }
+
+  // Connection::recv_bytes(): blocks for one message and returns its bytes.
+  // Errors as recv(), except that no decoding takes place.
+  [[nodiscard]] std::vector<std::byte> recv_bytes() { return core_->recv_bytes("recv_bytes"); }
+
+  // Connection::close(): closes this end for every handle of it in this
+  // process; later calls do nothing. Other processes' copies stay open.
+  void close() noexcept { core_->close(); }
+
+  // Connection::closed(): true once close() was called on any handle of this end here.
+  [[nodiscard]] bool closed() const noexcept { return core_->closed(); }
+  // Connection::readable(): false for the sending end of Pipe(false).
+  [[nodiscard]] bool readable() const noexcept { return core_->readable(); }
+  // Connection::writable(): false for the receiving end of Pipe(false).
+  [[nodiscard]] bool writable() const noexcept { return core_->writable(); }
+  // Connection::fileno(): the fd, for mp::wait() or poll(2); ValueError if closed.
+  [[nodiscard]] int fileno() const { return core_->fileno(); }
+
+ private:
+  explicit Connection(std::shared_ptr<detail::ConnectionCore> core) noexcept : core_(std::move(core)) {}
+  friend std::pair<Connection<T>, Connection<T>> Pipe<T>(bool duplex);
+
+  std::shared_ptr<detail::ConnectionCore> core_;
+};
+
+}  // namespace mp

@@ -1,0 +1,45 @@
+// mp/pipe.hpp — mp::Pipe<T>(duplex): two connected mp::Connection<T> ends,
+// and mp::wait() over their fileno()s and processes' sentinels.
+//
+// Python's multiprocessing.Pipe. Pipe<T>() is duplex: each end sends and
+// receives (a socketpair(AF_UNIX, SOCK_STREAM)). Pipe<T>(false) is one-way
+// (a pipe2): the first end only receives, the second only sends.
+//
+//   auto [parent_conn, child_conn] = mp::Pipe<std::string>();
+//   mp::Process p([](mp::Connection<std::string> conn) { conn.send("hello"); conn.close(); }, child_conn);
+//   p.start();
+//   std::cout << parent_conn.recv() << "\n";   // hello
+//   p.join();
+//
+// Safety: see mp/connection.hpp: one thread per end and direction at a time;
+// different ends are independent.
+// Visibility: a message sent is received whole and in order; nothing else is
+// shared.
+// Lifetime: both fds are O_CLOEXEC. A process forked after Pipe() (by
+// mp::Process, mp::Pool or fork) holds both ends: as in Python, each process
+// closes the end it does not use, or the reader never sees EOF while the
+// unused write end lives on in it. An end is closed by close() or when this
+// process drops its last handle of it.
+#pragma once
+
+#include <utility>
+
+#include "mp/connection.hpp"
+#include "mp/detail/connection_core.hpp"
+#if __has_include("mp/wait.hpp")
+#include "mp/wait.hpp"
+#endif
+
+namespace mp {
+
+// Pipe<T>(duplex): a connected pair of ends. duplex == false: first only
+// receives, second only sends (misuse throws ValueError "connection is
+// write-only" / "read-only"). Throws mp::Error naming socketpair/pipe2 and the
+// reason when the system refuses (e.g. out of fds).
+template <class T>
+std::pair<Connection<T>, Connection<T>> Pipe(bool duplex) {  // duplex defaults to true (mp/connection.hpp)
+  auto [first, second] = detail::make_connection_pair(duplex);
+  return {Connection<T>(std::move(first)), Connection<T>(std::move(second))};
+}
+
+}  // namespace mp
