@@ -36,9 +36,7 @@ class Deadline {
   static Deadline at(MonotonicClock::time_point t) noexcept { return Deadline{t}; }
 
   [[nodiscard]] bool is_never() const noexcept { return !when_.has_value(); }
-  [[nodiscard]] bool expired() const noexcept {
-    return when_.has_value() && MonotonicClock::now() >= *when_;
-  }
+  [[nodiscard]] bool expired() const noexcept { return when_.has_value() && MonotonicClock::now() >= *when_; }
   [[nodiscard]] MonotonicClock::time_point when() const noexcept {
     return when_.value_or(MonotonicClock::time_point::max());
   }

@@ -42,8 +42,8 @@ inline WaitResult futex_wait(std::atomic<std::uint32_t>& word, std::uint32_t exp
   }
   // FUTEX_WAIT_BITSET takes an absolute time on CLOCK_MONOTONIC (plain
   // FUTEX_WAIT takes a relative one), so retries never extend the deadline.
-  long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET,
-                      expected, timeout, nullptr, FUTEX_BITSET_MATCH_ANY);
+  long rc = ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&word), FUTEX_WAIT_BITSET, expected,
+                      timeout, nullptr, FUTEX_BITSET_MATCH_ANY);
   if (rc == 0) return WaitResult::woken;
   switch (errno) {
     case ETIMEDOUT: return WaitResult::timed_out;

@@ -32,8 +32,7 @@ inline std::shared_ptr<std::byte> map_shared_bytes(std::size_t size, const char*
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     int err = errno;
-    throw Error(std::string("mmap(") + what + ", " + std::to_string(size) +
-                " bytes): " + std::strerror(err));
+    throw Error(std::string("mmap(") + what + ", " + std::to_string(size) + " bytes): " + std::strerror(err));
   }
   return std::shared_ptr<std::byte>(static_cast<std::byte*>(p),
                                     [size](std::byte* q) noexcept { ::munmap(q, size); });
