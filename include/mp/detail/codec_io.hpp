@@ -41,7 +41,22 @@ std::string_view type_name() noexcept {
   return function.substr(start, end - start);
 }
 
-// to_little_endian(v) / from_little_endian(v): identity on little-endian hosts.
+// readable_type_name(name): the compiler's spelling with libstdc++'s inline
+// namespace removed and std::basic_string<char> shown as std::string.
+inline std::string readable_type_name(std::string_view name) {
+  std::string text(name);
+  const auto replace_all = [&text](std::string_view from, std::string_view to) {
+    for (std::size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+      text.replace(at, from.size(), to);
+    }
+  };
+  replace_all("std::__cxx11::", "std::");
+  replace_all("std::basic_string<char>", "std::string");
+  replace_all("std::basic_string<char, std::char_traits<char>, std::allocator<char> >", "std::string");
+  return text;
+}
+
+// swap_bytes_if_big_endian(v) / from_little_endian(v): identity on little-endian hosts.
 template <class T>
 T swap_bytes_if_big_endian(T value) noexcept {
   static_assert(std::is_trivially_copyable_v<T>);
@@ -117,9 +132,7 @@ class Reader {
 
   // Reader::fail(problem): throws CodecError "decode<TYPE>: problem".
   [[noreturn]] void fail(std::string_view problem) const {
-    std::string message = "decode<";
-    message.append(type_);
-    message += ">: ";
+    std::string message = "decode<" + detail::readable_type_name(type_) + ">: ";
     message.append(problem);
     throw CodecError(message);
   }

@@ -40,8 +40,9 @@ class EncodeArchive {
   explicit EncodeArchive(Writer& writer) noexcept : writer_(&writer) {}
 
   template <class... Ts>
-  void operator()(const Ts&... members) {
+  EncodeArchive& operator()(const Ts&... members) {
     (encode_member(members), ...);
+    return *this;
   }
   template <class T>
   EncodeArchive& operator&(const T& member) {
@@ -65,8 +66,9 @@ class DecodeArchive {
   explicit DecodeArchive(Reader& reader) noexcept : reader_(&reader) {}
 
   template <class... Ts>
-  void operator()(Ts&... members) {
+  DecodeArchive& operator()(Ts&... members) {
     (decode_member(members), ...);
+    return *this;
   }
   template <class T>
   DecodeArchive& operator&(T& member) {
@@ -91,8 +93,9 @@ class MinSizeArchive {
   static constexpr bool is_saving = true;
 
   template <class... Ts>
-  void operator()(const Ts&... /*members*/) {
+  MinSizeArchive& operator()(const Ts&... /*members*/) {
     ((total_ += min_encoded_size<Ts>()), ...);
+    return *this;
   }
   template <class T>
   MinSizeArchive& operator&(const T& member) {
@@ -112,8 +115,9 @@ class SignatureArchive {
   explicit SignatureArchive(std::string& out) noexcept : out_(&out) {}
 
   template <class... Ts>
-  void operator()(const Ts&... members) {
+  SignatureArchive& operator()(const Ts&... members) {
     (append_member(members), ...);
+    return *this;
   }
   template <class T>
   SignatureArchive& operator&(const T& member) {
