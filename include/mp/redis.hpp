@@ -1,0 +1,22 @@
+// mp/redis.hpp — mp over Redis, when one machine is not enough (link mp::redis).
+//
+// mp::redis::Queue<T>, mp::redis::JoinableQueue<T> (mp/redis/queue.hpp) and
+// mp::redis::Lock (mp/redis/lock.hpp): the same members and errors as their
+// shared-memory twins, over one Redis 7 server, so code moves between one
+// machine and many by changing one type. Processes meet by url and name.
+//
+//   mp::redis::JoinableQueue<int> q("redis://127.0.0.1:6379", "jobs");
+//   q.put(42);
+//   int job = q.get();
+//   q.task_done();
+//   q.join();
+//
+// Safety: handles may be copied and used from any thread and any process
+// (forked or separate programs). Visibility: the server orders every operation.
+// Lifetime: state lives in the server; handles hold only connections, which a
+// forked child re-opens on first use. Design notes: REDIS.md.
+#pragma once
+
+#include "mp/redis/core.hpp"
+#include "mp/redis/lock.hpp"
+#include "mp/redis/queue.hpp"

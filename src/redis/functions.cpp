@@ -1,0 +1,177 @@
+// src/redis/functions.cpp — the Lua library mp runs inside Redis (Redis 7 Functions).
+//
+// Functions, unlike EVALSHA scripts, are persisted in the AOF/RDB and
+// replicated, so they survive a server restart (REDIS.md §2.3). Each Link
+// loads the library on connect (FUNCTION LOAD, "already exists" is fine), so a
+// server that lost it (restart without persistence, FUNCTION FLUSH) gets it
+// back with the next reconnect. The version is part of the library name: a
+// changed library gets a new name and never fights an older client.
+//
+// Keys of one queue share the hash tag {name} (one cluster slot):
+//   mpq:{N}:items        LIST   ready items; put LPUSHes at the left, get takes from the right (FIFO)
+//   mpq:{N}:meta         HASH   signature (codec_signature<T>), maxsize, shutdown
+//   mpq:{N}:unfinished   STRING items put and not yet acknowledged (task_done, or a plain get)
+//   mpq:{N}:inflight:C   LIST   items handed to consumer C of a JoinableQueue, newest at the left
+//   mpq:{N}:hb:C         STRING consumer C's lease (PX)
+//   mpq:{N}:consumers    SET    consumers that may hold items (the reaper's registry)
+//   mpq:{N}:notfull      LIST   wake-up hints for producers blocked on a full queue (<= 64)
+//   mpq:{N}:seen:ID      STRING a put that was applied (PX 120 s): makes a retried put exactly-once
+//   channel mpq:{N}:joined      published when unfinished reaches 0
+// A lock N:
+//   mpl:{N}:lock         STRING the holder's random token, PX lease
+//   mpl:{N}:fence        STRING fencing counter (INCR per acquire)
+//   mpl:{N}:wake         LIST   one token per release, for a blocked acquirer
+#include "link.hpp"
+
+namespace mp::redis::impl {
+
+const char* const kLibraryName = "mp1";
+
+const char* const kFunctionLibrary = R"lua(#!lua name=mp1
+
+-- open: KEYS meta; ARGV signature, maxsize -> {signature, maxsize}
+-- Creates the queue's meta hash once; later openers read what the first wrote.
+redis.register_function('mp1_open', function(keys, args)
+  if redis.call('EXISTS', keys[1]) == 0 then
+    redis.call('HSET', keys[1], 'signature', args[1], 'maxsize', args[2], 'version', '1')
+  end
+  return redis.call('HMGET', keys[1], 'signature', 'maxsize')
+end)
+
+-- put: KEYS items, meta, unfinished, seen; ARGV payload
+-- -> 1 put (or already put by an earlier try of the same call), -1 full, -2 shut down
+redis.register_function('mp1_put', function(keys, args)
+  local st = redis.call('HMGET', keys[2], 'maxsize', 'shutdown')
+  if redis.call('EXISTS', keys[4]) == 1 then return 1 end
+  if st[2] then return -2 end
+  local maxsize = tonumber(st[1] or '0') or 0
+  if maxsize > 0 and redis.call('LLEN', keys[1]) >= maxsize then return -1 end
+  redis.call('LPUSH', keys[1], args[1])
+  redis.call('INCR', keys[3])
+  redis.call('SET', keys[4], '1', 'PX', 120000)
+  return 1
+end)
+
+local function hint_not_full(meta, notfull)
+  local maxsize = tonumber(redis.call('HGET', meta, 'maxsize') or '0') or 0
+  if maxsize > 0 then
+    redis.call('LPUSH', notfull, '1')
+    redis.call('LTRIM', notfull, 0, 63)
+  end
+end
+
+local function acknowledge(unfinished, channel)
+  local left = redis.call('DECR', unfinished)
+  if left <= 0 then redis.call('PUBLISH', channel, left) end
+  return left
+end
+
+-- get: KEYS items, inflight, meta, notfull, unfinished; ARGV mode ('hold'|'take'), channel
+-- -> {1, item} | {0} empty | {-2} empty and shut down
+-- 'hold' (JoinableQueue) moves the item into the consumer's in-flight list;
+-- 'take' (Queue) removes it and acknowledges it at once.
+redis.register_function('mp1_get', function(keys, args)
+  local item = redis.call('RPOP', keys[1])
+  if not item then
+    if redis.call('HGET', keys[3], 'shutdown') then return {-2} end
+    return {0}
+  end
+  if args[1] == 'hold' then
+    redis.call('LPUSH', keys[2], item)
+  else
+    acknowledge(keys[5], args[2])
+  end
+  hint_not_full(keys[3], keys[4])
+  return {1, item}
+end)
+
+-- after_blocking_get: KEYS inflight, meta, notfull, unfinished; ARGV mode, channel, held
+-- Runs right after a BLMOVE items -> inflight in the same pipeline. held is the
+-- number of items the client knew it held before the BLMOVE: if the list is
+-- longer, the BLMOVE delivered. 'take' then acknowledges (removes) it.
+-- -> 1 delivered, 0 not
+redis.register_function('mp1_after_blocking_get', function(keys, args)
+  if redis.call('LLEN', keys[1]) <= tonumber(args[3]) then return 0 end
+  if args[1] == 'take' then
+    redis.call('LPOP', keys[1])
+    acknowledge(keys[4], args[2])
+  end
+  hint_not_full(keys[2], keys[3])
+  return 1
+end)
+
+-- task_done: KEYS inflight, unfinished; ARGV channel -> items still unfinished
+redis.register_function('mp1_task_done', function(keys, args)
+  if not redis.call('RPOP', keys[1]) then
+    return redis.error_reply('NOLEASE no item in flight for this consumer')
+  end
+  return acknowledge(keys[2], args[1])
+end)
+
+local function requeue(inflight, items)
+  local n = 0
+  while redis.call('LMOVE', inflight, items, 'LEFT', 'RIGHT') do n = n + 1 end
+  return n
+end
+
+-- reap: KEYS consumers, items; ARGV prefix ('mpq:{N}:') -> items handed back
+-- Every consumer whose lease ran out gives its in-flight items back, oldest
+-- next in line; unfinished is unchanged, so join() still waits for them.
+redis.register_function('mp1_reap', function(keys, args)
+  local n = 0
+  for _, cid in ipairs(redis.call('SMEMBERS', keys[1])) do
+    if redis.call('EXISTS', args[1] .. 'hb:' .. cid) == 0 then
+      n = n + requeue(args[1] .. 'inflight:' .. cid, keys[2])
+      redis.call('SREM', keys[1], cid)
+    end
+  end
+  return n
+end)
+
+-- leave: KEYS consumers, items, inflight, hb; ARGV cid -> items handed back
+-- A consumer that goes away cleanly gives back what it still holds at once.
+redis.register_function('mp1_leave', function(keys, args)
+  local n = requeue(keys[3], keys[2])
+  redis.call('DEL', keys[4])
+  redis.call('SREM', keys[1], args[1])
+  return n
+end)
+
+-- shutdown: KEYS meta, notfull -> 1
+redis.register_function('mp1_shutdown', function(keys, args)
+  redis.call('HSET', keys[1], 'shutdown', '1')
+  for i = 1, 64 do redis.call('LPUSH', keys[2], '1') end
+  redis.call('LTRIM', keys[2], 0, 63)
+  return 1
+end)
+
+-- lock_acquire: KEYS lock, fence; ARGV token, lease_ms -> {1, fence} | {0, pttl}
+redis.register_function('mp1_lock_acquire', function(keys, args)
+  if redis.call('SET', keys[1], args[1], 'NX', 'PX', args[2]) then
+    return {1, redis.call('INCR', keys[2])}
+  end
+  return {0, redis.call('PTTL', keys[1])}
+end)
+
+-- lock_release: KEYS lock, wake; ARGV token -> 1 released, 0 not the holder (lease lost)
+redis.register_function('mp1_lock_release', function(keys, args)
+  if redis.call('GET', keys[1]) == args[1] then
+    redis.call('DEL', keys[1], keys[2])
+    redis.call('LPUSH', keys[2], '1')
+    redis.call('PEXPIRE', keys[2], 60000)
+    return 1
+  end
+  return 0
+end)
+
+-- lock_extend: KEYS lock; ARGV token, lease_ms -> 1 renewed, 0 lost
+redis.register_function('mp1_lock_extend', function(keys, args)
+  if redis.call('GET', keys[1]) == args[1] then
+    redis.call('PEXPIRE', keys[1], args[2])
+    return 1
+  end
+  return 0
+end)
+)lua";
+
+}  // namespace mp::redis::impl
