@@ -1,0 +1,317 @@
+// Faults: consumers killed or stalled while holding items, the server killed
+// and restarted, the server gone while calls wait, forks sharing a handle.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/leak_check.hpp"
+#include "mp/redis.hpp"
+#include "redis/child.hpp"
+#include "redis/redis_server.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+mp::redis::Options fast() {
+  mp::redis::Options options;
+  options.lease = 400ms;
+  options.server_timeout = 5s;
+  return options;
+}
+
+struct Pipe {
+  Pipe() {
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+  }
+  ~Pipe() {
+    close_read();
+    close_write();
+  }
+  void close_read() {
+    if (fds[0] >= 0) ::close(fds[0]);
+    fds[0] = -1;
+  }
+  void close_write() {
+    if (fds[1] >= 0) ::close(fds[1]);
+    fds[1] = -1;
+  }
+  template <class T>
+  void write_value(const T& v) const {
+    [[maybe_unused]] auto n = ::write(fds[1], &v, sizeof v);
+  }
+  // read_value(out, timeout_ms): false on timeout or EOF.
+  template <class T>
+  bool read_value(T& out, int timeout_ms = 20000) const {
+    pollfd p{fds[0], POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0) return false;
+    return ::read(fds[0], &out, sizeof out) == static_cast<ssize_t>(sizeof out);
+  }
+  int fds[2] = {-1, -1};
+};
+
+}  // namespace
+
+TEST(RedisFaults, ConsumerKilledHoldingAnItemItIsHandedOutAgainAndJoinWaits) {
+  mp::test::RedisServer server;
+  mp::redis::JoinableQueue<int> q(server.url(), "crash", 0, fast());
+  for (int i = 0; i < 3; ++i) q.put(i);
+  Pipe got;
+  pid_t consumer = mp::test::spawn([&] {
+    mp::redis::JoinableQueue<int> mine(server.url(), "crash", 0, fast());
+    int item = mine.get();
+    got.write_value(item);
+    ::pause();  // holds the item until killed
+    return 0;
+  });
+  int taken = -1;
+  ASSERT_TRUE(got.read_value(taken));
+  EXPECT_EQ(taken, 0);
+  mp::test::kill_and_reap(consumer);
+
+  std::vector<int> seen;
+  for (int i = 0; i < 3; ++i) {
+    seen.push_back(q.get(20s));  // 1, 2, then 0 once the dead consumer's lease ran out
+    q.task_done();
+  }
+  EXPECT_EQ(seen, (std::vector<int>{1, 2, 0}));
+  q.join();
+  EXPECT_EQ(server.integer({"GET", "mpq:{crash}:unfinished"}), 0);
+  EXPECT_TRUE(q.empty());
+}
+
+TEST(RedisFaults, LateTaskDoneOfAZombieConsumerIsRefusedAndTheCountStaysExact) {
+  mp::test::RedisServer server;
+  mp::redis::JoinableQueue<int> q(server.url(), "zombie", 0, fast());
+  q.put(7);
+  Pipe got;
+  Pipe go;
+  pid_t zombie = mp::test::spawn([&] {
+    mp::redis::JoinableQueue<int> mine(server.url(), "zombie", 0, fast());
+    got.write_value(mine.get());
+    char c = 0;
+    if (!go.read_value(c)) return 3;
+    try {
+      mine.task_done();
+      return 1;  // accepted: would have counted the item twice
+    } catch (const mp::ValueError&) {
+      return 0;
+    }
+  });
+  int taken = -1;
+  ASSERT_TRUE(got.read_value(taken));
+  EXPECT_EQ(taken, 7);
+  ::kill(zombie, SIGSTOP);   // stalls, heartbeat thread included: its lease runs out
+  EXPECT_EQ(q.get(20s), 7);  // handed out again
+  q.task_done();
+  ::kill(zombie, SIGCONT);
+  go.write_value('g');
+  EXPECT_EQ(mp::test::wait_exit(zombie), 0);
+  q.join();
+  EXPECT_EQ(server.integer({"GET", "mpq:{zombie}:unfinished"}), 0);
+}
+
+TEST(RedisFaults, FourProducersFourConsumersWithRandomKillsLoseNothing) {
+  mp::test::RedisServer server;
+  constexpr int kProducers = 4;
+  constexpr int kConsumers = 4;
+  constexpr int kPerProducer = 150;
+  using Item = std::pair<std::int32_t, std::int32_t>;  // producer, sequence
+  mp::redis::JoinableQueue<Item> q(server.url(), "storm", 50, fast());
+  struct Record {
+    std::int32_t consumer, producer, seq;
+  };
+  Pipe records;
+  auto start_consumer = [&](int id) {
+    return mp::test::spawn([&, id] {
+      records.close_read();
+      mp::redis::JoinableQueue<Item> mine(server.url(), "storm", 0, fast());
+      for (;;) {
+        Item item;
+        try {
+          item = mine.get();
+        } catch (const mp::ShutDown&) {
+          return 0;
+        }
+        records.write_value(Record{id, item.first, item.second});
+        ::usleep(500);
+        mine.task_done();
+      }
+    });
+  };
+  std::vector<pid_t> producers;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.push_back(mp::test::spawn([&, p] {
+      records.close_read();
+      mp::redis::JoinableQueue<Item> mine(server.url(), "storm", 0, fast());
+      for (int i = 0; i < kPerProducer; ++i) mine.put({p, i});
+      return 0;
+    }));
+  }
+  std::vector<pid_t> consumers;
+  int next_id = 0;
+  for (int c = 0; c < kConsumers; ++c) consumers.push_back(start_consumer(next_id++));
+  // The parent keeps the write end open for replacement consumers; reads use timeouts.
+
+  std::mt19937 random(12345);
+  std::vector<Record> all;
+  std::set<std::size_t> kill_at = {80, 250, 400};
+  int kills = 0;
+  std::atomic<bool> joined{false};
+  std::thread joiner([&] {
+    mp::redis::JoinableQueue<Item> mine(server.url(), "storm", 0, fast());
+    mine.join();
+    joined = true;
+  });
+  Record r{};
+  while (!joined) {
+    if (!records.read_value(r, 100)) continue;
+    all.push_back(r);
+    if (kill_at.count(all.size()) != 0) {
+      std::size_t victim = random() % consumers.size();
+      mp::test::kill_and_reap(consumers[victim]);
+      consumers[victim] = start_consumer(next_id++);
+      ++kills;
+    }
+  }
+  joiner.join();
+  EXPECT_EQ(kills, 3);
+  mp::redis::JoinableQueue<Item> control(server.url(), "storm", 0, fast());
+  control.shutdown();
+  for (pid_t p : producers) EXPECT_EQ(mp::test::wait_exit(p), 0);
+  for (pid_t c : consumers) EXPECT_EQ(mp::test::wait_exit(c), 0);
+  while (records.read_value(r, 200)) all.push_back(r);
+
+  std::map<std::pair<int, int>, int> deliveries;
+  for (const auto& rec : all) ++deliveries[{rec.producer, rec.seq}];
+  EXPECT_EQ(deliveries.size(), static_cast<std::size_t>(kProducers * kPerProducer)) << "items lost";
+  int duplicates = 0;
+  for (const auto& [item, count] : deliveries) duplicates += count - 1;
+  EXPECT_LE(duplicates, kills);  // each killed consumer held at most one item
+  // Per consumer, each producer's items come in order, apart from re-deliveries.
+  std::map<std::pair<int, int>, int> highest;
+  int out_of_order = 0;
+  for (const auto& rec : all) {
+    auto key = std::make_pair(rec.consumer, rec.producer);
+    auto it = highest.find(key);
+    if (it != highest.end() && rec.seq < it->second) {
+      ++out_of_order;
+    } else {
+      highest[key] = rec.seq;
+    }
+  }
+  EXPECT_LE(out_of_order, kills);
+  EXPECT_EQ(server.integer({"GET", "mpq:{storm}:unfinished"}), 0);
+}
+
+TEST(RedisFaults, ServerKilledDuringPutsEveryAcknowledgedPutSurvivesInOrder) {
+  mp::test::RedisServer server;
+  constexpr int kItems = 400;
+  mp::redis::Queue<std::int32_t> q(server.url(), "durable");
+  Pipe acked;
+  pid_t producer = mp::test::spawn([&] {
+    mp::redis::Options options;
+    options.server_timeout = 15s;  // rides out the restart
+    mp::redis::Queue<std::int32_t> mine(server.url(), "durable", 0, options);
+    for (std::int32_t i = 0; i < kItems; ++i) {
+      mine.put(i);
+      acked.write_value(i);
+    }
+    return 0;
+  });
+  std::int32_t last = -1;
+  while (last < 100 && acked.read_value(last)) {
+  }
+  ASSERT_GE(last, 100);
+  server.kill9();
+  std::this_thread::sleep_for(200ms);
+  server.start_again();  // replays its AOF
+  EXPECT_EQ(mp::test::wait_exit(producer), 0);
+  // Every put exactly once, in order: retries of in-doubt puts are deduplicated.
+  std::vector<std::int32_t> order;
+  while (auto item = q.try_get()) order.push_back(*item);
+  ASSERT_EQ(order.size(), static_cast<std::size_t>(kItems));
+  for (std::int32_t i = 0; i < kItems; ++i) ASSERT_EQ(order[i], i);
+}
+
+TEST(RedisFaults, ServerGoneWhileCallsWaitGivesConnectionErrorNotAHang) {
+  mp::test::RedisServer server;
+  mp::redis::Options options = fast();
+  options.server_timeout = 1s;
+  mp::redis::JoinableQueue<int> q(server.url(), "gone", 1, options);
+  q.put(1);  // full now; and unfinished = 1, so join waits
+  mp::redis::Queue<int> empty(server.url(), "gone-empty", 0, options);
+  std::atomic<int> connection_errors{0};
+  auto expect_connection_error = [&](auto&& call) {
+    return std::thread([&, call] {
+      try {
+        call();
+      } catch (const mp::ConnectionError& e) {
+        if (std::string(e.what()).find(std::to_string(server.port())) != std::string::npos)
+          ++connection_errors;
+      } catch (...) {
+      }
+    });
+  };
+  std::vector<std::thread> waiters;
+  waiters.push_back(expect_connection_error([&] { (void)empty.get(); }));  // no timeout: gives up after 1 s
+  waiters.push_back(expect_connection_error([&] { (void)empty.get(30s); }));  // timeout beyond the budget
+  waiters.push_back(expect_connection_error([&] { q.put(2); }));              // blocked on full
+  waiters.push_back(expect_connection_error([&] { q.join(); }));              // waiting for task_done
+  std::this_thread::sleep_for(300ms);
+  server.kill9();
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(connection_errors, 4);
+  // A call made while the server is gone fails too, and the next call after
+  // it is back reconnects.
+  EXPECT_THROW((void)empty.qsize(), mp::ConnectionError);
+  server.start_again();
+  EXPECT_EQ(q.qsize(), 1u);
+  EXPECT_EQ(q.get(), 1);
+  q.task_done();
+  q.join();
+}
+
+TEST(RedisFaults, QueueKeepsWorkingAcrossAServerRestart) {
+  mp::test::RedisServer server;
+  mp::redis::JoinableQueue<std::string> q(server.url(), "restart", 0, fast());
+  q.put("before");
+  server.restart();  // functions and data come back from the AOF
+  EXPECT_EQ(q.get(), "before");
+  q.task_done();
+  q.put("after");
+  EXPECT_EQ(q.get(), "after");
+  q.task_done();
+  q.join();
+}
+
+TEST(RedisFaults, ForkedChildNeverSharesTheParentsSocket) {
+  mp::test::RedisServer server;
+  mp::redis::Queue<std::int32_t> q(server.url(), "forked");
+  q.put(-1);
+  EXPECT_EQ(q.get(), -1);  // the parent's connection is open now
+  constexpr int kItems = 300;
+  pid_t child = mp::test::spawn([&] {
+    for (std::int32_t i = 0; i < kItems; ++i) q.put(i);
+    return 0;
+  });
+  // Interleaved traffic on the same handle: a shared socket would mix the replies.
+  std::int32_t expected = 0;
+  while (expected < kItems) {
+    ASSERT_EQ(q.get(20s), expected);
+    ++expected;
+    EXPECT_LE(q.qsize(), static_cast<std::size_t>(kItems));
+  }
+  EXPECT_EQ(mp::test::wait_exit(child), 0);
+}
