@@ -1,0 +1,91 @@
+// mp/detail/pool_job.hpp — the state one Pool submission (a "job") shares
+// between the pool's supervisor thread and the threads waiting for it.
+//
+// A job is split into chunks (map: ceil(len / chunksize) chunks; apply: one).
+// The supervisor stores each chunk's outcome exactly once: the raw result
+// bytes (decoded later, by the waiting thread, outside every lock) or an
+// exception (RemoteError, WorkerLost, ...). AsyncResult and IMapIterator read
+// the outcomes; neither ever decodes under the job's lock.
+//
+// State table of one chunk (asserted in complete/fail: a chunk leaves pending once):
+//   pending --complete_chunk--> done
+//   pending --fail_chunk------> failed
+//
+// The job as a whole is ready when every chunk is done, or at the first failed
+// chunk (as CPython's MapResult: a map raises the first error without waiting
+// for the rest).
+//
+// Safety: every member may be called from any thread; a mutex guards the state.
+// Visibility: everything the supervisor stored for a chunk (its bytes) is
+// visible to a thread that saw the chunk leave `pending` (mutex hand-off).
+// Lifetime: shared_ptr-owned by the pool (while chunks are queued or running)
+// and by every AsyncResult / IMapIterator handle.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "mp/detail/clock.hpp"
+
+namespace mp::detail {
+
+class JobState {
+ public:
+  enum class ChunkStatus : std::uint8_t { pending, done, failed };
+
+  // JobState(item_counts): one entry per chunk, the number of items in it.
+  explicit JobState(std::vector<std::uint32_t> item_counts);
+  JobState(const JobState&) = delete;
+  JobState& operator=(const JobState&) = delete;
+
+  // JobState::complete_chunk(chunk, bytes): the chunk's encoded results. A
+  // second outcome for the same chunk is ignored (cannot happen; defensive).
+  void complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) noexcept;
+  // JobState::fail_chunk(chunk, error): the chunk's items all fail with error.
+  void fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept;
+
+  // JobState::wait(deadline): blocks until the job is ready; false on timeout.
+  [[nodiscard]] bool wait(const Deadline& deadline) const;
+  [[nodiscard]] bool ready() const;
+  // JobState::first_error(): the first failure (completion order), or null.
+  [[nodiscard]] std::exception_ptr first_error() const;
+
+  [[nodiscard]] std::size_t chunk_count() const noexcept { return item_counts_.size(); }
+  [[nodiscard]] std::uint32_t item_count(std::size_t chunk) const noexcept { return item_counts_[chunk]; }
+
+  // JobState::wait_chunk(chunk, deadline): blocks until that chunk left
+  // pending; returns its status (pending on timeout).
+  [[nodiscard]] ChunkStatus wait_chunk(std::size_t chunk, const Deadline& deadline) const;
+  // JobState::wait_nth_finished(n, deadline): blocks until n + 1 chunks have
+  // finished (done or failed) and returns the index of the n-th to finish;
+  // nullopt on timeout.
+  [[nodiscard]] std::optional<std::size_t> wait_nth_finished(std::size_t n, const Deadline& deadline) const;
+
+  // JobState::chunk_bytes(chunk) / chunk_error(chunk): the outcome of a chunk
+  // that has left pending (the caller saw it through wait_* first); the bytes
+  // are never written again once stored, so reading them needs no lock.
+  [[nodiscard]] const std::vector<std::byte>& chunk_bytes(std::size_t chunk) const noexcept;
+  [[nodiscard]] std::exception_ptr chunk_error(std::size_t chunk) const;
+  // JobState::release_chunk(chunk): frees a consumed chunk's bytes (imap).
+  void release_chunk(std::size_t chunk) noexcept;
+
+ private:
+  bool ready_locked() const noexcept { return remaining_ == 0 || first_error_ != nullptr; }
+
+  const std::vector<std::uint32_t> item_counts_;
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  std::vector<ChunkStatus> status_;            // guarded by mutex_
+  std::vector<std::vector<std::byte>> bytes_;  // written once under mutex_, then read-only
+  std::vector<std::exception_ptr> errors_;     // guarded by mutex_
+  std::vector<std::size_t> finish_order_;      // guarded by mutex_
+  std::size_t remaining_;                      // guarded by mutex_
+  std::exception_ptr first_error_;             // guarded by mutex_
+};
+
+}  // namespace mp::detail

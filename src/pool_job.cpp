@@ -1,0 +1,104 @@
+// src/pool_job.cpp — JobState: the outcomes of one Pool submission.
+#include "mp/detail/pool_job.hpp"
+
+#include <cassert>
+#include <utility>
+
+namespace mp::detail {
+
+JobState::JobState(std::vector<std::uint32_t> item_counts)
+    : item_counts_(std::move(item_counts)),
+      status_(item_counts_.size(), ChunkStatus::pending),
+      bytes_(item_counts_.size()),
+      errors_(item_counts_.size()),
+      remaining_(item_counts_.size()) {
+  finish_order_.reserve(item_counts_.size());
+}
+
+// JobState::complete_chunk(chunk, bytes)
+void JobState::complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return;
+    bytes_[chunk] = std::move(bytes);
+    status_[chunk] = ChunkStatus::done;  // transition pending -> done
+    finish_order_.push_back(chunk);
+    --remaining_;
+  }
+  changed_.notify_all();
+}
+
+// JobState::fail_chunk(chunk, error)
+void JobState::fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept {
+  assert(error != nullptr);
+  {
+    std::lock_guard lock(mutex_);
+    if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return;
+    errors_[chunk] = error;
+    status_[chunk] = ChunkStatus::failed;  // transition pending -> failed
+    finish_order_.push_back(chunk);
+    --remaining_;
+    if (first_error_ == nullptr) first_error_ = std::move(error);
+  }
+  changed_.notify_all();
+}
+
+// JobState::wait(deadline)
+bool JobState::wait(const Deadline& deadline) const {
+  std::unique_lock lock(mutex_);
+  if (deadline.is_never()) {
+    changed_.wait(lock, [&] { return ready_locked(); });
+    return true;
+  }
+  return changed_.wait_until(lock, deadline.when(), [&] { return ready_locked(); });
+}
+
+bool JobState::ready() const {
+  std::lock_guard lock(mutex_);
+  return ready_locked();
+}
+
+std::exception_ptr JobState::first_error() const {
+  std::lock_guard lock(mutex_);
+  return first_error_;
+}
+
+// JobState::wait_chunk(chunk, deadline)
+JobState::ChunkStatus JobState::wait_chunk(std::size_t chunk, const Deadline& deadline) const {
+  std::unique_lock lock(mutex_);
+  auto finished = [&] { return status_[chunk] != ChunkStatus::pending; };
+  if (deadline.is_never()) {
+    changed_.wait(lock, finished);
+  } else {
+    changed_.wait_until(lock, deadline.when(), finished);
+  }
+  return status_[chunk];
+}
+
+// JobState::wait_nth_finished(n, deadline)
+std::optional<std::size_t> JobState::wait_nth_finished(std::size_t n, const Deadline& deadline) const {
+  std::unique_lock lock(mutex_);
+  auto arrived = [&] { return finish_order_.size() > n; };
+  if (deadline.is_never()) {
+    changed_.wait(lock, arrived);
+  } else if (!changed_.wait_until(lock, deadline.when(), arrived)) {
+    return std::nullopt;
+  }
+  return finish_order_[n];
+}
+
+const std::vector<std::byte>& JobState::chunk_bytes(std::size_t chunk) const noexcept {
+  return bytes_[chunk];
+}
+
+std::exception_ptr JobState::chunk_error(std::size_t chunk) const {
+  std::lock_guard lock(mutex_);
+  return errors_[chunk];
+}
+
+void JobState::release_chunk(std::size_t chunk) noexcept {
+  std::lock_guard lock(mutex_);
+  if (status_[chunk] != ChunkStatus::pending) std::vector<std::byte>().swap(bytes_[chunk]);
+}
+
+}  // namespace mp::detail

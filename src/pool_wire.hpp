@@ -1,0 +1,121 @@
+// src/pool_wire.hpp — private to the Pool: the frames between the supervisor
+// and a worker, the messages between the supervisor and the zygote, the
+// shared slot table, and the entry points of the code that runs after fork()
+// (src/pool_fork.cpp).
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace mp::detail::pool_wire {
+
+// ---- supervisor -> worker (stream socket, one per worker) --------------------
+enum class ToWorker : std::uint32_t { run_chunk = 1, exit = 2 };
+
+struct TaskHeader {
+  std::uint32_t kind;  // ToWorker
+  std::uint32_t item_count;
+  std::uint64_t task_id;       // > 0, unique in the pool
+  std::uint64_t runner;        // address of a run_chunk<...> instantiation
+  std::uint64_t payload_size;  // bytes that follow
+};
+static_assert(std::is_standard_layout_v<TaskHeader> && std::is_trivially_copyable_v<TaskHeader>);
+static_assert(sizeof(TaskHeader) == 32);
+
+// ---- worker -> supervisor ------------------------------------------------------
+enum class FromWorker : std::uint32_t {
+  ready = 1,               // the initializer returned; no payload
+  result = 2,              // payload: the chunk's encoded results
+  error = 3,               // payload: u32 type length, type, message (the task threw)
+  initializer_failed = 4,  // payload as error; the worker exits next
+};
+
+struct ResultHeader {
+  std::uint32_t kind;  // FromWorker
+  std::uint32_t reserved;
+  std::uint64_t task_id;
+  std::uint64_t run_ns;  // how long the chunk ran (feeds the dispatch window)
+  std::uint64_t payload_size;
+};
+static_assert(std::is_standard_layout_v<ResultHeader> && std::is_trivially_copyable_v<ResultHeader>);
+static_assert(sizeof(ResultHeader) == 32);
+
+// ---- supervisor <-> zygote (SOCK_SEQPACKET, fds by SCM_RIGHTS) ----------------------
+enum class ZygoteRequestKind : std::uint32_t {
+  spawn = 1,     // carries the worker's end of its socket
+  shutdown = 2,  // SIGKILL every remaining worker, reap them, exit
+};
+struct ZygoteRequest {
+  std::uint32_t kind;
+  std::int32_t worker_index;
+};
+
+enum class ZygoteReportKind : std::uint32_t {
+  spawned = 1,       // carries a pidfd of the new worker
+  spawn_failed = 2,  // error = errno of fork/pidfd_open
+  exited = 3,        // code/status as waitid's si_code/si_status
+};
+struct ZygoteReport {
+  std::uint32_t kind;
+  std::int32_t worker_index;
+  std::int32_t pid;
+  std::int32_t code;    // CLD_EXITED, CLD_KILLED, CLD_DUMPED
+  std::int32_t status;  // exit status or signal number
+  std::int32_t error;
+};
+static_assert(std::is_trivially_copyable_v<ZygoteRequest> && std::is_trivially_copyable_v<ZygoteReport>);
+
+// ---- the shared slot table (one anonymous MAP_SHARED region per pool) ----------------
+// INV1: slot[i].started_task is the id of the last task worker i began (0: none
+// yet since that worker was spawned). Only worker i writes it (before running
+// the task); the supervisor resets it to 0 before asking for a new worker i,
+// and reads it only after worker i died, when nobody writes it any more.
+inline constexpr std::uint32_t kSlotMagic = 0x6d70506f;  // "mpPo"
+inline constexpr std::uint32_t kSlotVersion = 1;
+
+struct alignas(64) WorkerSlot {
+  std::atomic<std::uint64_t> started_task;
+};
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::is_standard_layout_v<WorkerSlot> && sizeof(WorkerSlot) == 64 && alignof(WorkerSlot) == 64);
+
+struct alignas(64) SlotTableHeader {
+  std::uint32_t magic;
+  std::uint32_t version;
+  std::uint32_t slot_count;
+};
+static_assert(std::is_standard_layout_v<SlotTableHeader> && sizeof(SlotTableHeader) == 64);
+
+// ---- what the forked code needs (prepared before fork: no allocation after) ------------
+struct WorkerLaunch {
+  int channel_fd;
+  WorkerSlot* slot;
+  void (*initializer)();
+  std::size_t maxtasksperchild;
+};
+
+struct ZygoteLaunch {
+  int control_fd;         // the zygote's end of the control socket
+  pid_t expected_parent;  // the pool's process (getppid() check)
+  sigset_t signal_mask;   // the mask of the thread that made the Pool
+  WorkerSlot* slots;
+  int worker_count;
+  void (*initializer)();
+  std::size_t maxtasksperchild;
+  pollfd* poll_storage;   // worker_count + 1 entries
+  int* pidfd_storage;     // worker_count entries
+  pid_t* pid_storage;     // worker_count entries
+  int* close_after_fork;  // fds the zygote closes first (the parent's ends)
+  int close_count;
+};
+
+// zygote_main(launch): the zygote's whole life; never returns.
+[[noreturn]] void zygote_main(const ZygoteLaunch& launch) noexcept;
+
+}  // namespace mp::detail::pool_wire
