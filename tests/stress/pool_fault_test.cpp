@@ -1,0 +1,240 @@
+// Pool under faults: workers SIGKILLed or exiting mid-task (from inside the
+// task and from outside, 100 rounds each), the pool's owner SIGKILLed, and
+// workers started and replaced while other threads hold locks. Each time
+// exactly the task that was running fails with WorkerLost, every other task
+// completes, the pool serves on, and nothing is leaked (the test main checks
+// fds, children and /dev/shm after every test).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mp/pool.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct SharedPid {
+  std::atomic<int> pid{0};
+};
+
+// Made before any Pool of this process, so every worker sees the same page.
+SharedPid* shared_pid() {
+  static SharedPid* shared = [] {
+    void* p = ::mmap(nullptr, sizeof(SharedPid), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return ::new (p) SharedPid;
+  }();
+  return shared;
+}
+
+int square_after_nap(int x) {
+  ::usleep(200);
+  return x * x;
+}
+
+int die_inside(int how) {
+  if (how % 2 == 0) ::raise(SIGKILL);
+  ::_exit(3);
+}
+
+int publish_pid_and_sleep(int) {
+  shared_pid()->pid.store(static_cast<int>(::getpid()));
+  for (;;) ::pause();
+}
+
+TEST(PoolFault, WorkerDyingInsideItsTaskFailsOnlyThatTask100Rounds) {
+  mp::Pool pool(2);
+  for (int round = 0; round < 100; ++round) {
+    std::vector<mp::AsyncResult<int>> results;
+    const int victim = round % 6;
+    for (int i = 0; i < 6; ++i) {
+      results.push_back(i == victim ? pool.apply_async(die_inside, round)
+                                    : pool.apply_async(square_after_nap, i));
+    }
+    for (int i = 0; i < 6; ++i) {
+      if (i == victim) {
+        try {
+          results[static_cast<std::size_t>(i)].get();
+          FAIL() << "round " << round << ": the dying task returned";
+        } catch (const mp::WorkerLost& e) {
+          const std::string expected = round % 2 == 0 ? "killed by signal 9 (SIGKILL)" : "exited with code 3";
+          EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+        }
+      } else {
+        EXPECT_EQ(results[static_cast<std::size_t>(i)].get(), i * i) << "round " << round;
+      }
+    }
+  }
+  EXPECT_EQ(pool.map(square_after_nap, std::vector<int>{1, 2, 3}), (std::vector<int>{1, 4, 9}));
+}
+
+TEST(PoolFault, WorkerKilledFromOutsideFailsOnlyThatTask100Rounds) {
+  shared_pid();
+  mp::Pool pool(2);
+  for (int round = 0; round < 100; ++round) {
+    shared_pid()->pid.store(0);
+    auto victim = pool.apply_async(publish_pid_and_sleep, 0);
+    std::vector<mp::AsyncResult<int>> others;
+    for (int i = 0; i < 5; ++i) others.push_back(pool.apply_async(square_after_nap, i));
+    int pid = 0;
+    for (int spin = 0; spin < 20'000 && (pid = shared_pid()->pid.load()) == 0; ++spin) ::usleep(500);
+    ASSERT_NE(pid, 0) << "round " << round << ": the victim task never started";
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    try {
+      victim.get();
+      FAIL() << "round " << round << ": the killed task returned";
+    } catch (const mp::WorkerLost& e) {
+      EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(pid) + ") was killed by signal 9"),
+                std::string::npos)
+          << e.what();
+    }
+    for (int i = 0; i < 5; ++i)
+      EXPECT_EQ(others[static_cast<std::size_t>(i)].get(), i * i) << "round " << round;
+  }
+}
+
+// descendants(root): every process under root (children, their children, ...).
+std::vector<pid_t> descendants(pid_t root) {
+  std::vector<pid_t> found;
+  std::vector<pid_t> frontier{root};
+  while (!frontier.empty()) {
+    const pid_t pid = frontier.back();
+    frontier.pop_back();
+    std::error_code ignored;
+    for (const auto& task :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
+      std::ifstream children(task.path() / "children");
+      for (pid_t child; children >> child;) {
+        found.push_back(child);
+        frontier.push_back(child);
+      }
+    }
+  }
+  return found;
+}
+
+bool alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat) return false;
+  std::string line;
+  std::getline(stat, line);
+  auto close_paren = line.rfind(')');
+  if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return false;
+  const char state = line[close_paren + 2];
+  return state != 'Z' && state != 'X';
+}
+
+TEST(PoolFault, OwnerKilledTakesZygoteAndWorkersWithItWithinOneSecond) {
+  int out[2];
+  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  const std::string program = std::string(MP_HELPERS_DIR) + "/pool_owner";
+  pid_t owner = ::fork();
+  ASSERT_GE(owner, 0);
+  if (owner == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::execl(program.c_str(), program.c_str(), "3", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ::close(out[1]);
+  std::string line;
+  char c;
+  while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+  ::close(out[0]);
+  ASSERT_EQ(line.rfind("ready", 0), 0u) << "pool_owner said: " << line;
+  std::istringstream words(line.substr(line.find(':') + 1));
+  std::vector<pid_t> workers;
+  for (pid_t pid; words >> pid;) workers.push_back(pid);
+  EXPECT_EQ(workers.size(), 3u) << line;
+  std::vector<pid_t> everyone = descendants(owner);
+  ASSERT_GE(everyone.size(), 4u) << "expected the zygote and 3 workers under " << owner;
+  for (pid_t worker : workers) {
+    EXPECT_NE(std::find(everyone.begin(), everyone.end(), worker), everyone.end()) << worker;
+  }
+
+  ASSERT_EQ(::kill(owner, SIGKILL), 0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(owner, &status, 0), owner);
+  const auto give_up = std::chrono::steady_clock::now() + 1s;
+  std::vector<pid_t> survivors = everyone;
+  while (!survivors.empty() && std::chrono::steady_clock::now() < give_up) {
+    std::erase_if(survivors, [](pid_t pid) { return !alive(pid); });
+    if (!survivors.empty()) std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_TRUE(survivors.empty()) << survivors.size() << " of the pool's processes survived its owner by 1 s";
+}
+
+std::string busy_text(int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) s += std::to_string(i);
+  return s;
+}
+
+std::size_t allocate_and_measure(int n) { return busy_text(n).size(); }
+
+TEST(PoolFault, WorkersStartAndAreReplacedWhileOtherThreadsHoldLocks) {
+  std::atomic<bool> stop{false};
+  std::mutex user_mutex;
+  // A user mutex held in a busy loop, an allocator-heavy thread, and a thread
+  // that holds stdout's lock most of the time.
+  std::thread holder([&] {
+    while (!stop.load()) {
+      std::lock_guard lock(user_mutex);
+      const auto until = std::chrono::steady_clock::now() + 200us;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+    }
+  });
+  std::thread allocator([&] {
+    while (!stop.load()) {
+      std::vector<std::string> junk;
+      for (int i = 0; i < 100; ++i) junk.push_back(busy_text(50));
+    }
+  });
+  std::thread stdio_holder([&] {
+    while (!stop.load()) {
+      ::flockfile(stdout);
+      const auto until = std::chrono::steady_clock::now() + 200us;
+      while (std::chrono::steady_clock::now() < until) {
+      }
+      ::funlockfile(stdout);
+    }
+  });
+  {
+    mp::Pool pool(2, {nullptr, 1});  // every task in a fresh worker
+    std::vector<mp::AsyncResult<std::size_t>> results;
+    for (int i = 0; i < 60; ++i) results.push_back(pool.apply_async(allocate_and_measure, 100 + i));
+    for (int i = 0; i < 60; ++i)
+      EXPECT_EQ(results[static_cast<std::size_t>(i)].get(), busy_text(100 + i).size());
+  }
+  stop.store(true);
+  holder.join();
+  allocator.join();
+  stdio_holder.join();
+}
+
+TEST(PoolFault, ManyPoolsWithDeathsLeaveNothingBehind) {
+  for (int round = 0; round < 20; ++round) {
+    mp::Pool pool(2);
+    auto lost = pool.apply_async(die_inside, round);
+    EXPECT_EQ(pool.map(square_after_nap, std::vector<int>{1, 2, 3, 4}, 1), (std::vector<int>{1, 4, 9, 16}));
+    EXPECT_THROW(lost.get(), mp::WorkerLost);
+    if (round % 2 == 0) pool.terminate();
+  }
+}
+
+}  // namespace
