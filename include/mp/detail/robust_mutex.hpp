@@ -2,40 +2,65 @@
 //
 // A pthread mutex with PTHREAD_PROCESS_SHARED and PTHREAD_MUTEX_ROBUST, placed
 // in shared memory. The kernel keeps a per-thread list of the robust mutexes
-// a thread holds; when the thread dies (even by SIGKILL) it marks each one
-// FUTEX_OWNER_DIED and wakes a waiter, whose lock call then returns
-// EOWNERDEAD. We mark the mutex consistent at once and report owner_died to
-// the caller, which must repair whatever the dead holder left half-done (a
-// queue drops a half-written record; a user Lock sets previous_owner_died()).
-// Waits are timed on CLOCK_MONOTONIC (pthread_mutex_clocklock).
+// a thread holds; when the thread dies (even by SIGKILL, even in the middle of
+// lock() or unlock(): glibc publishes the operation in list_op_pending first)
+// it marks each one FUTEX_OWNER_DIED and wakes a waiter, whose lock call then
+// returns EOWNERDEAD. We mark the mutex consistent at once and report
+// owner_died to the caller, which must repair whatever the dead holder left
+// half-done (a queue drops a half-written record; a user Lock sets
+// previous_owner_died()). Waits are timed on CLOCK_MONOTONIC
+// (pthread_mutex_clocklock), with absolute deadlines.
+//
+// Ownership: the lock word of a robust mutex holds the kernel thread id of its
+// holder (robust futex ABI), which the kernel clears when the holder dies.
+// held_by_caller() compares it with current_tid(): exact for "this process +
+// this thread", including in a fork()ed child (new thread id, so a child never
+// holds what its parent's thread held).
+//
+// Kinds: `normal` blocks forever when its holder locks it again (what the
+// queue uses; it never re-locks); `errorcheck` returns EDEADLK instead, which
+// mp::Lock turns into a ValueError. The fast paths of both cost the same.
 //
 // Lifetime: the mutex lives in a MAP_SHARED region; it is never destroyed
 // (other processes may use it until the mapping goes away).
 #pragma once
 
+#include <linux/futex.h>
 #include <pthread.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstddef>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/thread_identity.hpp"
 
 namespace mp::detail {
 
 enum class LockOutcome {
-  acquired,         // got it
-  owner_died,       // got it, the previous holder died holding it: repair state
-  timed_out,        // deadline passed (or busy, for try_lock)
-  error,            // unexpected; errno-like code in the caller's hands
+  acquired,    // got it
+  owner_died,  // got it, the previous holder died holding it: repair state
+  timed_out,   // deadline passed (or busy, for try_lock)
+  error,       // unexpected; lock_native() gives the error number
 };
+
+enum class MutexKind { normal, errorcheck };
+
+// The lock word is the robust futex: glibc's layout, fixed by the kernel ABI.
+static_assert(offsetof(pthread_mutex_t, __data.__lock) == 0);
+static_assert(sizeof(pthread_mutex_t::__data.__lock) == sizeof(int));
 
 class RobustMutex {
  public:
-  // RobustMutex::RobustMutex(): initialise in place, in shared memory.
-  RobustMutex() noexcept {
+  // RobustMutex::RobustMutex(kind): initialise in place, in shared memory.
+  RobustMutex() noexcept : RobustMutex(MutexKind::normal) {}
+  explicit RobustMutex(MutexKind kind) noexcept {
     pthread_mutexattr_t attr;
     pthread_mutexattr_init(&attr);
     pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
     pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+    pthread_mutexattr_settype(
+        &attr, kind == MutexKind::errorcheck ? PTHREAD_MUTEX_ERRORCHECK : PTHREAD_MUTEX_NORMAL);
     pthread_mutex_init(&native_, &attr);
     pthread_mutexattr_destroy(&attr);
   }
@@ -44,6 +69,16 @@ class RobustMutex {
 
   // RobustMutex::lock(deadline): blocks until acquired or the deadline.
   LockOutcome lock(const Deadline& deadline = Deadline::never()) noexcept {
+    return classify(lock_native(deadline));
+  }
+
+  // RobustMutex::try_lock(): never blocks; timed_out means "held by another".
+  [[nodiscard]] LockOutcome try_lock() noexcept { return classify(try_lock_native()); }
+
+  // RobustMutex::lock_native(deadline): as lock(), but returns the pthread
+  // error number: 0, EOWNERDEAD (held now, already made consistent),
+  // ETIMEDOUT, EDEADLK (errorcheck kind, the caller holds it), or another.
+  [[nodiscard]] int lock_native(const Deadline& deadline = Deadline::never()) noexcept {
     int rc;
     if (deadline.is_never()) {
       rc = pthread_mutex_lock(&native_);
@@ -51,23 +86,47 @@ class RobustMutex {
       timespec abs = deadline.as_timespec();
       rc = pthread_mutex_clocklock(&native_, CLOCK_MONOTONIC, &abs);
     }
-    return outcome(rc);
+    return make_consistent(rc);
   }
 
-  // RobustMutex::try_lock(): never blocks; timed_out means "held by another".
-  LockOutcome try_lock() noexcept { return outcome(pthread_mutex_trylock(&native_)); }
+  // RobustMutex::try_lock_native(): 0, EOWNERDEAD, EBUSY or another error.
+  [[nodiscard]] int try_lock_native() noexcept { return make_consistent(pthread_mutex_trylock(&native_)); }
 
-  void unlock() noexcept { pthread_mutex_unlock(&native_); }
+  // RobustMutex::unlock(): true if released; false if the calling thread did
+  // not hold it (EPERM: robust mutexes always check their owner).
+  bool unlock() noexcept { return pthread_mutex_unlock(&native_) == 0; }
+
+  // RobustMutex::held_by_caller(): does this process + thread hold it now?
+  // Exact for the caller (only the caller writes its own id into the word,
+  // and only the kernel, at the caller's death, clears it); a relaxed load is
+  // enough because the answer is about the caller's own earlier writes.
+  [[nodiscard]] bool held_by_caller() const noexcept { return owner_tid() == current_tid(); }
+
+  // RobustMutex::owner_tid(): the holder's kernel thread id, 0 when free or
+  // when the holder died (a snapshot; only exact when the holder is the caller).
+  [[nodiscard]] pid_t owner_tid() const noexcept { return lock_word() & FUTEX_TID_MASK; }
+
+  // RobustMutex::owner_died_pending(): the kernel marked the word
+  // FUTEX_OWNER_DIED and no one has taken the mutex since (a snapshot).
+  [[nodiscard]] bool owner_died_pending() const noexcept { return (lock_word() & FUTEX_OWNER_DIED) != 0; }
 
  private:
-  LockOutcome outcome(int rc) noexcept {
+  [[nodiscard]] int lock_word() const noexcept {
+    // Relaxed: a snapshot of a word that glibc and the kernel update atomically.
+    return std::atomic_ref<int>(const_cast<int&>(native_.__data.__lock)).load(std::memory_order_relaxed);
+  }
+
+  int make_consistent(int rc) noexcept {
+    // We hold it now; consistent() makes it usable again for everyone. The
+    // caller repairs the protected state before unlocking.
+    if (rc == EOWNERDEAD) pthread_mutex_consistent(&native_);
+    return rc;
+  }
+
+  static LockOutcome classify(int rc) noexcept {
     switch (rc) {
       case 0: return LockOutcome::acquired;
-      case EOWNERDEAD:
-        // We hold it now; consistent() makes it usable again for everyone.
-        // The caller repairs the protected state before unlocking.
-        pthread_mutex_consistent(&native_);
-        return LockOutcome::owner_died;
+      case EOWNERDEAD: return LockOutcome::owner_died;
       case ETIMEDOUT:
       case EBUSY: return LockOutcome::timed_out;
       default: return LockOutcome::error;

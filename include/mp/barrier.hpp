@@ -1,0 +1,122 @@
+// mp/barrier.hpp — mp::Barrier, Python's multiprocessing.Barrier: `parties`
+// processes or threads meet, then all go on together.
+//
+//   mp::Barrier meet(3);
+//   // in each of three processes:
+//   int index = meet.wait();                  // 0, 1 or 2: distinct in each round
+//   if (index == 0) std::puts("all three are here");
+//   meet.wait(std::chrono::seconds(5));       // BrokenBarrier if not met in time
+//
+// wait() returns once `parties` callers have arrived in the current round,
+// giving each a distinct arrival index 0..parties-1; the barrier then starts a
+// new round by itself. A wait(timeout) that runs out breaks the barrier;
+// abort() breaks it at will; every waiter of a broken barrier, and every later
+// caller, gets mp::BrokenBarrier until reset(). reset() also throws
+// mp::BrokenBarrier into the waiters of the current round and starts afresh.
+// Barrier(parties <= 0) throws mp::ValueError.
+//
+// Processes that die: a waiter killed while waiting still counts as arrived
+// in its round (it cannot be told from a slow one), so that round completes
+// with one live party fewer; nothing hangs and later rounds are whole. A
+// process killed inside the barrier's own short critical section (a robust
+// mutex) leaves a consistent state: each change is one store, and the next
+// caller wakes every sleeper so that they look again.
+//
+// Safety: a handle may be copied and used from any thread of any process that
+// has it; all copies name one barrier.
+// Visibility: what each party wrote before its wait() of a round is visible to
+// every party after that round's wait() returns.
+// Lifetime: an anonymous MAP_SHARED region made by the constructor, inherited
+// by children forked afterwards, freed by the kernel with the last handle.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
+#include "mp/detail/clock.hpp"
+#include "mp/detail/robust_mutex.hpp"
+
+namespace mp {
+
+namespace detail {
+
+// States (under `mutex`):
+//   filling  not broken; `arrived` < parties callers wait in round `round`
+//   broken   `broken` == 1: every wait() throws until reset()
+// Transitions: arrive (arrived + 1), complete (round + 1, arrived = 0,
+// history bit cleared), break (broken = 1), reset (round + 1 if anyone
+// waits, with its history bit set; broken = 0).
+// INV1  round_and_arrived = round << 32 | arrived, changed by single stores,
+//       so a process killed between them leaves a state from the table above.
+// INV2  history bit (r % 64) tells how round r ended: 0 completed, 1 reset;
+//       valid for a waiter of round r while fewer than 64 rounds have ended
+//       since (a waiter wakes long before that).
+// INV3  `sequence` (the futex word) changes after every change a waiter must
+//       see: round end, break, reset, and repair after a holder died.
+struct BarrierState {
+  static constexpr std::uint32_t kMagic = 0x5242504d;  // "MPBR"
+  static constexpr std::uint32_t kVersion = 1;
+
+  explicit BarrierState(std::uint32_t n) noexcept : parties(n) {}
+
+  const std::uint32_t magic = kMagic;
+  const std::uint32_t version = kVersion;
+  const std::uint32_t parties;
+  std::atomic<std::uint32_t> sequence{0};           // INV3; the futex word
+  std::atomic<std::uint64_t> round_and_arrived{0};  // INV1
+  std::atomic<std::uint64_t> history{0};            // INV2
+  std::atomic<std::uint32_t> broken{0};
+  std::uint32_t reserved = 0;
+  RobustMutex mutex;  // guards every change above
+};
+
+static_assert(std::is_standard_layout_v<BarrierState>, "BarrierState is shared between processes");
+static_assert(sizeof(BarrierState) == 40 + sizeof(pthread_mutex_t),
+              "BarrierState layout changed: bump kVersion");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+}  // namespace detail
+
+class Barrier {
+ public:
+  // Barrier::Barrier(parties): mp::ValueError if parties <= 0.
+  explicit Barrier(int parties);
+
+  // Barrier::wait(): blocks (futex) until `parties` have arrived this round;
+  // returns this caller's arrival index 0..parties-1. mp::BrokenBarrier if
+  // the barrier is or becomes broken, or is reset, while waiting.
+  int wait() { return wait_until(detail::Deadline::never()); }
+
+  // Barrier::wait(timeout): as wait(); when the timeout runs out first it
+  // breaks the barrier and throws mp::BrokenBarrier.
+  template <class Rep, class Period>
+  int wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(detail::Deadline::after(timeout));
+  }
+
+  // Barrier::reset(): back to an empty, unbroken round; the current waiters
+  // get mp::BrokenBarrier.
+  void reset();
+
+  // Barrier::abort(): breaks the barrier: waiters and later callers get
+  // mp::BrokenBarrier until reset().
+  void abort();
+
+  // Barrier::broken(): whether it is broken now.
+  [[nodiscard]] bool broken() const noexcept;
+  // Barrier::parties(): the number given to the constructor.
+  [[nodiscard]] int parties() const noexcept;
+  // Barrier::n_waiting(): how many wait in the current round (0 when broken).
+  [[nodiscard]] int n_waiting() const noexcept;
+
+ private:
+  int wait_until(const detail::Deadline& deadline);
+
+  std::shared_ptr<detail::BarrierState> state_;
+};
+
+}  // namespace mp

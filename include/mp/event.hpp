@@ -1,0 +1,94 @@
+// mp/event.hpp — mp::Event, Python's multiprocessing.Event: a flag processes
+// and threads can wait for.
+//
+//   mp::Event ready;
+//   mp::Process p([](mp::Event ready) { ready.set(); }, ready);
+//   p.start();
+//   bool was_set = ready.wait(std::chrono::seconds(5));  // true once the child set it
+//   p.join();
+//
+// set() raises the flag and wakes every waiter; clear() lowers it; wait()
+// returns at once while it is up. wait(timeout) returns whether the flag was
+// raised (true) or the timeout ran out first (false); a set() followed at once
+// by clear() still wakes, and returns true to, every thread already waiting
+// (as threading.Event), because set() also advances a generation number.
+//
+// Protocol: one 32-bit futex word `state` = generation << 1 | flag. A waiter
+// reads it, and sleeps while it still reads that same value; set() stores a new
+// generation with the flag up and calls futex_wake only when `sleepers` says
+// someone may sleep, so set()/is_set()/clear() without waiters make no system
+// call. A waiter killed while asleep leaves `sleepers` one too high: later
+// set()s pay a futex_wake call, nothing else.
+//
+// Safety: a handle may be copied and used from any thread of any process that
+// has it; all copies name one event.
+// Visibility: what a thread wrote before set() is visible to a thread whose
+// wait() returned true because of that set(), or whose is_set() saw it.
+// Lifetime: an anonymous MAP_SHARED region made by the constructor, inherited
+// by children forked afterwards, freed by the kernel with the last handle.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
+#include "mp/detail/clock.hpp"
+
+namespace mp {
+
+namespace detail {
+
+// INV1  state = generation << 1 | flag; the generation grows (mod 2^31) at
+//       every set() that raises the flag, and never otherwise.
+// INV2  `sleepers` >= the number of live threads inside wait() (errs upwards
+//       only, for waiters killed inside wait()).
+struct EventState {
+  static constexpr std::uint32_t kMagic = 0x5645504d;  // "MPEV"
+  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint32_t kFlag = 1;
+
+  const std::uint32_t magic = kMagic;
+  const std::uint32_t version = kVersion;
+  std::atomic<std::uint32_t> state{0};     // the futex word; INV1
+  std::atomic<std::uint32_t> sleepers{0};  // INV2
+};
+
+static_assert(std::is_standard_layout_v<EventState>, "EventState is shared between processes");
+static_assert(sizeof(EventState) == 16, "EventState layout changed: bump kVersion");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+}  // namespace detail
+
+class Event {
+ public:
+  // Event::Event(): a new event, flag down. mp::Error if no memory.
+  Event();
+
+  // Event::set(): raises the flag and wakes every waiter.
+  void set() noexcept;
+
+  // Event::clear(): lowers the flag.
+  void clear() noexcept;
+
+  // Event::is_set(): the flag now.
+  [[nodiscard]] bool is_set() const noexcept;
+
+  // Event::wait(): blocks (futex) until the flag is raised.
+  void wait() { (void)wait_until(detail::Deadline::never()); }
+
+  // Event::wait(timeout): blocks until the flag is raised (true) or the
+  // timeout runs out (false: the flag as it is then).
+  template <class Rep, class Period>
+  bool wait(std::chrono::duration<Rep, Period> timeout) {
+    return wait_until(detail::Deadline::after(timeout));
+  }
+
+ private:
+  bool wait_until(const detail::Deadline& deadline) noexcept;
+
+  std::shared_ptr<detail::EventState> state_;
+};
+
+}  // namespace mp

@@ -1,0 +1,72 @@
+// mp/lock.hpp — mp::Lock, Python's multiprocessing.Lock: a robust mutex
+// shared by processes and threads.
+//
+//   mp::Lock lock;
+//   mp::Process p([](mp::Lock lock) { std::lock_guard hold(lock); std::puts("child"); }, lock);
+//   p.start();
+//   { std::scoped_lock hold(lock); std::puts("parent"); }
+//   p.join();
+//
+// A Lock is held by one thread of one process at a time ("this process +
+// thread" is the kernel thread id: see detail/thread_identity.hpp). It is not
+// re-entrant (mp::RLock is): a holder that acquires it again without a timeout
+// gets mp::ValueError instead of waiting for itself forever. Only the holder
+// may release it (mp::ValueError otherwise). If the holder dies while holding
+// it, even by SIGKILL, the next acquire succeeds at once and
+// previous_owner_died() tells the new holder so it can repair what the dead
+// one left half-done.
+//
+// Safety: a Lock handle may be copied and used from any thread of any process
+// that has it; all copies name one lock. A thread may hold it across a fork():
+// the child (a different process) does not hold it.
+// Visibility: everything a thread wrote before release() is visible to the
+// thread whose acquire() returns next (pthread mutex semantics, across processes).
+// Lifetime: the lock lives in an anonymous MAP_SHARED region made by the
+// constructor; children forked afterwards inherit it; the kernel frees it when
+// the last process drops its last handle (or exits). Nothing is named, nothing
+// is left in /dev/shm.
+#pragma once
+
+#include <memory>
+
+#include "mp/detail/acquirable.hpp"
+#include "mp/detail/lock_state.hpp"
+
+namespace mp {
+
+class Lock : public detail::Acquirable<Lock> {
+ public:
+  // Lock::Lock(): a new, free lock in its own shared region. mp::Error if the
+  // kernel refuses the memory.
+  Lock();
+
+  // Lock::acquire(), acquire(block), acquire(timeout), lock(), try_lock(),
+  // try_lock_for(d), try_lock_until(t): from detail::Acquirable. They block on
+  // the robust mutex (futex) until acquired or the deadline; return whether
+  // acquired; throw mp::ValueError when the holder itself blocks without timeout.
+
+  // Lock::release() (also unlock()): mp::ValueError if this process + thread
+  // does not hold it.
+  void release() { detail::lock_release(*state_); }
+
+  // Lock::previous_owner_died(): true if the acquire that made the current
+  // (or latest) holder took the lock over from a holder that had died.
+  [[nodiscard]] bool previous_owner_died() const noexcept {
+    // Relaxed: written by the holder right after its acquire (INV3); the
+    // holder reads its own write, anyone else gets a snapshot.
+    return state_->previous_owner_died.load(std::memory_order_relaxed) != 0;
+  }
+
+ private:
+  friend class detail::Acquirable<Lock>;
+  friend struct detail::LockAccess;
+  explicit Lock(std::shared_ptr<detail::LockState> state) noexcept : state_(std::move(state)) {}
+
+  bool acquire_with(detail::AcquireWait wait, const detail::Deadline& deadline) {
+    return detail::lock_acquire(*state_, wait, deadline);
+  }
+
+  std::shared_ptr<detail::LockState> state_;
+};
+
+}  // namespace mp

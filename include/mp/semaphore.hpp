@@ -1,0 +1,100 @@
+// mp/semaphore.hpp — mp::Semaphore and mp::BoundedSemaphore, Python's
+// multiprocessing.Semaphore / BoundedSemaphore, shared by processes and threads.
+//
+//   mp::Semaphore slots(2);            // at most two at a time
+//   {
+//     std::lock_guard hold(slots);     // acquire() ... release()
+//     // at most one other holder here
+//   }
+//   int free_now = slots.get_value();  // 2 again
+//
+// A counter of tokens: acquire() takes one, waiting while there are none;
+// release() puts one back and wakes the waiters. Any thread of any process may
+// release (a semaphore has no owner). A BoundedSemaphore refuses a release()
+// that would raise the count above its initial value (mp::ValueError). A
+// process that dies holding tokens does not give them back (as in Python).
+//
+// Protocol (all in src/semaphore.cpp): the count word is itself the futex word.
+// A waiter announces itself in `sleepers`, re-reads the count, and sleeps only
+// while it reads 0; release() bumps the count first and calls futex_wake only
+// when `sleepers` is non-zero, so an uncontended acquire/release makes no
+// system call. A waiter killed while asleep leaves `sleepers` one too high,
+// which only costs later releases a futex_wake call.
+//
+// Safety: a handle may be copied and used from any thread of any process that
+// has it; all copies name one semaphore.
+// Visibility: what a thread wrote before release() is visible to the thread
+// whose acquire() takes that token.
+// Lifetime: an anonymous MAP_SHARED region made by the constructor, inherited
+// by children forked afterwards, freed by the kernel with the last handle.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <type_traits>
+
+#include "mp/detail/acquirable.hpp"
+#include "mp/detail/clock.hpp"
+
+namespace mp {
+
+namespace detail {
+
+// INV1  0 <= count <= max_value (max_value = INT32_MAX for an unbounded one).
+// INV2  `sleepers` >= the number of live threads between their announcement
+//       and their withdrawal in acquire(); it only errs upwards (dead waiters).
+struct SemaphoreState {
+  static constexpr std::uint32_t kMagic = 0x4d53504d;  // "MPSM"
+  static constexpr std::uint32_t kVersion = 1;
+
+  SemaphoreState(std::uint32_t initial, std::uint32_t maximum) noexcept
+      : max_value(maximum), count(initial) {}
+
+  const std::uint32_t magic = kMagic;
+  const std::uint32_t version = kVersion;
+  const std::uint32_t max_value;
+  std::atomic<std::uint32_t> count;                    // the futex word; INV1
+  alignas(64) std::atomic<std::uint32_t> sleepers{0};  // INV2; own cache line: waiters write it
+};
+
+static_assert(std::is_standard_layout_v<SemaphoreState>, "SemaphoreState is shared between processes");
+static_assert(sizeof(SemaphoreState) == 128, "SemaphoreState layout changed: bump kVersion");
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+
+}  // namespace detail
+
+class Semaphore : public detail::Acquirable<Semaphore> {
+ public:
+  // Semaphore::Semaphore(value): `value` tokens to start with. mp::ValueError
+  // if value < 0; mp::Error if the kernel refuses the memory.
+  explicit Semaphore(int value = 1);
+
+  // Semaphore::acquire...(), lock(), try_lock...(): from detail::Acquirable:
+  // take one token, blocking (futex) while there is none, until the deadline.
+
+  // Semaphore::release() (also unlock()): gives one token back and wakes the
+  // sleepers. mp::ValueError above the bound of a BoundedSemaphore, or at INT_MAX.
+  void release();
+
+  // Semaphore::get_value(): the number of free tokens now (a snapshot).
+  [[nodiscard]] int get_value() const noexcept;
+
+ protected:
+  Semaphore(int value, int max_value, const char* type_name);
+
+ private:
+  friend class detail::Acquirable<Semaphore>;
+  bool acquire_with(detail::AcquireWait wait, const detail::Deadline& deadline);
+
+  std::shared_ptr<detail::SemaphoreState> state_;
+};
+
+class BoundedSemaphore : public Semaphore {
+ public:
+  // BoundedSemaphore::BoundedSemaphore(value): as Semaphore, and release()
+  // beyond `value` free tokens throws mp::ValueError.
+  explicit BoundedSemaphore(int value = 1);
+};
+
+}  // namespace mp
