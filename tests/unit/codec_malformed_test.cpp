@@ -57,6 +57,22 @@ struct Record {
   }
 };
 
+struct Chain {
+  int value = 0;
+  std::vector<Chain> next;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(value, next);
+  }
+};
+
+Chain chain_of_depth(std::size_t depth) {
+  Chain root;
+  Chain* link = &root;
+  for (std::size_t i = 1; i < depth; ++i) link = &link->next.emplace_back();
+  return root;
+}
+
 struct Empty {
   template <class Archive>
   void serialize(Archive& /*ar*/) {}
@@ -205,6 +221,20 @@ TEST(CodecMalformed, EmptyInputIsTruncated) {
             "decode<std::string>: length needs 8 bytes at offset 0 but only 0 are left");
   EXPECT_NO_THROW((void)mp::decode<std::monostate>({}));
   EXPECT_NO_THROW((void)mp::decode<std::tuple<>>({}));
+}
+
+TEST(CodecMalformed, RecursionDepthIsBoundedSoHostileBytesCannotOverflowTheStack) {
+  EXPECT_NO_THROW((void)mp::decode<Chain>(mp::encode(chain_of_depth(mp::Reader::kMaxNesting))));
+  const std::string error = decode_error<Chain>(mp::encode(chain_of_depth(mp::Reader::kMaxNesting + 1)));
+  EXPECT_NE(error.find("values nest deeper than 1024 levels"), std::string::npos) << error;
+
+  // 100000 levels of "value 0, one child": must fail fast, not recurse 100000 times.
+  Bytes hostile;
+  for (int level = 0; level < 100000; ++level) {
+    mp::encode_into(hostile, std::int32_t{0});
+    mp::encode_into(hostile, std::uint64_t{1});
+  }
+  EXPECT_NE(decode_error<Chain>(hostile).find("nest deeper"), std::string::npos);
 }
 
 }  // namespace

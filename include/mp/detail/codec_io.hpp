@@ -78,7 +78,7 @@ concept FixedWidthScalar = (std::is_integral_v<T> || std::is_same_v<T, float> ||
 
 // Containers whose elements encode to no bytes at all (std::monostate, empty
 // structs) cannot be bounded by the bytes left; they are capped by memory instead.
-inline constexpr std::size_t kMaxBytesOfZeroSizeElements = std::size_t{16} << 20;
+inline constexpr std::size_t kMaxBytesOfZeroSizeElements = std::size_t{1} << 20;
 
 }  // namespace detail
 
@@ -90,8 +90,11 @@ class Writer {
   // Writer::bytes(data, size): appends size raw bytes.
   void bytes(const void* data, std::size_t size) {
     if (size == 0) return;
-    const auto* first = static_cast<const std::byte*>(data);
-    out_->insert(out_->end(), first, first + size);
+    // resize + memcpy rather than insert(): GCC 12 at -O3 reports a false
+    // -Wstringop-overflow for vector::insert of a small fixed-size range.
+    std::size_t old_size = out_->size();
+    out_->resize(old_size + size);
+    std::memcpy(out_->data() + old_size, data, size);
   }
 
   // Writer::scalar(value): appends value as sizeof(value) little-endian bytes.
@@ -166,7 +169,7 @@ class Reader {
   // of elements that each encode to at least min_element_size bytes, and checks
   // it against the bytes left BEFORE the caller allocates anything. Elements
   // that may encode to 0 bytes are capped so that count * element_object_size
-  // stays under 16 MiB.
+  // stays under 1 MiB.
   [[nodiscard]] std::size_t length(std::size_t min_element_size = 1, std::size_t element_object_size = 1) {
     const std::size_t at = offset_;
     const std::uint64_t n = scalar<std::uint64_t>("length");
@@ -189,6 +192,27 @@ class Reader {
     return static_cast<std::size_t>(n);
   }
 
+  // Reader::Nesting: held while decoding a value that may contain itself (a
+  // serialize() type); more than kMaxNesting levels is a CodecError, so hostile
+  // bytes cannot recurse until the stack overflows.
+  static constexpr std::size_t kMaxNesting = 1024;
+  class Nesting {
+   public:
+    explicit Nesting(Reader& reader) : reader_(reader) {
+      if (++reader_.depth_ > kMaxNesting) {
+        --reader_.depth_;
+        reader_.fail("values nest deeper than " + std::to_string(kMaxNesting) + " levels at offset " +
+                     std::to_string(reader_.offset_));
+      }
+    }
+    ~Nesting() { --reader_.depth_; }
+    Nesting(const Nesting&) = delete;
+    Nesting& operator=(const Nesting&) = delete;
+
+   private:
+    Reader& reader_;
+  };
+
   // Reader::value(v): decodes into v (mp::codec<T>::decode). Defined in mp/codec.hpp.
   template <class T>
   void value(T& v);
@@ -205,6 +229,7 @@ class Reader {
   std::span<const std::byte> bytes_;
   std::size_t offset_ = 0;
   std::string_view type_;
+  std::size_t depth_ = 0;
 };
 
 }  // namespace mp

@@ -147,6 +147,7 @@ requires(detail::HasSerialize<T> && !detail::has_std_codec_v<T>) struct codec<T>
     const_cast<T&>(value).serialize(archive);
   }
   static void decode(Reader& reader, T& value) {
+    const Reader::Nesting nesting(reader);
     detail::DecodeArchive archive(reader);
     value.serialize(archive);
   }
