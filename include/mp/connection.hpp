@@ -62,7 +62,7 @@ class Connection {
   void send(const T& value) {
     std::vector<std::byte> frame(detail::frame_header_size);
     mp::encode_into(frame, value);
-    core_->send_frame(frame, "send");
+    core("send").send_frame(frame, "send");
   }
 
   // Connection::recv(): blocks for one message and decodes it as T. Throws
@@ -70,7 +70,7 @@ class Connection {
   // when it closed in the middle of a message: the message is truncated),
   // CodecError if the bytes are not a T, ValueError if closed or write-only.
   T recv() {
-    std::vector<std::byte> payload = core_->recv_bytes("recv");
+    std::vector<std::byte> payload = core("recv").recv_bytes("recv");
     try {
       return mp::decode<T>(std::span<const std::byte>(payload));
     } catch (const CodecError& error) {
@@ -86,33 +86,41 @@ class Connection {
   // or write-only.
   template <class Rep = std::int64_t, class Period = std::ratio<1>>
   [[nodiscard]] bool poll(std::chrono::duration<Rep, Period> timeout = {}) {
-    return core_->poll(detail::Deadline::after(timeout));
+    return core("poll").poll(detail::Deadline::after(timeout));
   }
 
   // Connection::send_bytes(bytes): writes bytes as one message (may be empty).
   // Errors as send().
-  void send_bytes(std::span<const std::byte> bytes) { core_->send_bytes(bytes, "send_bytes"); }
+  void send_bytes(std::span<const std::byte> bytes) { core("send_bytes").send_bytes(bytes, "send_bytes"); }
 
   // Connection::recv_bytes(): blocks for one message and returns its bytes.
   // Errors as recv(), except that no decoding takes place.
-  [[nodiscard]] std::vector<std::byte> recv_bytes() { return core_->recv_bytes("recv_bytes"); }
+  [[nodiscard]] std::vector<std::byte> recv_bytes() { return core("recv_bytes").recv_bytes("recv_bytes"); }
 
   // Connection::close(): closes this end for every handle of it in this
   // process; later calls do nothing. Other processes' copies stay open.
-  void close() noexcept { core_->close(); }
+  void close() noexcept {
+    if (core_) core_->close();
+  }
 
   // Connection::closed(): true once close() was called on any handle of this end here.
-  [[nodiscard]] bool closed() const noexcept { return core_->closed(); }
+  [[nodiscard]] bool closed() const noexcept { return !core_ || core_->closed(); }
   // Connection::readable(): false for the sending end of Pipe(false).
-  [[nodiscard]] bool readable() const noexcept { return core_->readable(); }
+  [[nodiscard]] bool readable() const noexcept { return core_ && core_->readable(); }
   // Connection::writable(): false for the receiving end of Pipe(false).
-  [[nodiscard]] bool writable() const noexcept { return core_->writable(); }
+  [[nodiscard]] bool writable() const noexcept { return core_ && core_->writable(); }
   // Connection::fileno(): the fd, for mp::wait() or poll(2); ValueError if closed.
-  [[nodiscard]] int fileno() const { return core_->fileno(); }
+  [[nodiscard]] int fileno() const { return core("fileno").fileno(); }
 
  private:
   explicit Connection(std::shared_ptr<detail::ConnectionCore> core) noexcept : core_(std::move(core)) {}
   friend std::pair<Connection<T>, Connection<T>> Pipe<T>(bool duplex);
+
+  // The end behind this handle; a moved-from handle has none (ValueError).
+  detail::ConnectionCore& core(const char* call) const {
+    if (!core_) throw ValueError(std::string(call) + "(): this Connection handle was moved from");
+    return *core_;
+  }
 
   std::shared_ptr<detail::ConnectionCore> core_;
 };

@@ -2,6 +2,7 @@
 // fork()ed processes, and between two threads (PipeThreads, for TSan).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -225,6 +226,20 @@ TEST(Pipe, DroppingTheLastHandleClosesTheEnd) {
   EXPECT_THROW((void)b.recv(), mp::EOFError);
 }
 
+TEST(Pipe, AMovedFromHandleIsAValueErrorNotACrash) {
+  auto [a, b] = mp::Pipe<int>();
+  mp::Connection<int> moved = std::move(a);
+  EXPECT_TRUE(a.closed());  // NOLINT(bugprone-use-after-move): testing exactly that
+  EXPECT_FALSE(a.readable());
+  std::string what = message_of<mp::ValueError>([&, &a = a] { a.send(1); });
+  EXPECT_NE(what.find("send(): this Connection handle was moved from"), std::string::npos) << what;
+  EXPECT_THROW((void)a.recv(), mp::ValueError);
+  EXPECT_THROW((void)a.fileno(), mp::ValueError);
+  a.close();  // harmless
+  moved.send(2);
+  EXPECT_EQ(b.recv(), 2);
+}
+
 TEST(Pipe, SendToAClosedPeerIsAConnectionErrorAndNoSignal) {
   auto [a, b] = mp::Pipe<std::string>();
   b.close();
@@ -347,6 +362,55 @@ TEST(Pipe, LargeMessagesCrossProcessesIntact) {
     EXPECT_EQ(numbers.back(), 7U + size / 8 - 1);
     EXPECT_EQ(reader.recv_bytes(), bytes_of("after"));
     EXPECT_THROW((void)reader.recv_bytes(), mp::EOFError);
+    EXPECT_EQ(exit_code_of(child), 0);
+  }
+}
+
+namespace {
+volatile sig_atomic_t alarms = 0;
+void count_alarm(int) { alarms = alarms + 1; }
+
+// SIGALRM every 200 us, with a handler installed without SA_RESTART, so that
+// blocking reads and writes really fail with EINTR or return short.
+void start_alarm_storm() {
+  struct sigaction action {};
+  action.sa_handler = count_alarm;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;
+  ::sigaction(SIGALRM, &action, nullptr);
+  itimerval every{{0, 200}, {0, 200}};
+  ::setitimer(ITIMER_REAL, &every, nullptr);
+}
+void stop_alarm_storm() {
+  itimerval off{};
+  ::setitimer(ITIMER_REAL, &off, nullptr);
+  struct sigaction action {};
+  action.sa_handler = SIG_DFL;
+  ::sigaction(SIGALRM, &action, nullptr);
+}
+}  // namespace
+
+TEST(Pipe, SignalsInterruptingLargeTransfersAreRetried) {
+  constexpr std::size_t size = std::size_t{8} << 20;
+  for (bool duplex : {true, false}) {
+    auto [reader, writer] = mp::Pipe<std::string>(duplex);
+    pid_t child = fork_child([&, &reader = reader, &writer = writer] {
+      reader.close();
+      start_alarm_storm();  // timers are not inherited: the child starts its own
+      for (unsigned i = 0; i < 4; ++i) writer.send_bytes(pattern(size, i));
+      writer.send("done");
+      stop_alarm_storm();
+      return 0;
+    });
+    writer.close();
+    alarms = 0;
+    start_alarm_storm();
+    for (unsigned i = 0; i < 4; ++i) EXPECT_TRUE(reader.recv_bytes() == pattern(size, i)) << i;
+    EXPECT_EQ(reader.recv(), "done");
+    EXPECT_TRUE(reader.poll(60s));
+    EXPECT_THROW((void)reader.recv(), mp::EOFError);
+    stop_alarm_storm();
+    EXPECT_GT(alarms, 0) << "the storm did not happen, the test proves nothing";
     EXPECT_EQ(exit_code_of(child), 0);
   }
 }
