@@ -6,11 +6,25 @@
 // bytes. Message boundaries are kept, the empty message included, and a
 // message may have any size. Make connections with mp::Pipe<T>() (mp/pipe.hpp).
 //
-//   auto [parent_end, child_end] = mp::Pipe<std::string>();
-//   if (::fork() == 0) { parent_end.close(); child_end.send("hello"); std::_Exit(0); }
-//   child_end.close();
-//   std::string greeting = parent_end.recv();   // "hello"
-//   if (parent_end.poll(std::chrono::seconds(1))) parent_end.recv();  // EOFError: the child closed
+//   auto [a, b] = mp::Pipe<std::string>();
+//   a.send("hello");
+//   a.send_bytes({});                 // the empty message is a message too
+//   std::string text = b.recv();      // "hello"
+//   bool empty = b.recv_bytes().empty();  // true
+//   a.close();
+//   if (b.poll()) b.recv();           // poll is true at EOF: recv() throws mp::EOFError
+//
+// Errors, each naming the call, the connection's fd and the reason:
+// ValueError (closed, moved-from, or the wrong direction of a one-way pipe:
+// "connection is read-only" / "write-only"), EOFError (the peer closed; also
+// a message cut short because its sender died: "truncated"), ConnectionError
+// (send to a peer that closed: EPIPE; the process never gets SIGPIPE),
+// CodecError (the bytes are not a T, or the stream is not mp's framing).
+//
+// Performance: a duplex receive first spins for up to 30 us (non-blocking
+// reads, yielding the CPU in between) before it sleeps, so a reply that comes
+// quickly is seen without a kernel wake-up; MP_PIPE_SPIN_US=<microseconds> in
+// the environment changes that budget, 0 turns spinning off.
 //
 // Safety: a Connection is a cheap handle; copies share one end (one fd). As in
 // Python, an end is used by one thread at a time per direction: one thread may

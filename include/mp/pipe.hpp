@@ -5,10 +5,14 @@
 // receives (a socketpair(AF_UNIX, SOCK_STREAM)). Pipe<T>(false) is one-way
 // (a pipe2): the first end only receives, the second only sends.
 //
-//   auto [parent_conn, child_conn] = mp::Pipe<std::string>();
-//   mp::Process p([](mp::Connection<std::string> conn) { conn.send("hello"); conn.close(); }, child_conn);
+//   void f(mp::Connection<Message> conn) {      // Message: tuple<int, optional<int>, string>
+//     conn.send({42, std::nullopt, "hello"});
+//     conn.close();
+//   }
+//   auto [parent_conn, child_conn] = mp::Pipe<Message>();
+//   mp::Process p(f, child_conn);
 //   p.start();
-//   std::cout << parent_conn.recv() << "\n";   // hello
+//   auto [number, nothing, text] = parent_conn.recv();   // 42, nullopt, "hello"
 //   p.join();
 //
 // Safety: see mp/connection.hpp: one thread per end and direction at a time;
