@@ -20,6 +20,9 @@
 
 #include "mp/errors.hpp"
 #include "mp/pipe.hpp"
+#if __has_include("mp/process.hpp")
+#include "mp/process.hpp"
+#endif
 
 namespace {
 
@@ -471,6 +474,31 @@ TEST(Pipe, WaitReturnsTheReadyConnections) {
   EXPECT_EQ(a2.recv(), 2);
   a3.close();  // EOF counts as ready
   EXPECT_EQ(mp::wait(fds), std::vector<int>{b3.fileno()});
+}
+#endif
+
+#if __has_include("mp/process.hpp")
+TEST(Pipe, WaitSeesConnectionsAndProcessSentinelsTogether) {
+  auto [parent_conn, child_conn] = mp::Pipe<int>();
+  mp::Process child(
+      [](mp::Connection<int> conn) {
+        conn.send(1);
+        (void)conn.recv();  // leave when told
+      },
+      child_conn);
+  child.start();
+  std::vector<int> fds = {child.sentinel(), parent_conn.fileno()};
+  EXPECT_EQ(mp::wait(fds, 60s), std::vector<int>{parent_conn.fileno()});
+  EXPECT_EQ(parent_conn.recv(), 1);
+  parent_conn.send(2);
+  // The child has ended, but the parent still holds child_conn: no EOF yet.
+  EXPECT_EQ(mp::wait(fds, 60s), std::vector<int>{child.sentinel()});
+  EXPECT_FALSE(parent_conn.poll());
+  child_conn.close();  // now no process holds the other end
+  EXPECT_EQ(mp::wait(fds, 60s), fds);
+  EXPECT_THROW((void)parent_conn.recv(), mp::EOFError);
+  child.join();
+  EXPECT_EQ(child.exitcode(), 0);
 }
 #endif
 
