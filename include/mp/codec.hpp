@@ -41,6 +41,7 @@
 #pragma once
 
 #include <cstddef>
+#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,10 +58,11 @@ template <class T>
 constexpr void check_encodable() {
   static_assert(std::is_object_v<T> && !std::is_const_v<T>,
                 "mp::codec: T must be a plain (non-const) object type");
-  static_assert(Encodable<T>,
-                "mp::codec: T is not encodable: make it trivially copyable, give it a member "
-                "`template <class Archive> void serialize(Archive& ar) { ar(member1, member2); }`, "
-                "or specialise mp::codec<T> (and decoding needs T to be default-constructible)");
+  static_assert(
+      Encodable<T>,
+      "mp::codec: T is not encodable: make it trivially copyable, give it a member "
+      "`template <class Archive> void serialize(Archive& ar) { ar(member1, member2); }`, "
+      "or specialise mp::codec<T> (decoding needs T to be default-constructible or trivially copyable)");
 }
 }  // namespace detail
 
@@ -91,12 +93,22 @@ template <class T>
   detail::check_encodable<T>();
   if constexpr (Encodable<T>) {
     Reader reader(bytes, detail::type_name<T>());
-    T value{};
-    codec<T>::decode(reader, value);
-    reader.finish();
-    return value;
+    if constexpr (std::is_default_constructible_v<T>) {
+      T value{};
+      codec<T>::decode(reader, value);
+      reader.finish();
+      return value;
+    } else {
+      // A bitwise type without a default constructor (a closure with captures):
+      // it is trivially copyable, so copying its bytes into suitably aligned
+      // storage creates the object (an implicit-lifetime type).
+      alignas(T) std::byte storage[sizeof(T)];
+      reader.bytes(storage, sizeof(T));
+      reader.finish();
+      return *std::launder(reinterpret_cast<T*>(storage));
+    }
   } else {
-    return T{};
+    __builtin_unreachable();  // check_encodable<T>() has already failed the compilation
   }
 }
 

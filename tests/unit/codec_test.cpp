@@ -291,6 +291,21 @@ TEST(Codec, RoundTripsRecursiveUserTypes) {
   expect_round_trip(tree);
 }
 
+TEST(Codec, TriviallyCopyableClosuresWithCapturesRoundTrip) {
+  int base = 40;
+  double scale = 0.5;
+  auto closure = [base, scale](int x) { return (base + x) * scale; };
+  using Closure = decltype(closure);
+  static_assert(!std::is_default_constructible_v<Closure>);
+  static_assert(mp::Encodable<Closure> && mp::detail::is_bitwise_v<Closure>);
+  static_assert(!mp::Encodable<std::vector<Closure>>, "containers build their elements first");
+  const Bytes encoded = mp::encode(closure);
+  ASSERT_EQ(encoded.size(), sizeof(Closure));
+  const Closure back = mp::decode<Closure>(encoded);
+  EXPECT_EQ(back(2), 21.0);
+  EXPECT_THROW((void)mp::decode<Closure>(Bytes(sizeof(Closure) - 1)), mp::CodecError);
+}
+
 TEST(Codec, SerializeTakesPrecedenceOverMemcpy) {
   const Bytes encoded = mp::encode(PodWithSerialize{1, 2});
   EXPECT_EQ(encoded, bytes_of({2, 0, 0, 0}));

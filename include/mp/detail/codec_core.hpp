@@ -32,14 +32,6 @@ namespace mp {
 template <class T, class Enable = void>
 struct codec {};
 
-// Encodable<T>: T can be encoded and decoded (decoding needs a default-constructible T).
-template <class T>
-concept Encodable = std::is_default_constructible_v<std::remove_cvref_t<T>> &&
-    requires(Writer& writer, Reader& reader, const std::remove_cvref_t<T>& in, std::remove_cvref_t<T>& out) {
-  codec<std::remove_cvref_t<T>>::encode(writer, in);
-  codec<std::remove_cvref_t<T>>::decode(reader, out);
-};
-
 namespace detail {
 
 class EncodeArchive;
@@ -66,6 +58,29 @@ consteval bool compute_is_bitwise() {
 // bool is not: decoding must reject a byte other than 0 or 1.
 template <class T>
 inline constexpr bool is_bitwise_v = compute_is_bitwise<T>();
+
+// HasCodec<T>: codec<T> has encode and decode.
+template <class T>
+concept HasCodec = requires(Writer& writer, Reader& reader, const T& in, T& out) {
+  codec<T>::encode(writer, in);
+  codec<T>::decode(reader, out);
+};
+
+}  // namespace detail
+
+// Encodable<T>: T can be encoded, and decoded into a new T: T is default-constructible
+// (it is built, then decoded into) or bitwise (its bytes are copied into storage,
+// which is how trivially copyable closures with captures travel).
+template <class T>
+concept Encodable = detail::HasCodec<std::remove_cvref_t<T>> &&
+    (std::is_default_constructible_v<std::remove_cvref_t<T>> || detail::is_bitwise_v<std::remove_cvref_t<T>>);
+
+namespace detail {
+
+// Element<T>: T can be an element of a container or a member of a std product or
+// sum type, which decode into default-constructed elements.
+template <class T>
+concept Element = Encodable<T> && std::is_default_constructible_v<std::remove_cvref_t<T>>;
 
 // min_encoded_size<T>(): the fewest bytes any T encodes to; Reader::length uses
 // it to bound a container's element count by the bytes left.

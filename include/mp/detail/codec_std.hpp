@@ -193,7 +193,7 @@ struct codec<std::basic_string<C, Traits, Alloc>> {
 
 // std::vector<T>: length, then the elements; bitwise T in one memcpy.
 template <class T, class Alloc>
-requires(Encodable<T> && !std::is_same_v<T, bool>) struct codec<std::vector<T, Alloc>> {
+requires(detail::Element<T> && !std::is_same_v<T, bool>) struct codec<std::vector<T, Alloc>> {
   using Vector = std::vector<T, Alloc>;
   static std::size_t min_size() noexcept { return 8; }
   static void encode(Writer& writer, const Vector& vector) {
@@ -247,7 +247,7 @@ struct codec<std::vector<bool, Alloc>> {
 
 // std::array<T, N>: the N elements; bitwise T in one memcpy.
 template <class T, std::size_t N>
-requires Encodable<T>
+requires detail::Element<T>
 struct codec<std::array<T, N>> {
   using Array = std::array<T, N>;
   static constexpr bool bitwise = N > 0 && detail::is_bitwise_v<T> && sizeof(Array) == N * sizeof(T);
@@ -274,39 +274,39 @@ struct codec<std::array<T, N>> {
 };
 
 template <class T, class Alloc>
-requires Encodable<T>
+requires detail::Element<T>
 struct codec<std::deque<T, Alloc>> : detail::sequence_codec<T, std::deque<T, Alloc>> {
 };
 
 template <class T, class Alloc>
-requires Encodable<T>
+requires detail::Element<T>
 struct codec<std::list<T, Alloc>> : detail::sequence_codec<T, std::list<T, Alloc>> {
 };
 
 template <class K, class Compare, class Alloc>
-requires Encodable<K>
+requires detail::Element<K>
 struct codec<std::set<K, Compare, Alloc>> : detail::set_codec<K, std::set<K, Compare, Alloc>> {
 };
 
 template <class K, class Hash, class Equal, class Alloc>
-requires Encodable<K>
+requires detail::Element<K>
 struct codec<std::unordered_set<K, Hash, Equal, Alloc>>
     : detail::set_codec<K, std::unordered_set<K, Hash, Equal, Alloc>> {
 };
 
 template <class K, class V, class Compare, class Alloc>
-requires(Encodable<K>&& Encodable<V>) struct codec<std::map<K, V, Compare, Alloc>>
+requires(detail::Element<K>&& detail::Element<V>) struct codec<std::map<K, V, Compare, Alloc>>
     : detail::map_codec<K, V, std::map<K, V, Compare, Alloc>> {
 };
 
 template <class K, class V, class Hash, class Equal, class Alloc>
-requires(Encodable<K>&& Encodable<V>) struct codec<std::unordered_map<K, V, Hash, Equal, Alloc>>
+requires(detail::Element<K>&& detail::Element<V>) struct codec<std::unordered_map<K, V, Hash, Equal, Alloc>>
     : detail::map_codec<K, V, std::unordered_map<K, V, Hash, Equal, Alloc>> {
 };
 
 // std::pair<A, B>: first, then second; bitwise when both are and there is no padding.
 template <class A, class B>
-requires(Encodable<A>&& Encodable<B>) struct codec<std::pair<A, B>>
+requires(detail::Element<A>&& detail::Element<B>) struct codec<std::pair<A, B>>
     : detail::tuple_codec<std::pair<A, B>, A, B> {
   static constexpr bool bitwise = detail::is_bitwise_v<A> && detail::is_bitwise_v<B> &&
                                   std::is_trivially_copyable_v<std::pair<A, B>> &&
@@ -314,12 +314,13 @@ requires(Encodable<A>&& Encodable<B>) struct codec<std::pair<A, B>>
 };
 
 template <class... Ts>
-requires(Encodable<Ts>&&...) struct codec<std::tuple<Ts...>> : detail::tuple_codec<std::tuple<Ts...>, Ts...> {
+requires(detail::Element<Ts>&&...) struct codec<std::tuple<Ts...>>
+    : detail::tuple_codec<std::tuple<Ts...>, Ts...> {
 };
 
 // std::optional<T>: byte 0 (empty) or 1 then the value.
 template <class T>
-requires Encodable<T>
+requires detail::Element<T>
 struct codec<std::optional<T>> {
   static std::size_t min_size() noexcept { return 1; }
   static void encode(Writer& writer, const std::optional<T>& value) {
@@ -348,7 +349,7 @@ struct codec<std::optional<T>> {
 
 // std::variant<Ts...>: uint32 index, then that alternative.
 template <class... Ts>
-requires(sizeof...(Ts) > 0 && (Encodable<Ts> && ...)) struct codec<std::variant<Ts...>> {
+requires(sizeof...(Ts) > 0 && (detail::Element<Ts> && ...)) struct codec<std::variant<Ts...>> {
   using Variant = std::variant<Ts...>;
   static std::size_t min_size() noexcept { return 4; }
   static void encode(Writer& writer, const Variant& value) {
@@ -403,7 +404,7 @@ struct codec<std::monostate> {
 
 // std::chrono::duration<Rep, Period>: the count, as Rep.
 template <class Rep, class Period>
-requires Encodable<Rep>
+requires detail::Element<Rep>
 struct codec<std::chrono::duration<Rep, Period>> {
   using Duration = std::chrono::duration<Rep, Period>;
   static constexpr bool bitwise = detail::is_bitwise_v<Rep> && sizeof(Duration) == sizeof(Rep);
