@@ -1,0 +1,322 @@
+// mp::Process and friends (parent side). The child side is in
+// child_after_fork.cpp; pidfd watching and reaping in reap.cpp.
+#include "mp/process.hpp"
+
+#include <sched.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <new>
+#include <string>
+
+#include "mp/detail/spawn.hpp"
+#include "mp/detail/system_error.hpp"
+#include "mp/errors.hpp"
+#include "process_table.hpp"
+
+namespace mp {
+namespace detail {
+
+namespace {
+// How long a daemon gets between SIGTERM and SIGKILL when its owner goes away.
+constexpr auto kDaemonGrace = std::chrono::seconds(2);
+
+void exit_hook() { finish_children(); }
+}  // namespace
+
+ProcessTable& process_table() noexcept {
+  // Never destroyed (placement new into static storage): the atexit hook and
+  // late static destructors of Process objects still use it.
+  alignas(ProcessTable) static unsigned char storage[sizeof(ProcessTable)];
+  static ProcessTable* table = [] {
+    auto* created = ::new (static_cast<void*>(storage)) ProcessTable;
+    created->main_info = ProcessInfo("MainProcess", ::getpid());
+    return created;
+  }();
+  return *table;
+}
+
+ProcessInfo next_child_info(const char* prefix) {
+  ProcessTable& table = process_table();
+  int number = 0;
+  std::string identity;
+  {
+    std::lock_guard lock(table.mutex);
+    number = ++table.name_counter;
+    if (table.current != nullptr) identity = ProcessInfoAccess::identity(*table.current);
+  }
+  if (!identity.empty()) identity += ':';
+  identity += std::to_string(number);
+  ProcessInfo info(std::string(prefix) + "-" + identity);
+  ProcessInfoAccess::set_identity(info, std::move(identity));
+  return info;
+}
+
+void finish_children() noexcept {
+  try {
+    // As Python's atexit function: first tell every daemon to stop, then reap all.
+    for (Process* child : active_children())
+      if (child->daemon()) child->terminate();
+    for (Process* child : active_children()) {
+      if (child->daemon() && !child->join(kDaemonGrace)) child->kill();
+      child->join();
+    }
+  } catch (...) {
+    // At exit there is nobody left to tell; ~Process reaps what is left.
+  }
+}
+
+}  // namespace detail
+
+namespace {
+
+std::string describe(const ProcessInfo& info) {
+  std::string text = "Process " + info.name();
+  if (info.pid() != 0) text += " (pid " + std::to_string(info.pid()) + ")";
+  return text;
+}
+
+}  // namespace
+
+// Process::Process()
+Process::Process() : info_(detail::next_child_info("Process")), creator_pid_(::getpid()) {}
+
+// Process::Process(Process&&)
+Process::Process(Process&& other) noexcept {
+  detail::ProcessTable& table = detail::process_table();
+  std::lock_guard lock(table.mutex);
+  info_ = std::move(other.info_);
+  daemon_ = other.daemon_;
+  state_ = std::exchange(other.state_, State::moved_from);
+  creator_pid_ = other.creator_pid_;
+  pidfd_ = std::move(other.pidfd_);
+  exitcode_ = other.exitcode_;
+  target_ = std::move(other.target_);
+  other.info_.pid_ = 0;
+  std::replace(table.children.begin(), table.children.end(), &other, this);  // INV2
+}
+
+// Process::operator=(Process&&)
+Process& Process::operator=(Process&& other) noexcept {
+  if (this == &other) return *this;
+  apply_exit_policy();
+  detail::ProcessTable& table = detail::process_table();
+  std::lock_guard lock(table.mutex);
+  info_ = std::move(other.info_);
+  daemon_ = other.daemon_;
+  state_ = std::exchange(other.state_, State::moved_from);
+  creator_pid_ = other.creator_pid_;
+  pidfd_ = std::move(other.pidfd_);
+  exitcode_ = other.exitcode_;
+  target_ = std::move(other.target_);
+  other.info_.pid_ = 0;
+  std::replace(table.children.begin(), table.children.end(), &other, this);  // INV2
+  return *this;
+}
+
+// Process::~Process()
+Process::~Process() { apply_exit_policy(); }
+
+void Process::apply_exit_policy() noexcept {
+  if (state_ == State::created || state_ == State::moved_from) return;
+  // An object inherited from the parent is not ours to reap: the child only
+  // closes its copy of the sentinel (with pidfd_).
+  if (creator_pid_ != ::getpid()) return;
+  try {
+    if (poll_state() == State::started) {
+      if (daemon_) {
+        terminate();
+        if (!join(detail::kDaemonGrace)) kill();
+      }
+      join();
+    }
+  } catch (...) {
+    // Destructors do not throw; the status of a lost child is simply gone.
+  }
+  detail::ProcessTable& table = detail::process_table();
+  std::lock_guard lock(table.mutex);
+  std::erase(table.children, this);  // INV2
+}
+
+void Process::check_owner(const char* what) const {
+  if (state_ == State::moved_from)
+    throw ProcessError(std::string("Process::") + what + "(): this Process was moved from");
+  if (creator_pid_ != ::getpid())
+    throw ProcessError(std::string("Process::") + what + "(" + info_.name() + "): can only " + what +
+                       " a child process of the process that created the object (this is pid " +
+                       std::to_string(::getpid()) + ", the object belongs to pid " +
+                       std::to_string(creator_pid_) + ")");
+}
+
+void Process::check_started(const char* what) const {
+  if (state_ == State::created)
+    throw ProcessError(std::string("Process::") + what + "(" + info_.name() +
+                       "): the process has not been started; call start() first");
+}
+
+// Process::start()
+void Process::start() {
+  check_owner("start");
+  if (state_ != State::created)
+    throw ProcessError("Process::start(" + describe(info_) + "): cannot start a process twice");
+  detail::ProcessTable& table = detail::process_table();
+  {
+    std::lock_guard lock(table.mutex);
+    table.children.reserve(table.children.size() + 1);  // so registering after fork cannot fail
+    if (!table.exit_hook_registered) {
+      if (std::atexit(&detail::exit_hook) != 0) throw std::bad_alloc();
+      table.exit_hook_registered = true;
+    }
+  }
+  detail::SpawnResult spawned =
+      detail::spawn_child({&info_, daemon_}, detail::ChildBody{&Process::child_entry, this});
+  if (spawned.error != 0)
+    detail::throw_system_error(spawned.failed_call, "Process " + info_.name(), spawned.error);
+  std::lock_guard lock(table.mutex);
+  info_.pid_ = spawned.pid;
+  pidfd_ = std::move(spawned.pidfd);
+  state_ = State::started;
+  table.children.push_back(this);  // INV2 (capacity reserved above)
+}
+
+int Process::child_entry(void* self) {
+  static_cast<Process*>(self)->run();
+  return 0;
+}
+
+// Process::run()
+void Process::run() {
+  if (target_) target_->invoke();
+}
+
+Process::State Process::refresh_locked() {
+  if (state_ != State::started) return state_;
+  detail::ReapOutcome outcome = detail::try_reap(pidfd_.get());
+  switch (outcome.state) {
+    case detail::ChildState::running: break;
+    case detail::ChildState::ended:
+      exitcode_ = outcome.exitcode;
+      state_ = State::ended;
+      break;
+    case detail::ChildState::lost: state_ = State::lost; break;
+    case detail::ChildState::failed: detail::throw_system_error("waitid", describe(info_), outcome.error);
+  }
+  return state_;
+}
+
+Process::State Process::poll_state() {
+  std::lock_guard lock(detail::process_table().mutex);
+  return refresh_locked();
+}
+
+void Process::throw_lost() const {
+  throw ProcessError("Process::join(" + describe(info_) +
+                     "): the child was reaped by someone else (waitpid(-1) or SIGCHLD set to SIG_IGN?); "
+                     "its exit code is lost");
+}
+
+// Process::join(timeout)
+bool Process::join_until(detail::Deadline deadline) {
+  check_owner("join");
+  check_started("join");
+  for (;;) {
+    State state = poll_state();
+    if (state == State::lost) throw_lost();
+    if (state == State::ended) return true;
+    int rc = detail::wait_readable(pidfd_.get(), deadline);
+    if (rc == ETIMEDOUT) {
+      state = poll_state();
+      if (state == State::lost) throw_lost();
+      return state == State::ended;
+    }
+    if (rc != 0) detail::throw_system_error("poll", describe(info_), rc);
+  }
+}
+
+// Process::join()
+void Process::join() { join_until(detail::Deadline::never()); }
+
+// Process::is_alive()
+bool Process::is_alive() {
+  if (detail::process_table().current == &info_) return true;  // the child asking about itself
+  check_owner("test");
+  if (state_ == State::created) return false;
+  return poll_state() == State::started;
+}
+
+// Process::exitcode()
+std::optional<int> Process::exitcode() {
+  if (state_ == State::created) return std::nullopt;
+  check_owner("query");
+  State state = poll_state();
+  if (state == State::lost) throw_lost();
+  if (state == State::ended) return exitcode_;
+  return std::nullopt;
+}
+
+void Process::send(int signal, const char* what) {
+  check_owner(what);
+  check_started(what);
+  std::lock_guard lock(detail::process_table().mutex);
+  if (state_ != State::started) return;  // already reaped: nothing to signal (as Python)
+  int rc = detail::signal_child(pidfd_.get(), signal);
+  if (rc != 0 && rc != ESRCH) detail::throw_system_error("pidfd_send_signal", describe(info_), rc);
+}
+
+// Process::terminate()
+void Process::terminate() { send(SIGTERM, "terminate"); }
+
+// Process::kill()
+void Process::kill() { send(SIGKILL, "kill"); }
+
+// Process::sentinel()
+int Process::sentinel() const {
+  check_started("sentinel");
+  if (state_ == State::moved_from) throw ProcessError("Process::sentinel(): this Process was moved from");
+  return pidfd_.get();
+}
+
+// Process::set_daemon(daemonic)
+void Process::set_daemon(bool daemonic) {
+  if (state_ != State::created)
+    throw ProcessError("Process::set_daemon(" + describe(info_) + "): the process has already been started");
+  daemon_ = daemonic;
+}
+
+const ProcessInfo& current_process() noexcept {
+  detail::ProcessTable& table = detail::process_table();
+  return table.current != nullptr ? *table.current : table.main_info;
+}
+
+std::vector<Process*> active_children() {
+  detail::ProcessTable& table = detail::process_table();
+  std::lock_guard lock(table.mutex);
+  std::vector<Process*> alive;
+  for (Process* child : table.children)
+    if (child->refresh_locked() == Process::State::started) alive.push_back(child);
+  return alive;
+}
+
+int cpu_count() noexcept {
+  for (int cpus = 1024; cpus <= (1 << 16); cpus *= 2) {
+    cpu_set_t* set = CPU_ALLOC(cpus);
+    if (set == nullptr) break;
+    const std::size_t size = CPU_ALLOC_SIZE(cpus);
+    CPU_ZERO_S(size, set);
+    if (::sched_getaffinity(0, size, set) == 0) {
+      int count = CPU_COUNT_S(size, set);
+      CPU_FREE(set);
+      return count > 0 ? count : 1;
+    }
+    const int err = errno;
+    CPU_FREE(set);
+    if (err != EINVAL) break;  // EINVAL: the mask is larger than `cpus`; try a bigger one
+  }
+  long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? static_cast<int>(online) : 1;
+}
+
+}  // namespace mp
