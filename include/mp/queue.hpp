@@ -1,0 +1,305 @@
+// mp/queue.hpp — Queue<T>, JoinableQueue<T> and SimpleQueue<T>: Python's
+// multiprocessing queues over one anonymous shared-memory region each.
+//
+//   mp::Queue<std::string> q(10);              // at most 10 items waiting
+//   mp::Process child([](mp::Queue<std::string> q) { q.put("hello"); }, q);
+//   child.start();
+//   std::string s = q.get();                    // "hello"
+//   child.join();
+//
+// Items are values of T, carried by the codec (mp/codec.hpp); values whose
+// encoding is their object bytes (ints, doubles, PODs) go straight into the
+// shared ring. Any number of producer and consumer processes may use one
+// queue; items come out in the order each producer put them. An item of any
+// size is delivered: one larger than an eighth of the ring (256 KiB by default)
+// is streamed through it in chunks, so the shared memory a queue keeps stays
+// at the ring's size (2 MiB by default) however large the items are.
+//
+// Safety: a handle (and its copies) may be used from any thread of any process
+// that inherited it through fork (mp::Process, mp::Pool). A process killed
+// anywhere inside put or get leaves no half item, no stuck lock and no sleeper
+// behind; a consumer killed after taking an item loses that item, as in Python.
+//
+// Visibility: everything a process wrote before put(x) returned is visible to
+// the process whose get() returns x.
+//
+// Lifetime: the region is made by the constructor and inherited by children
+// started after it; copies of a handle share it. It is freed when the last
+// process drops its last handle (or exits). Nothing appears in /dev/shm.
+#pragma once
+
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mp/codec.hpp"
+#include "mp/detail/clock.hpp"
+#include "mp/detail/ring.hpp"
+#include "mp/errors.hpp"
+
+namespace mp {
+
+// Tuning a queue beyond Python's maxsize. ring_bytes is the shared memory the
+// queue keeps (rounded up to a power of two between 4 KiB and 1 GiB); items
+// above an eighth of it are streamed in chunks.
+struct QueueOptions {
+  std::size_t ring_bytes = detail::kDefaultRingCapacity;
+};
+
+namespace detail {
+
+// Buffers reused by every put/get of a thread, so that a hot loop of
+// non-bitwise items allocates nothing for the bytes; a buffer grown by a large
+// item is released again afterwards, so memory at rest stays small.
+inline std::vector<std::byte>& queue_scratch(int which) {
+  thread_local std::vector<std::byte> buffers[2];
+  return buffers[which];
+}
+inline void trim_scratch(std::vector<std::byte>& buffer) {
+  if (buffer.capacity() > (std::size_t{4} << 20)) std::vector<std::byte>().swap(buffer);
+}
+
+// Which process closed a queue: close() marks it for every handle of this
+// process, but not for children forked afterwards (as Python resets _closed
+// in a forked child).
+struct QueueLocalState {
+  std::atomic<pid_t> closed_by{0};
+  [[nodiscard]] bool closed() const noexcept {
+    return closed_by.load(std::memory_order_relaxed) == ::getpid();  // a flag of this process only
+  }
+};
+
+[[noreturn]] void throw_ring_failure(RingStatus status, const char* call);
+
+}  // namespace detail
+
+template <class T>
+class Queue {
+  static_assert(std::is_object_v<T> && !std::is_const_v<T>,
+                "mp::Queue<T>: T must be a plain (non-const) object type");
+  static_assert(
+      Encodable<T>,
+      "mp::Queue<T>: T must be encodable by mp::codec (trivially copyable, a std type the codec knows, "
+      "or a type with a serialize(Archive&) member)");
+
+ public:
+  // Queue::Queue(maxsize): a new, empty queue. maxsize 0 means no limit on the
+  // number of items (the ring's bytes still bound what waits; a put may then
+  // wait for room). Throws mp::Error if the shared memory cannot be mapped.
+  explicit Queue(std::size_t maxsize = 0) : Queue(maxsize, QueueOptions{}) {}
+  Queue(std::size_t maxsize, QueueOptions options)
+      : ring_(detail::Ring::create(maxsize, ring_capacity(options.ring_bytes))),
+        local_(std::make_shared<detail::QueueLocalState>()) {}
+
+  // Queue::put(item): blocks until there is room; ShutDown after shutdown();
+  // ValueError after close() in this process.
+  void put(const T& item) { put_impl(item, detail::Deadline::never(), false, "put"); }
+  // Queue::put(item, timeout): Full if no room came within timeout (a
+  // negative timeout is zero). A streamed item that has started is finished.
+  template <class Rep, class Period>
+  void put(const T& item, std::chrono::duration<Rep, Period> timeout) {
+    put_impl(item, detail::Deadline::after(timeout), false, "put");
+  }
+  // Queue::put_nowait(item): Full at once if there is no room.
+  void put_nowait(const T& item) { put_impl(item, detail::Deadline::never(), true, "put_nowait"); }
+  // Queue::try_put(item): false instead of Full or ShutDown; for hot loops.
+  // Still ValueError after close() (misuse, not a state of the queue).
+  [[nodiscard]] bool try_put(const T& item) {
+    return put_impl(item, detail::Deadline::never(), true, "try_put", /*report=*/false);
+  }
+
+  // Queue::get(): blocks until an item comes; ShutDown once the queue is shut
+  // down and empty; ValueError after close() in this process.
+  T get() { return *get_impl(detail::Deadline::never(), false, "get"); }
+  // Queue::get(timeout): Empty if nothing came within timeout.
+  template <class Rep, class Period>
+  T get(std::chrono::duration<Rep, Period> timeout) {
+    return *get_impl(detail::Deadline::after(timeout), false, "get");
+  }
+  // Queue::get_nowait(): Empty at once if nothing is there.
+  T get_nowait() { return *get_impl(detail::Deadline::never(), true, "get_nowait"); }
+  // Queue::try_get(): nullopt instead of Empty or ShutDown; for hot loops.
+  [[nodiscard]] std::optional<T> try_get() {
+    return get_impl(detail::Deadline::never(), true, "try_get", false);
+  }
+
+  // Queue::qsize(): items waiting (complete ones; a large item being streamed
+  // counts once its last chunk is in). A snapshot: others may change it.
+  [[nodiscard]] std::size_t qsize() const noexcept { return ring_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return ring_.size() == 0; }
+  // Queue::full(): qsize() reached maxsize (never true for maxsize 0).
+  [[nodiscard]] bool full() const noexcept { return ring_.maxsize() != 0 && ring_.size() >= ring_.maxsize(); }
+  [[nodiscard]] std::size_t maxsize() const noexcept { return static_cast<std::size_t>(ring_.maxsize()); }
+
+  // Queue::close(): this process will put no more. Every handle of this queue
+  // in this process then throws ValueError on put and get (as Python's
+  // Queue.close); other processes, and children forked later, are unaffected.
+  // Items already put stay for the other processes. Calling it twice is fine.
+  void close() noexcept { local_->closed_by.store(::getpid(), std::memory_order_relaxed); }
+  [[nodiscard]] bool closed() const noexcept { return local_->closed(); }
+
+  // Queue::shutdown(): for every process: puts throw ShutDown, gets drain what
+  // is left then throw ShutDown; every blocked put and get wakes up. A large
+  // item being streamed is abandoned. Cannot be undone.
+  void shutdown() noexcept { ring_.shutdown(); }
+  [[nodiscard]] bool is_shutdown() const noexcept { return ring_.is_shut_down(); }
+
+ protected:
+  static std::uint32_t ring_capacity(std::size_t bytes) {
+    if (bytes > detail::kMaxRingCapacity)
+      throw ValueError("mp::Queue: QueueOptions::ring_bytes " + std::to_string(bytes) +
+                       " is above the 1 GiB limit (large items are streamed; a big ring is not needed)");
+    return static_cast<std::uint32_t>(bytes);
+  }
+
+  void check_open(const char* call) const {
+    if (local_->closed())
+      throw ValueError(std::string("Queue.") + call +
+                       "(): the queue was closed in this process (close() was called)");
+  }
+
+  bool put_impl(const T& item, const detail::Deadline& deadline, bool nonblocking, const char* call,
+                bool report = true) {
+    check_open(call);
+    detail::RingStatus status;
+    if constexpr (detail::is_bitwise_v<T>) {
+      // Encode outside any lock: for bitwise T the encoding is the object itself.
+      status = ring_.put(std::as_bytes(std::span<const T, 1>(&item, 1)), deadline, nonblocking);
+    } else {
+      std::vector<std::byte>& bytes = detail::queue_scratch(0);
+      bytes.clear();
+      encode_into(bytes, item);  // outside any lock
+      status = ring_.put(bytes, deadline, nonblocking);
+      detail::trim_scratch(bytes);
+    }
+    switch (status) {
+      case detail::RingStatus::ok: return true;
+      case detail::RingStatus::would_block:
+        if (!report) return false;
+        throw Full(
+            std::string("Queue.") + call + "(): queue is full" +
+            (ring_.maxsize() != 0 ? " (maxsize " + std::to_string(ring_.maxsize()) + ")" : std::string()));
+      case detail::RingStatus::shut_down:
+        if (!report) return false;
+        throw ShutDown(std::string("Queue.") + call + "(): the queue was shut down");
+      default: detail::throw_ring_failure(status, call);
+    }
+  }
+
+  std::optional<T> get_impl(const detail::Deadline& deadline, bool nonblocking, const char* call,
+                            bool report = true) {
+    check_open(call);
+    std::vector<std::byte>& bytes = detail::queue_scratch(1);
+    detail::GetTarget target{nullptr, 0, &bytes, false};
+    if constexpr (detail::is_bitwise_v<T>) {
+      std::array<std::byte, sizeof(T)> storage;
+      target.fixed = storage.data();
+      target.fixed_size = sizeof(T);
+      const detail::RingStatus status = ring_.get(target, deadline, nonblocking);
+      if (status != detail::RingStatus::ok) return get_failed(status, call, report);
+      // Bitwise types are trivially copyable: their bytes are the value.
+      if (target.got_fixed) return std::optional<T>(std::bit_cast<T>(storage));
+      return decode_scratch(bytes);
+    } else {
+      const detail::RingStatus status = ring_.get(target, deadline, nonblocking);
+      if (status != detail::RingStatus::ok) return get_failed(status, call, report);
+      return decode_scratch(bytes);
+    }
+  }
+
+  static std::optional<T> decode_scratch(std::vector<std::byte>& bytes) {
+    struct Trim {
+      std::vector<std::byte>& b;
+      ~Trim() { detail::trim_scratch(b); }
+    } trim{bytes};
+    return std::optional<T>(decode<T>(bytes));  // outside any lock
+  }
+
+  std::optional<T> get_failed(detail::RingStatus status, const char* call, bool report) {
+    switch (status) {
+      case detail::RingStatus::would_block:
+        if (!report) return std::nullopt;
+        throw Empty(std::string("Queue.") + call + "(): queue is empty");
+      case detail::RingStatus::shut_down:
+        if (!report) return std::nullopt;
+        throw ShutDown(std::string("Queue.") + call + "(): the queue was shut down and nothing is left");
+      default: detail::throw_ring_failure(status, call);
+    }
+  }
+
+  detail::Ring ring_;
+  std::shared_ptr<detail::QueueLocalState> local_;
+};
+
+// A Queue whose consumers confirm each item with task_done(), so that a
+// producer can join() until every item put has been processed.
+template <class T>
+class JoinableQueue : public Queue<T> {
+ public:
+  using Queue<T>::Queue;
+
+  // JoinableQueue::task_done(): marks one item taken by get() as processed.
+  // ValueError if called more times than items were put.
+  void task_done() {
+    if (!this->ring_.task_done())
+      throw ValueError("JoinableQueue.task_done(): called more times than there were items put");
+  }
+
+  // JoinableQueue::join(): blocks until every item ever put has been marked
+  // task_done() (returns at once if none is pending). An item whose consumer
+  // was killed before task_done() keeps join() waiting, as in Python.
+  void join() { (void)this->ring_.join(detail::Deadline::never()); }
+  // JoinableQueue::join(timeout): true once all are done; false if the timeout ran out first.
+  template <class Rep, class Period>
+  bool join(std::chrono::duration<Rep, Period> timeout) {
+    return this->ring_.join(detail::Deadline::after(timeout));
+  }
+  // JoinableQueue::unfinished_tasks(): items put and not yet task_done().
+  [[nodiscard]] std::size_t unfinished_tasks() const noexcept { return this->ring_.unfinished_tasks(); }
+};
+
+// Python's SimpleQueue: put, get, empty, close; no size limit, no timeouts.
+template <class T>
+class SimpleQueue {
+ public:
+  SimpleQueue() : queue_(0) {}
+
+  // SimpleQueue::put(item): blocks only while the ring has no room for it.
+  void put(const T& item) {
+    check_open("put");
+    queue_.put(item);
+  }
+  // SimpleQueue::get(): blocks until an item comes.
+  T get() {
+    check_open("get");
+    return queue_.get();
+  }
+  // SimpleQueue::empty(): no complete item is waiting.
+  [[nodiscard]] bool empty() const {
+    check_open("empty");
+    return queue_.empty();
+  }
+  // SimpleQueue::close(): this process is done with the queue: put, get and
+  // empty then throw ValueError here (other processes are unaffected).
+  void close() noexcept { queue_.close(); }
+
+ private:
+  void check_open(const char* call) const {
+    if (queue_.closed())
+      throw ValueError(std::string("SimpleQueue.") + call + "(): the queue was closed in this process");
+  }
+  Queue<T> queue_;
+};
+
+}  // namespace mp

@@ -1,0 +1,332 @@
+// The byte ring under mp::Queue: its protocol in one process (suites ending in
+// Threads run under ThreadSanitizer) and its repair after SIGKILL (processes).
+#include "mp/detail/ring.hpp"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using mp::detail::Deadline;
+using mp::detail::GetTarget;
+using mp::detail::Ring;
+using mp::detail::RingStatus;
+
+std::vector<std::byte> pattern(std::size_t n, std::uint32_t seed) {
+  std::vector<std::byte> bytes(n);
+  std::uint32_t x = seed * 2654435761u + 1;
+  for (auto& b : bytes) {
+    x = x * 1664525u + 1013904223u;
+    b = static_cast<std::byte>(x >> 24);
+  }
+  return bytes;
+}
+
+RingStatus put(Ring& ring, const std::vector<std::byte>& bytes, bool nonblocking = false) {
+  return ring.put(bytes, Deadline::never(), nonblocking);
+}
+
+RingStatus get(Ring& ring, std::vector<std::byte>& out, bool nonblocking = false) {
+  GetTarget target{nullptr, 0, &out, false};
+  return ring.get(target, Deadline::never(), nonblocking);
+}
+
+TEST(Ring, CapacityIsRoundedToAPowerOfTwoWithinLimits) {
+  EXPECT_EQ(Ring::create(0, 1).capacity(), mp::detail::kMinRingCapacity);
+  EXPECT_EQ(Ring::create(0, 5000).capacity(), 8192u);
+  EXPECT_EQ(Ring::create(0).capacity(), mp::detail::kDefaultRingCapacity);
+  EXPECT_EQ(Ring::create(0, 8192).stream_threshold(), 1024u);
+}
+
+TEST(Ring, ItemsComeOutInOrderAcrossTheWrap) {
+  Ring ring = Ring::create(0, 4096);
+  std::vector<std::byte> out;
+  for (std::uint32_t i = 0; i < 2000; ++i) {
+    auto item = pattern(i % 300, i);  // 0..299 bytes: wraps at every alignment
+    ASSERT_EQ(put(ring, item), RingStatus::ok);
+    ASSERT_EQ(ring.size(), 1u);
+    ASSERT_EQ(get(ring, out), RingStatus::ok);
+    ASSERT_EQ(out, item) << "item " << i;
+  }
+  EXPECT_EQ(ring.size(), 0u);
+  EXPECT_EQ(get(ring, out, true), RingStatus::would_block);
+}
+
+TEST(Ring, FixedTargetTakesAnItemOfExactlyItsSize) {
+  Ring ring = Ring::create(0, 4096);
+  const long value = 0x1122334455667788;
+  std::vector<std::byte> as_bytes(sizeof value);
+  std::memcpy(as_bytes.data(), &value, sizeof value);
+  ASSERT_EQ(put(ring, as_bytes), RingStatus::ok);
+  ASSERT_EQ(put(ring, pattern(3, 1)), RingStatus::ok);
+  long got = 0;
+  std::vector<std::byte> buffer;
+  GetTarget target{reinterpret_cast<std::byte*>(&got), sizeof got, &buffer, false};
+  ASSERT_EQ(ring.get(target, Deadline::never(), true), RingStatus::ok);
+  EXPECT_TRUE(target.got_fixed);
+  EXPECT_EQ(got, value);
+  ASSERT_EQ(ring.get(target, Deadline::never(), true), RingStatus::ok);
+  EXPECT_FALSE(target.got_fixed);  // wrong size: goes to the buffer for the codec to judge
+  EXPECT_EQ(buffer, pattern(3, 1));
+}
+
+TEST(Ring, MaxsizeCountsItems) {
+  Ring ring = Ring::create(3, 4096);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(put(ring, pattern(1, i), true), RingStatus::ok);
+  EXPECT_EQ(put(ring, pattern(1, 9), true), RingStatus::would_block);
+  EXPECT_EQ(ring.put(pattern(1, 9), Deadline::after(std::chrono::milliseconds(1)), false),
+            RingStatus::would_block);
+  std::vector<std::byte> out;
+  ASSERT_EQ(get(ring, out), RingStatus::ok);
+  EXPECT_EQ(put(ring, pattern(1, 9), true), RingStatus::ok);
+  EXPECT_EQ(ring.size(), 3u);
+}
+
+TEST(Ring, BytesBoundAnUnlimitedRing) {
+  Ring ring = Ring::create(0, 4096);
+  int fitted = 0;
+  while (put(ring, pattern(200, fitted), true) == RingStatus::ok) ++fitted;
+  EXPECT_EQ(fitted, 4096 / 216);  // 16-byte header + 200 bytes, 8-aligned
+  std::vector<std::byte> out;
+  ASSERT_EQ(get(ring, out), RingStatus::ok);
+  EXPECT_EQ(out, pattern(200, 0));
+  EXPECT_EQ(put(ring, pattern(200, 99), true), RingStatus::ok);
+}
+
+TEST(Ring, TimedGetOnEmptyReportsWouldBlock) {
+  Ring ring = Ring::create(0, 4096);
+  std::vector<std::byte> out;
+  GetTarget target{nullptr, 0, &out, false};
+  EXPECT_EQ(ring.get(target, Deadline::after(std::chrono::milliseconds(5)), false), RingStatus::would_block);
+  EXPECT_EQ(ring.get(target, Deadline::after(std::chrono::milliseconds(-5)), false), RingStatus::would_block);
+}
+
+TEST(Ring, ShutdownRefusesPutsAndDrainsGets) {
+  Ring ring = Ring::create(0, 4096);
+  ASSERT_EQ(put(ring, pattern(10, 1)), RingStatus::ok);
+  ring.shutdown();
+  EXPECT_TRUE(ring.is_shut_down());
+  EXPECT_EQ(put(ring, pattern(10, 2)), RingStatus::shut_down);
+  std::vector<std::byte> out;
+  EXPECT_EQ(get(ring, out), RingStatus::ok);
+  EXPECT_EQ(out, pattern(10, 1));
+  EXPECT_EQ(get(ring, out), RingStatus::shut_down);
+}
+
+TEST(Ring, TaskDoneCountsAgainstPuts) {
+  Ring ring = Ring::create(0, 4096);
+  EXPECT_FALSE(ring.task_done());
+  ASSERT_EQ(put(ring, pattern(4, 1)), RingStatus::ok);
+  ASSERT_EQ(put(ring, pattern(4, 2)), RingStatus::ok);
+  EXPECT_EQ(ring.unfinished_tasks(), 2u);
+  EXPECT_FALSE(ring.join(Deadline::after(std::chrono::milliseconds(1))));
+  EXPECT_TRUE(ring.task_done());
+  EXPECT_TRUE(ring.task_done());
+  EXPECT_FALSE(ring.task_done());
+  EXPECT_TRUE(ring.join(Deadline::never()));
+}
+
+TEST(Ring, NonBlockingGetDoesNotStartAStreamStillBeingWritten) {
+  Ring ring = Ring::create(0, 4096);  // streams records above 512 bytes
+  auto big = pattern(100'000, 7);
+  std::atomic<bool> put_returned{false};
+  std::thread producer([&] {
+    EXPECT_EQ(put(ring, big), RingStatus::ok);
+    put_returned = true;
+  });
+  // The producer fills the ring and waits; a stream is in the ring but not complete.
+  while (ring.header()->producer_streaming.load() == 0) std::this_thread::yield();
+  std::vector<std::byte> out;
+  EXPECT_EQ(ring.size(), 0u);
+  EXPECT_EQ(get(ring, out, true), RingStatus::would_block);
+  ASSERT_EQ(get(ring, out), RingStatus::ok);
+  producer.join();
+  EXPECT_TRUE(put_returned);
+  EXPECT_EQ(out, big);
+}
+
+// ---- thread world: the protocol under ThreadSanitizer ----------------------
+
+TEST(RingThreads, ManyProducersManyConsumersLoseNothingAndKeepEachProducersOrder) {
+  Ring ring = Ring::create(0, 8192);  // small: lots of wrapping and waiting; streams above 1 KiB
+  constexpr int kProducers = 3, kConsumers = 3, kPerProducer = 3000;
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p)
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        // [producer, sequence] then filler; every 500th item is streamed.
+        std::size_t size = (i % 500 == 0) ? 20'000 : 8 + static_cast<std::size_t>(i % 64);
+        auto item = pattern(size, static_cast<std::uint32_t>(p * 100000 + i));
+        std::uint32_t tag[2] = {static_cast<std::uint32_t>(p), static_cast<std::uint32_t>(i)};
+        std::memcpy(item.data(), tag, sizeof tag);
+        ASSERT_EQ(put(ring, item), RingStatus::ok);
+      }
+    });
+  std::vector<std::vector<std::pair<int, int>>> seen(kConsumers);
+  std::atomic<int> total{0};
+  for (int c = 0; c < kConsumers; ++c)
+    threads.emplace_back([&, c] {
+      std::vector<std::byte> out;
+      while (total.load() < kProducers * kPerProducer) {
+        GetTarget target{nullptr, 0, &out, false};
+        RingStatus status = ring.get(target, Deadline::after(std::chrono::milliseconds(20)), false);
+        if (status == RingStatus::would_block) continue;
+        ASSERT_EQ(status, RingStatus::ok);
+        std::uint32_t tag[2];
+        std::memcpy(tag, out.data(), sizeof tag);
+        auto expected = pattern(out.size(), tag[0] * 100000 + tag[1]);
+        std::memcpy(expected.data(), tag, sizeof tag);
+        ASSERT_EQ(out, expected);
+        seen[c].emplace_back(tag[0], tag[1]);
+        total.fetch_add(1);
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::vector<std::vector<int>> count(kProducers, std::vector<int>(kPerProducer, 0));
+  for (const auto& list : seen) {
+    std::vector<int> last(kProducers, -1);
+    for (auto [p, i] : list) {
+      EXPECT_GT(i, last[p]) << "consumer saw producer " << p << " out of order";
+      last[p] = i;
+      ++count[p][i];
+    }
+  }
+  for (int p = 0; p < kProducers; ++p)
+    for (int i = 0; i < kPerProducer; ++i) ASSERT_EQ(count[p][i], 1) << "producer " << p << " item " << i;
+  EXPECT_EQ(ring.size(), 0u);
+}
+
+TEST(RingThreads, ShutdownWakesBlockedGettersAndPutters) {
+  Ring empty = Ring::create(0, 4096);
+  Ring full = Ring::create(1, 4096);
+  ASSERT_EQ(put(full, pattern(4, 1)), RingStatus::ok);
+  std::thread getter([&] {
+    std::vector<std::byte> out;
+    EXPECT_EQ(get(empty, out), RingStatus::shut_down);
+  });
+  std::thread putter([&] { EXPECT_EQ(put(full, pattern(4, 2)), RingStatus::shut_down); });
+  while (empty.header()->getters_waiting.load() == 0 || full.header()->putters_waiting.load() == 0)
+    std::this_thread::yield();
+  empty.shutdown();
+  full.shutdown();
+  getter.join();
+  putter.join();
+}
+
+TEST(RingThreads, ShutdownAbortsAStreamBeingWritten) {
+  Ring ring = Ring::create(0, 4096);
+  std::thread producer([&] { EXPECT_EQ(put(ring, pattern(50'000, 1)), RingStatus::shut_down); });
+  while (ring.header()->producer_streaming.load() == 0) std::this_thread::yield();
+  ring.shutdown();
+  producer.join();
+  std::vector<std::byte> out;
+  EXPECT_EQ(get(ring, out), RingStatus::shut_down);  // the half stream is dropped, nothing else is there
+}
+
+TEST(RingThreads, JoinReturnsOnceEveryItemIsDone) {
+  Ring ring = Ring::create(0, 4096);
+  constexpr int kItems = 500;
+  std::atomic<int> done{0};
+  std::thread consumer([&] {
+    std::vector<std::byte> out;
+    for (int i = 0; i < kItems; ++i) {
+      ASSERT_EQ(get(ring, out), RingStatus::ok);
+      done.fetch_add(1);
+      ASSERT_TRUE(ring.task_done());
+    }
+  });
+  for (int i = 0; i < kItems; ++i) ASSERT_EQ(put(ring, pattern(16, i)), RingStatus::ok);
+  EXPECT_TRUE(ring.join(Deadline::never()));
+  EXPECT_EQ(done.load(), kItems);
+  consumer.join();
+  EXPECT_FALSE(ring.task_done());
+}
+
+// ---- process world: repair after SIGKILL -----------------------------------
+
+void kill_and_reap(pid_t pid) {
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
+TEST(RingCrash, ProducerKilledMidStreamLeavesAnAbortAndTheRingGoesOn) {
+  Ring ring = Ring::create(0, 4096);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // child: starts a stream nobody reads yet, and blocks on the full ring
+    auto big = pattern(1 << 20, 3);
+    (void)ring.put(big, Deadline::never(), false);
+    ::_exit(0);
+  }
+  while (ring.header()->producer_streaming.load() == 0 ||
+         ring.header()->putters_waiting.load() == 0)  // mid-stream, waiting for room
+    std::this_thread::yield();
+  kill_and_reap(pid);
+  std::vector<std::byte> out;
+  // The getter reads the half stream and drops it at the ABORT that whoever
+  // takes the dead producer lock first (the getter's liveness check or our
+  // put) publishes; our put then waits for room and lands after it.
+  std::thread getter([&] { EXPECT_EQ(get(ring, out), RingStatus::ok); });
+  ASSERT_EQ(put(ring, pattern(33, 4)), RingStatus::ok);
+  getter.join();
+  EXPECT_EQ(ring.producer_repairs(), 1u);
+  EXPECT_EQ(out, pattern(33, 4));
+  EXPECT_EQ(ring.size(), 0u);
+  EXPECT_EQ(get(ring, out, true), RingStatus::would_block);
+}
+
+TEST(RingCrash, ReaderSeesItsStreamAbortedWhenTheProducerDies) {
+  Ring ring = Ring::create(0, 4096);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto big = pattern(1 << 20, 3);
+    (void)ring.put(big, Deadline::never(), false);
+    ::_exit(0);
+  }
+  std::atomic<bool> finished{false};
+  std::thread reader([&] {
+    std::vector<std::byte> out;
+    EXPECT_EQ(get(ring, out), RingStatus::ok);
+    EXPECT_EQ(out, pattern(5, 5));  // the streamed item never arrives; the next one does
+    finished = true;
+  });
+  while (ring.header()->consumer_streaming.load() == 0) std::this_thread::yield();
+  kill_and_reap(pid);  // the reader notices within its liveness poll and repairs
+  ASSERT_EQ(put(ring, pattern(5, 5)), RingStatus::ok);
+  reader.join();
+  EXPECT_TRUE(finished);
+  EXPECT_EQ(ring.producer_repairs(), 1u);
+}
+
+TEST(RingCrash, ConsumerKilledMidStreamLosesOnlyThatItem) {
+  Ring ring = Ring::create(0, 4096);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {  // child: reads forever
+    std::vector<std::byte> out;
+    for (;;) (void)get(ring, out);
+  }
+  std::thread producer([&] {
+    EXPECT_EQ(put(ring, pattern(1 << 20, 1), false), RingStatus::ok);
+    EXPECT_EQ(put(ring, pattern(77, 2), false), RingStatus::ok);
+  });
+  while (ring.header()->consumer_streaming.load() == 0) std::this_thread::yield();
+  kill_and_reap(pid);
+  std::vector<std::byte> out;
+  ASSERT_EQ(get(ring, out), RingStatus::ok);  // frees the orphaned rest of the stream (INV6)
+  EXPECT_EQ(out, pattern(77, 2));
+  producer.join();
+  EXPECT_EQ(ring.size(), 0u);
+  EXPECT_EQ(ring.consumer_repairs(), 1u);
+}
+
+}  // namespace
