@@ -30,9 +30,7 @@
 
 #include "mp/connection.hpp"
 #include "mp/detail/connection_core.hpp"
-#if __has_include("mp/wait.hpp")
 #include "mp/wait.hpp"
-#endif
 
 namespace mp {
 
