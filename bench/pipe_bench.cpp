@@ -2,6 +2,7 @@
 // child echoes), and one-way throughput for 4 KiB and 1 MiB messages over a
 // duplex Pipe (socketpair) and a one-way Pipe(false) (pipe2).
 // bench/compare/pipe.py runs the same work with Python's multiprocessing.Pipe.
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +64,36 @@ void BM_PipeRoundTripInt(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_PipeRoundTripInt)->UseRealTime();
+
+// The floor the kernel sets: the same round trip with bare write()/read() of
+// 8 bytes on a blocking socketpair, no framing, no codec, no spinning. Not
+// mp code; printed by bench/compare/pipe.py next to the goal.
+void BM_RawSocketpairRoundTrip(benchmark::State& state) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    state.SkipWithError("socketpair failed");
+    return;
+  }
+  pid_t child = fork_child([&] {
+    ::close(fds[0]);
+    std::int64_t n;
+    while (::read(fds[1], &n, sizeof n) == sizeof n) {
+      ++n;
+      if (::write(fds[1], &n, sizeof n) != sizeof n) break;
+    }
+  });
+  ::close(fds[1]);
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    if (::write(fds[0], &n, sizeof n) != sizeof n || ::read(fds[0], &n, sizeof n) != sizeof n) {
+      state.SkipWithError("raw round trip failed");
+      break;
+    }
+  }
+  ::close(fds[0]);
+  reap(child, state);
+}
+BENCHMARK(BM_RawSocketpairRoundTrip)->UseRealTime();
 
 // One-way throughput: the parent sends state.range(0)-byte messages, the child
 // receives them; an empty message asks the child to acknowledge, so the timed

@@ -110,6 +110,11 @@ def main():
     print(f"{'round trip, int':34} {cpp_rt * 1e6:11.2f} us {py_rt * 1e6:11.2f} us {speedup:9.1f}x"
           f"  >= {GOAL_ROUND_TRIP_SPEEDUP:.0f}x: {verdict}")
 
+    floor = seconds(cpp["BM_RawSocketpairRoundTrip/real_time"])
+    print(f"{'  kernel floor (bare socketpair)':34} {floor * 1e6:11.2f} us {'':>14} {py_rt / floor:9.1f}x"
+          f"  (Python / bare kernel round trip)")
+    print(f"{'  goal: Python / 15':34} {py_rt / GOAL_ROUND_TRIP_SPEEDUP * 1e6:11.2f} us")
+
     for size, label in ((4096, "4 KiB"), (1 << 20, "1 MiB")):
         for duplex in (1, 0):
             name = f"BM_PipeThroughput/bytes:{size}/duplex:{duplex}/real_time"
