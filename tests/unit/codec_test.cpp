@@ -100,6 +100,22 @@ struct PodWithSerialize {
   }
 };
 
+// serialize() may be private when mp::codec_access is a friend.
+class Private {
+ public:
+  Private() = default;
+  explicit Private(std::string secret) : secret_(std::move(secret)) {}
+  [[nodiscard]] const std::string& secret() const { return secret_; }
+
+ private:
+  friend struct mp::codec_access;
+  template <class Archive>
+  void serialize(Archive& ar) {
+    ar(secret_);
+  }
+  std::string secret_;
+};
+
 // A hand-written codec for a type the user cannot change.
 struct Legacy {
   int x = 0;
@@ -304,6 +320,12 @@ TEST(Codec, TriviallyCopyableClosuresWithCapturesRoundTrip) {
   const Closure back = mp::decode<Closure>(encoded);
   EXPECT_EQ(back(2), 21.0);
   EXPECT_THROW((void)mp::decode<Closure>(Bytes(sizeof(Closure) - 1)), mp::CodecError);
+}
+
+TEST(Codec, PrivateSerializeWorksThroughCodecAccess) {
+  static_assert(mp::Encodable<Private>);
+  EXPECT_EQ(mp::decode<Private>(mp::encode(Private("hidden"))).secret(), "hidden");
+  EXPECT_EQ(mp::codec_signature<Private>(), "tup<str>");
 }
 
 TEST(Codec, SerializeTakesPrecedenceOverMemcpy) {

@@ -32,14 +32,24 @@ namespace mp {
 template <class T, class Enable = void>
 struct codec {};
 
+// codec_access: the codec calls serialize() through this class, so a type may
+// keep serialize() private and declare `friend struct mp::codec_access;`.
+struct codec_access {
+  template <class T, class Archive>
+  static auto serialize(T& object, Archive& archive) -> decltype(object.serialize(archive)) {
+    return object.serialize(archive);
+  }
+};
+
 namespace detail {
 
 class EncodeArchive;
 
-// HasSerialize<T>: T has the cereal-style member `template <class Archive> void serialize(Archive&)`.
+// HasSerialize<T>: T has the cereal-style member `template <class Archive> void serialize(Archive&)`
+// (public, or private with mp::codec_access as a friend).
 template <class T>
 concept HasSerialize = std::is_class_v<T> && requires(T& object, EncodeArchive& archive) {
-  object.serialize(archive);
+  codec_access::serialize(object, archive);
 };
 
 template <class T>

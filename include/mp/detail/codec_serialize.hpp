@@ -13,7 +13,8 @@
 // wire format). The wire format is the members' encodings in call order, the
 // same as a std::tuple of them. `ar(a, b)`, `ar(a); ar(b);` and `ar & a & b`
 // are all accepted. Archive::is_loading / is_saving tell the directions apart
-// when a type needs to (most do not).
+// when a type needs to (most do not). A private serialize() works when the
+// type declares `friend struct mp::codec_access;`.
 #pragma once
 
 #include <cstddef>
@@ -144,19 +145,19 @@ requires(detail::HasSerialize<T> && !detail::has_std_codec_v<T>) struct codec<T>
   // serialize() is a non-const member by convention (cereal's); encoding only reads through it.
   static void encode(Writer& writer, const T& value) {
     detail::EncodeArchive archive(writer);
-    const_cast<T&>(value).serialize(archive);
+    codec_access::serialize(const_cast<T&>(value), archive);
   }
   static void decode(Reader& reader, T& value) {
     const Reader::Nesting nesting(reader);
     detail::DecodeArchive archive(reader);
-    value.serialize(archive);
+    codec_access::serialize(value, archive);
   }
   // codec<T>::min_size(): walks serialize() once on a default-constructed T.
   static std::size_t min_size() {
     static const std::size_t size = [] {
       T probe{};
       detail::MinSizeArchive archive;
-      probe.serialize(archive);
+      codec_access::serialize(probe, archive);
       return archive.total();
     }();
     return size;
@@ -174,7 +175,7 @@ requires(detail::HasSerialize<T> && !detail::has_std_codec_v<T>) struct codec<T>
       out += "tup<";
       T probe{};
       detail::SignatureArchive archive(out);
-      probe.serialize(archive);
+      codec_access::serialize(probe, archive);
       out += ">";
     } catch (...) {
       in_progress = false;
