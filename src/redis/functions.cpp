@@ -15,7 +15,9 @@
 //   mpq:{N}:hb:C         STRING consumer C's lease (PX)
 //   mpq:{N}:consumers    SET    consumers that may hold items (the reaper's registry)
 //   mpq:{N}:notfull      LIST   wake-up hints for producers blocked on a full queue (<= 64)
-//   mpq:{N}:seen:ID      STRING a put that was applied (PX 120 s): makes a retried put exactly-once
+//   mpq:{N}:producers    HASH   producer -> sequence of its last applied put (PX 10 min): a retried
+//                               put is applied once
+//   mpq:{N}:acks         HASH   acker -> sequence of its last applied task_done (same, for task_done)
 //   channel mpq:{N}:joined      published when unfinished reaches 0
 // A lock N:
 //   mpl:{N}:lock         STRING the holder's random token, PX lease
@@ -38,23 +40,35 @@ redis.register_function('mp1_open', function(keys, args)
   return redis.call('HMGET', keys[1], 'signature', 'maxsize')
 end)
 
--- put: KEYS items, meta, unfinished, seen; ARGV payload
+-- put: KEYS items, meta, unfinished, producers, notfull; ARGV payload, producer, sequence, waited
+-- waited = '1' when this producer had found the queue full: if room is left after its
+-- put, it passes the wake-up on to the next blocked producer.
 -- -> 1 put (or already put by an earlier try of the same call), -1 full, -2 shut down
+-- producers[producer] = the sequence number of that producer's last applied put: a
+-- retry after a lost reply finds its own number there and is not applied twice.
 redis.register_function('mp1_put', function(keys, args)
+  if redis.call('HGET', keys[4], args[2]) == args[3] then return 1 end
   local st = redis.call('HMGET', keys[2], 'maxsize', 'shutdown')
-  if redis.call('EXISTS', keys[4]) == 1 then return 1 end
   if st[2] then return -2 end
   local maxsize = tonumber(st[1] or '0') or 0
   if maxsize > 0 and redis.call('LLEN', keys[1]) >= maxsize then return -1 end
-  redis.call('LPUSH', keys[1], args[1])
+  local length = redis.call('LPUSH', keys[1], args[1])
   redis.call('INCR', keys[3])
-  redis.call('SET', keys[4], '1', 'PX', 120000)
+  if args[4] == '1' and length < maxsize then
+    redis.call('LPUSH', keys[5], '1')
+    redis.call('LTRIM', keys[5], 0, 63)
+  end
+  redis.call('HSET', keys[4], args[2], args[3])
+  redis.call('PEXPIRE', keys[4], 600000)
   return 1
 end)
 
-local function hint_not_full(meta, notfull)
+-- A get that made room in a full queue wakes one blocked producer (a token on
+-- notfull, which producers BLPOP). Tokens are only made when the queue was full,
+-- so they do not pile up while nobody waits.
+local function hint_not_full(meta, notfull, items)
   local maxsize = tonumber(redis.call('HGET', meta, 'maxsize') or '0') or 0
-  if maxsize > 0 then
+  if maxsize > 0 and redis.call('LLEN', items) + 1 >= maxsize then
     redis.call('LPUSH', notfull, '1')
     redis.call('LTRIM', notfull, 0, 63)
   end
@@ -81,11 +95,11 @@ redis.register_function('mp1_get', function(keys, args)
   else
     acknowledge(keys[5], args[2])
   end
-  hint_not_full(keys[3], keys[4])
+  hint_not_full(keys[3], keys[4], keys[1])
   return {1, item}
 end)
 
--- after_blocking_get: KEYS inflight, meta, notfull, unfinished; ARGV mode, channel, held
+-- after_blocking_get: KEYS inflight, meta, notfull, unfinished, items; ARGV mode, channel, held
 -- Runs right after a BLMOVE items -> inflight in the same pipeline. held is the
 -- number of items the client knew it held before the BLMOVE: if the list is
 -- longer, the BLMOVE delivered. 'take' then acknowledges (removes) it.
@@ -96,15 +110,22 @@ redis.register_function('mp1_after_blocking_get', function(keys, args)
     redis.call('LPOP', keys[1])
     acknowledge(keys[4], args[2])
   end
-  hint_not_full(keys[2], keys[3])
+  hint_not_full(keys[2], keys[3], keys[5])
   return 1
 end)
 
--- task_done: KEYS inflight, unfinished; ARGV channel -> items still unfinished
+-- task_done: KEYS inflight, unfinished, acks; ARGV channel, acker, sequence
+-- -> items still unfinished. acks[acker] = the acker's last applied sequence number
+-- (a retry after a lost reply is not applied twice).
 redis.register_function('mp1_task_done', function(keys, args)
+  if redis.call('HGET', keys[3], args[2]) == args[3] then
+    return tonumber(redis.call('GET', keys[2]) or '0')
+  end
   if not redis.call('RPOP', keys[1]) then
     return redis.error_reply('NOLEASE no item in flight for this consumer')
   end
+  redis.call('HSET', keys[3], args[2], args[3])
+  redis.call('PEXPIRE', keys[3], 600000)
   return acknowledge(keys[2], args[1])
 end)
 

@@ -117,6 +117,7 @@ void throw_if_error(const Reply& reply, std::string_view what) {
 // ---- Link ---------------------------------------------------------------------
 
 void Link::disconnect() noexcept {
+  later_sent_ = 0;  // a new connection sends them again
   if (context_ != nullptr) {
     redisFree(context_);  // closes the fd; sends nothing
     context_ = nullptr;
@@ -163,7 +164,7 @@ void Link::connect(Deadline deadline) {
   std::vector<Command> setup;
   if (endpoint_->db != 0) setup.push_back(Command{"SELECT"}.add(static_cast<long long>(endpoint_->db)));
   setup.push_back(Command{"FUNCTION", "LOAD", kFunctionLibrary});
-  auto replies = run(setup, deadline);
+  auto replies = exchange(setup, deadline);
   for (auto& reply : replies) {
     if (!is_error(reply)) continue;
     std::string text = reply_text(reply.get());
@@ -183,17 +184,7 @@ void Link::flush(Deadline deadline) {
 
 void Link::send(const Command& command, Deadline deadline) {
   if (!connected()) connect(deadline);
-  const auto& args = command.args();
-  std::vector<const char*> argv(args.size());
-  std::vector<std::size_t> argvlen(args.size());
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    argv[i] = args[i].data();
-    argvlen[i] = args[i].size();
-  }
-  if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.data(), argvlen.data()) !=
-      REDIS_OK) {
-    fail("");
-  }
+  append(command);
   flush(deadline);
 }
 
@@ -208,21 +199,22 @@ Reply Link::receive(Deadline deadline) {
   }
 }
 
-std::vector<Reply> Link::run(std::span<const Command> commands, Deadline deadline) {
-  if (!connected()) connect(deadline);
-  for (const auto& command : commands) {
-    const auto& args = command.args();
-    std::vector<const char*> argv(args.size());
-    std::vector<std::size_t> argvlen(args.size());
-    for (std::size_t i = 0; i < args.size(); ++i) {
-      argv[i] = args[i].data();
-      argvlen[i] = args[i].size();
-    }
-    if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.data(), argvlen.data()) !=
-        REDIS_OK) {
-      fail("");
-    }
+void Link::append(const Command& command) {
+  const auto& args = command.args();
+  std::vector<const char*> argv(args.size());
+  std::vector<std::size_t> argvlen(args.size());
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    argv[i] = args[i].data();
+    argvlen[i] = args[i].size();
   }
+  if (redisAppendCommandArgv(context_, static_cast<int>(args.size()), argv.data(), argvlen.data()) !=
+      REDIS_OK) {
+    fail("");
+  }
+}
+
+std::vector<Reply> Link::exchange(std::span<const Command> commands, Deadline deadline) {
+  for (const auto& command : commands) append(command);
   flush(deadline);
   std::vector<Reply> replies;
   replies.reserve(commands.size());
@@ -232,6 +224,49 @@ std::vector<Reply> Link::run(std::span<const Command> commands, Deadline deadlin
     replies.push_back(std::move(reply));
   }
   return replies;
+}
+
+std::vector<Reply> Link::run(std::span<const Command> commands, Deadline deadline) {
+  if (!connected()) connect(deadline);
+  if (later_.empty()) return exchange(commands, deadline);
+  // First what run_later still owes: sent again if the connection is new.
+  for (std::size_t i = later_sent_; i < later_.size(); ++i) append(later_[i]);
+  later_sent_ = later_.size();
+  for (const auto& command : commands) append(command);
+  flush(deadline);
+  while (!later_.empty()) {
+    Reply reply = receive(deadline);
+    if (!reply) fail("no reply from the server in time");
+    if (is_error(reply) && later_error_.empty()) later_error_ = reply_text(reply.get());
+    later_.erase(later_.begin());
+    --later_sent_;
+  }
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  while (replies.size() < commands.size()) {
+    Reply reply = receive(deadline);
+    if (!reply) fail("no reply from the server in time");
+    replies.push_back(std::move(reply));
+  }
+  return replies;
+}
+
+void Link::run_later(const Command& command, Deadline deadline) {
+  if (!connected()) connect(deadline);
+  later_.push_back(command);
+  for (std::size_t i = later_sent_; i < later_.size(); ++i) append(later_[i]);
+  later_sent_ = later_.size();
+  flush(deadline);
+}
+
+bool Link::settle(Deadline deadline) noexcept {
+  if (later_.empty()) return true;
+  try {
+    (void)run({}, deadline);
+    return true;
+  } catch (...) {
+    return false;
+  }
 }
 
 Reply Link::run1(const Command& command, Deadline deadline) {

@@ -29,6 +29,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mp/detail/clock.hpp"
@@ -89,7 +90,10 @@ class Link {
   explicit Link(const Endpoint& endpoint) : endpoint_(&endpoint) {}
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
-  ~Link() { disconnect(); }
+  ~Link() {
+    if (!later_.empty()) (void)settle(Deadline::after(std::chrono::seconds(1)));
+    disconnect();
+  }
 
   // Link::connect(deadline): connects, selects the db, loads the function
   // library. LinkFailure when the server cannot be reached before deadline.
@@ -105,6 +109,17 @@ class Link {
   std::vector<Reply> run(std::span<const Command> commands, Deadline deadline);
   Reply run1(const Command& command, Deadline deadline);
 
+  // Link::run_later(command, deadline): sends command now and returns without
+  // waiting for its reply, which the next run() (or settle()) reads. The server
+  // applies it as soon as it arrives; only the client's wait is saved. The
+  // command must be safe to apply twice: if the link fails before its reply was
+  // read, the next run() sends it again after reconnecting.
+  void run_later(const Command& command, Deadline deadline);
+  // Link::settle(deadline): reads the replies run_later still owes; false if it could not.
+  bool settle(Deadline deadline) noexcept;
+  // Link::take_later_error(): the error reply of a run_later command, once ("" if none).
+  std::string take_later_error() { return std::exchange(later_error_, {}); }
+
   // Link::send(command, deadline) and Link::receive(deadline): the two halves,
   // for SUBSCRIBE. receive returns nullptr when the deadline passed with no
   // complete reply; the link stays usable (a partial reply stays buffered).
@@ -113,11 +128,16 @@ class Link {
 
  private:
   [[noreturn]] void fail(const std::string& what);
+  void append(const Command& command);
+  std::vector<Reply> exchange(std::span<const Command> commands, Deadline deadline);
   void flush(Deadline deadline);
   bool wait_fd(short events, Deadline deadline);
 
   const Endpoint* endpoint_;
   redisContext* context_ = nullptr;
+  std::vector<Command> later_;  // run_later commands whose replies are not read yet
+  std::size_t later_sent_ = 0;  // how many of later_ went out on the current connection
+  std::string later_error_;
 };
 
 // A handful of idle links for one process; a thread takes one for a call

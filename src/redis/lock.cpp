@@ -117,19 +117,21 @@ struct LockCore::Impl {
         wake_key("mpl:{" + name + "}:wake"),
         lease(lease_ms),
         options(opts),
+        described("lock \"" + name + "\""),
         per_process(std::make_shared<ProcessLockState>(endpoint)) {}
 
   ProcessLockState& local() {
     return per_process.get([this] { return std::make_shared<ProcessLockState>(endpoint); });
   }
   Retry retry(Deadline deadline, const char* what) const {
-    return Retry(endpoint, options.server_timeout, deadline, what + (" (lock \"" + name + "\")"));
+    return Retry(endpoint, options.server_timeout, deadline, what, described);
   }
 
   Endpoint endpoint;
   std::string name, lock_key, fence_key, wake_key;
   std::chrono::milliseconds lease;
   Options options;
+  std::string described;  // lock "name", for messages
   PerProcess<ProcessLockState> per_process;
 };
 

@@ -1,13 +1,15 @@
 // src/redis/queue.cpp — QueueCore: mp::redis::Queue / JoinableQueue on bytes.
 //
 // Mapping (REDIS.md §2, keys in functions.cpp):
-//   put      one function call: shutdown check, capacity check, LPUSH, INCR unfinished,
-//            a "seen" marker so that a retry after a lost reply is applied once.
+//   put      one function call: shutdown check, capacity check, LPUSH, INCR unfinished, and
+//            the producer's sequence number, so that a retry after a lost reply is applied once.
 //            Full: wait on the notfull hint list (BLPOP, <= 1 s) and try again.
-//   get      one function call takes from the right (FIFO). JoinableQueue ('hold') moves the
-//            item into this consumer's in-flight list; Queue ('take') removes it and
-//            acknowledges it at once. Empty: BLMOVE items -> inflight (<= 500 ms), pipelined
-//            with a function that acknowledges ('take') or just hints the producers.
+//   get      JoinableQueue: LMOVE items -> my in-flight list (FIFO: right end), pipelined with
+//            HGET shutdown (and the not-full hint for bounded queues): native commands only,
+//            one round trip. Empty: BLMOVE the same way for <= 500 ms at a time (then look
+//            again: shutdown, reaping). A process whose last get had to wait starts with the
+//            BLMOVE. Queue: one function call removes and acknowledges at once ('take');
+//            empty: BLMOVE into a private list pipelined with a function that acknowledges.
 //   task_done RPOP my in-flight list + DECR unfinished (+ PUBLISH at 0); refused (NOLEASE)
 //            when the item was handed out again after my lease ran out.
 //   join     SUBSCRIBE to the joined channel first, then GET unfinished, wait <= 1 s, repeat.
@@ -66,11 +68,12 @@ struct Keys {
         unfinished(prefix + "unfinished"),
         consumers(prefix + "consumers"),
         notfull(prefix + "notfull"),
+        producers(prefix + "producers"),
+        acks(prefix + "acks"),
         joined(prefix + "joined") {}
   [[nodiscard]] std::string inflight(const std::string& cid) const { return prefix + "inflight:" + cid; }
   [[nodiscard]] std::string heartbeat(const std::string& cid) const { return prefix + "hb:" + cid; }
-  [[nodiscard]] std::string seen(const std::string& id) const { return prefix + "seen:" + id; }
-  std::string prefix, items, meta, unfinished, consumers, notfull, joined;
+  std::string prefix, items, meta, unfinished, consumers, notfull, producers, acks, joined;
 };
 
 std::string new_consumer_id() {
@@ -82,8 +85,9 @@ std::string new_consumer_id() {
 // The lease of one consumer process, renewed by a thread with its own link.
 class Heartbeat {
  public:
-  Heartbeat(const Endpoint& endpoint, const Keys& keys, std::chrono::milliseconds lease, std::string cid)
-      : link_(endpoint), keys_(keys), lease_(lease), cid_(std::move(cid)) {
+  Heartbeat(const Endpoint& endpoint, const Keys& keys, std::chrono::milliseconds lease, std::string cid,
+            Clock::time_point leased_at)
+      : link_(endpoint), keys_(keys), lease_(lease), cid_(std::move(cid)), renewed_at_(leased_at) {
     thread_ = std::thread([this] { loop(); });
   }
   Heartbeat(const Heartbeat&) = delete;
@@ -101,6 +105,12 @@ class Heartbeat {
     std::lock_guard lock(mutex_);
     return cid_;
   }
+  // Heartbeat::lease_surely_held(cid): cid's lease was renewed less than half a lease ago, so
+  // its in-flight items cannot have been reaped yet (the key lives a full lease after renewal).
+  bool lease_surely_held(const std::string& cid) {
+    std::lock_guard lock(mutex_);
+    return cid == cid_ && Clock::now() - renewed_at_ < lease_ / 2;
+  }
   // Heartbeat::abandon_after_fork(): in a child; the thread does not exist here. Never destroyed.
   void abandon_after_fork() noexcept {
     if (link_.fd() >= 0) ::close(link_.fd());  // only this process's copy of the socket
@@ -114,13 +124,18 @@ class Heartbeat {
       if (stop_) break;
       std::string cid = cid_;
       lock.unlock();
+      auto sent_at = Clock::now();
       std::string next = renew(cid);
       lock.lock();
-      if (next != cid) cid_ = next;
+      if (!next.empty()) {
+        cid_ = next;
+        renewed_at_ = sent_at;
+      }
     }
   }
 
-  // Heartbeat::renew(cid): the cid still leased: cid itself, or a new one when the lease was lost.
+  // Heartbeat::renew(cid): the cid now leased: cid itself, or a new one when the lease was
+  // lost; "" when the server could not be reached (try again next tick).
   std::string renew(const std::string& cid) {
     try {
       auto deadline = Deadline::after(lease_);
@@ -137,7 +152,7 @@ class Heartbeat {
       link_.run(reg, deadline);
       return fresh;
     } catch (const LinkFailure&) {
-      return cid;  // try again next tick; the link reconnects then
+      return {};  // try again next tick; the link reconnects then
     }
   }
 
@@ -146,8 +161,9 @@ class Heartbeat {
   std::chrono::milliseconds lease_;
   std::mutex mutex_;
   std::condition_variable wake_;
-  bool stop_ = false;  // guarded by mutex_
-  std::string cid_;    // guarded by mutex_
+  bool stop_ = false;             // guarded by mutex_
+  std::string cid_;               // guarded by mutex_
+  Clock::time_point renewed_at_;  // guarded by mutex_: when the last successful renewal was sent
   std::thread thread_;
 };
 
@@ -163,10 +179,22 @@ struct ProcessQueueState {
     keep_forever(std::shared_ptr<Heartbeat>(heartbeat.release()));
   }
 
+  // ProcessQueueState::writer_id(): "<process prefix>:<thread number>": one sequential writer
+  // (a thread's puts and task_dones are sequential), for the retry bookkeeping.
+  std::string writer_id() {
+    thread_local std::uint64_t thread_number = next_thread_number();
+    return put_prefix + ":" + std::to_string(thread_number);
+  }
+  static std::uint64_t next_thread_number() {
+    static std::atomic<std::uint64_t> counter{0};
+    return counter.fetch_add(1, std::memory_order_relaxed);  // relaxed: only uniqueness matters
+  }
+
   LinkPool pool;
   std::string put_prefix;
-  std::atomic<std::uint64_t> put_counter{0};  // relaxed: only uniqueness matters
-  std::mutex mutex;                           // guards everything below
+  std::atomic<std::uint64_t> sequence{0};    // relaxed: only uniqueness matters
+  std::atomic<bool> last_get_waited{false};  // relaxed: a hint for where get() starts
+  std::mutex mutex;                          // guards everything below
   bool closed = false;
   std::string plain_cid;                 // Queue: the in-flight list a blocking get passes through
   std::unique_ptr<Heartbeat> heartbeat;  // JoinableQueue: started by the first get
@@ -184,18 +212,27 @@ struct QueueCore::Impl {
         joinable(is_joinable),
         signature(std::move(sig)),
         options(opts),
+        described("queue \"" + name + "\""),
         per_process(std::make_shared<ProcessQueueState>(endpoint)) {}
 
   ProcessQueueState& local() {
     return per_process.get([this] { return std::make_shared<ProcessQueueState>(endpoint); });
   }
   Retry retry(Deadline deadline, const char* what) const {
-    return Retry(endpoint, options.server_timeout, deadline, what + (" (queue \"" + name + "\")"));
+    return Retry(endpoint, options.server_timeout, deadline, what, described);
   }
 
   std::string current_cid(ProcessQueueState& state, Link& link, Retry& retry);
   void maybe_reap(ProcessQueueState& state, Link& link, Retry& retry, bool force);
   void leave(ProcessQueueState& state) noexcept;
+
+  // Impl::hint_if_was_full(link, length_after, retry): a get that left length_after items made
+  // room in a full queue: wake one blocked producer (sent without waiting for the reply).
+  void hint_if_was_full(Link& link, long long length_after, Retry& retry) {
+    if (length_after + 1 < static_cast<long long>(maxsize)) return;
+    link.run_later(Command{"LPUSH", keys.notfull, "1"}, retry.reply_deadline());
+    link.run_later(Command{"LTRIM", keys.notfull, "0", "63"}, retry.reply_deadline());
+  }
 
   Endpoint endpoint;
   std::string name;
@@ -204,6 +241,7 @@ struct QueueCore::Impl {
   bool joinable;
   std::string signature;
   Options options;
+  std::string described;  // queue "name", for messages
   PerProcess<ProcessQueueState> per_process;
 };
 
@@ -219,9 +257,10 @@ std::string QueueCore::Impl::current_cid(ProcessQueueState& state, Link& link, R
   std::vector<Command> reg{Command{"SADD", keys.consumers, cid},
                            Command{"SET", keys.heartbeat(cid), "1", "PX"}};
   reg[1].add(static_cast<long long>(options.lease.count()));
+  auto sent_at = Clock::now();
   auto replies = link.run(reg, retry.reply_deadline());
   for (auto& r : replies) throw_if_error(r, "JoinableQueue::get(): registering the consumer");
-  state.heartbeat = std::make_unique<Heartbeat>(endpoint, keys, options.lease, cid);
+  state.heartbeat = std::make_unique<Heartbeat>(endpoint, keys, options.lease, cid, sent_at);
   return cid;
 }
 
@@ -306,13 +345,20 @@ bool QueueCore::put(std::span<const std::byte> item, Deadline deadline) {
     }
   }
   const auto& keys = impl_->keys;
-  std::string seen = keys.seen(state.put_prefix + "-" +
-                               std::to_string(state.put_counter.fetch_add(1, std::memory_order_relaxed)));
-  Command put_cmd{"FCALL", "mp1_put", "4", keys.items, keys.meta, keys.unfinished, seen};
-  put_cmd.add(item);
+  const std::string writer = state.writer_id();
+  const std::string sequence = std::to_string(state.sequence.fetch_add(1, std::memory_order_relaxed));
+  bool waited = false;
+  auto put_command = [&] {
+    Command put_cmd{"FCALL",         "mp1_put",      "5",         keys.items, keys.meta,
+                    keys.unfinished, keys.producers, keys.notfull};
+    put_cmd.add(item);
+    put_cmd.add(writer).add(sequence).add(waited ? "1" : "0");
+    return put_cmd;
+  };
   auto retry = impl_->retry(deadline, "put()");
   auto link = state.pool.take();
   for (;;) {
+    Command put_cmd = put_command();
     long long outcome = retry([&] {
       Reply reply = link->run1(put_cmd, retry.reply_deadline());
       throw_if_error(reply, "put() on queue \"" + impl_->name + "\"");
@@ -321,6 +367,7 @@ bool QueueCore::put(std::span<const std::byte> item, Deadline deadline) {
     if (outcome == 1) return true;
     if (outcome == -2) throw mp::ShutDown("mp::redis queue \"" + impl_->name + "\" was shut down");
     if (deadline.expired()) return false;
+    waited = true;
     auto block = std::min<Clock::duration>(std::chrono::seconds(1), deadline.remaining());
     retry([&] {
       Reply reply =
@@ -334,66 +381,104 @@ bool QueueCore::put(std::span<const std::byte> item, Deadline deadline) {
 std::optional<std::vector<std::byte>> QueueCore::get(Deadline deadline) {
   auto& state = impl_->local();
   const auto& keys = impl_->keys;
-  const char* mode = impl_->joinable ? "hold" : "take";
+  const bool joinable = impl_->joinable;
+  const bool bounded = impl_->maxsize > 0;
+  const char* mode = joinable ? "hold" : "take";
   auto retry = impl_->retry(deadline, "get()");
   auto link = state.pool.take();
-  auto got = [&](const std::string& cid, std::vector<std::byte> item) {
-    if (impl_->joinable) {
+  auto got = [&](const std::string& cid, const redisReply* reply, bool waited) {
+    state.last_get_waited.store(waited, std::memory_order_relaxed);
+    if (joinable) {
       std::lock_guard lock(state.mutex);
       state.held.push_back(cid);
     }
-    return std::optional<std::vector<std::byte>>(std::move(item));
+    return std::optional<std::vector<std::byte>>(as_bytes(reply));
   };
   auto held_under = [&](const std::string& cid) {
     std::lock_guard lock(state.mutex);
     return static_cast<long long>(std::count(state.held.begin(), state.held.end(), cid));
   };
+  auto fail_shutdown = [&] {
+    throw mp::ShutDown("mp::redis queue \"" + impl_->name + "\" was shut down and is empty");
+  };
+  bool wait_first = !deadline.expired() && state.last_get_waited.load(std::memory_order_relaxed);
   for (;;) {
-    // 1. Take what is there (after reaping expired consumers, at most every lease/2).
     std::string cid;
-    Reply reply = retry([&] {
-      cid = impl_->current_cid(state, *link, retry);
-      if (impl_->joinable && retry.failures() > 0) {
-        // A reply lost with the connection may have delivered an item into my in-flight
-        // list: more items there than I know of means the newest (left) one is mine.
-        auto counts = link->run(std::vector<Command>{Command{"LLEN", keys.inflight(cid)},
-                                                     Command{"LINDEX", keys.inflight(cid), "0"}},
-                                retry.reply_deadline());
-        if (as_integer(counts[0]) > held_under(cid) && counts[1] && counts[1]->type == REDIS_REPLY_STRING) {
-          return std::move(counts[1]);
+    if (!wait_first) {
+      // 1. Take what is there.
+      enum class Outcome { item, empty, shut_down };
+      Reply item;
+      Outcome outcome = retry([&] {
+        cid = impl_->current_cid(state, *link, retry);
+        if (joinable && retry.failures() > 0) {
+          // A reply lost with the connection may have delivered an item into my in-flight
+          // list: more items there than I know of means the newest (left) one is mine.
+          auto counts = link->run(std::vector<Command>{Command{"LLEN", keys.inflight(cid)},
+                                                       Command{"LINDEX", keys.inflight(cid), "0"}},
+                                  retry.reply_deadline());
+          if (as_integer(counts[0]) > held_under(cid) && counts[1] && counts[1]->type == REDIS_REPLY_STRING) {
+            item = std::move(counts[1]);
+            return Outcome::item;
+          }
         }
+        if (joinable) {
+          std::vector<Command> pipeline{Command{"LMOVE", keys.items, keys.inflight(cid), "RIGHT", "LEFT"},
+                                        Command{"HGET", keys.meta, "shutdown"}};
+          if (bounded) pipeline.push_back(Command{"LLEN", keys.items});
+          auto replies = link->run(pipeline, retry.reply_deadline());
+          for (auto& r : replies) throw_if_error(r, "get() on queue \"" + impl_->name + "\"");
+          if (replies[0]->type == REDIS_REPLY_STRING) {
+            if (bounded) impl_->hint_if_was_full(*link, as_integer(replies[2]), retry);
+            item = std::move(replies[0]);
+            return Outcome::item;
+          }
+          return replies[1]->type == REDIS_REPLY_NIL ? Outcome::empty : Outcome::shut_down;
+        }
+        Reply r = link->run1(Command{"FCALL", "mp1_get", "5", keys.items, keys.inflight(cid), keys.meta,
+                                     keys.notfull, keys.unfinished, mode, keys.joined},
+                             retry.reply_deadline());
+        throw_if_error(r, "get() on queue \"" + impl_->name + "\"");
+        if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+          throw mp::Error("get() on queue \"" + impl_->name + "\": unexpected reply from the server");
+        }
+        long long status = r->element[0]->integer;
+        if (status == 1 && r->elements == 2) {
+          item = std::move(r);
+          return Outcome::item;
+        }
+        return status == -2 ? Outcome::shut_down : Outcome::empty;
+      });
+      if (outcome == Outcome::item) {
+        const redisReply* payload = item->type == REDIS_REPLY_ARRAY ? item->element[1] : item.get();
+        return got(cid, payload, false);
       }
-      impl_->maybe_reap(state, *link, retry, false);
-      Reply r = link->run1(Command{"FCALL", "mp1_get", "5", keys.items, keys.inflight(cid), keys.meta,
-                                   keys.notfull, keys.unfinished, mode, keys.joined},
-                           retry.reply_deadline());
-      throw_if_error(r, "get() on queue \"" + impl_->name + "\"");
-      return r;
-    });
-    if (reply->type == REDIS_REPLY_STRING) return got(cid, as_bytes(reply.get()));
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
-      throw mp::Error("get() on queue \"" + impl_->name + "\": unexpected reply from the server");
+      if (outcome == Outcome::shut_down) fail_shutdown();
+      if (deadline.expired()) return std::nullopt;
     }
-    long long status = reply->element[0]->integer;
-    if (status == 1 && reply->elements == 2) return got(cid, as_bytes(reply->element[1]));
-    if (status == -2)
-      throw mp::ShutDown("mp::redis queue \"" + impl_->name + "\" was shut down and is empty");
-    if (deadline.expired()) return std::nullopt;
+    wait_first = false;
     // 2. Wait for an item: BLMOVE straight into the in-flight list, for at most 500 ms
     //    (then look again: shutdown, reaping), pipelined with the acknowledgement / hint.
     auto block = std::min<Clock::duration>(kBlockChunk, deadline.remaining());
-    long long held_before = held_under(cid);
     Reply moved = retry([&] {
+      cid = impl_->current_cid(state, *link, retry);
+      impl_->maybe_reap(state, *link, retry, false);
       std::vector<Command> pipeline{
-          Command{"BLMOVE", keys.items, keys.inflight(cid), "RIGHT", "LEFT", seconds_arg(block)},
-          Command{"FCALL", "mp1_after_blocking_get", "4", keys.inflight(cid), keys.meta, keys.notfull,
-                  keys.unfinished, mode, keys.joined, std::to_string(held_before)}};
+          Command{"BLMOVE", keys.items, keys.inflight(cid), "RIGHT", "LEFT", seconds_arg(block)}};
+      if (!joinable) {
+        pipeline.push_back(Command{"FCALL", "mp1_after_blocking_get", "5", keys.inflight(cid), keys.meta,
+                                   keys.notfull, keys.unfinished, keys.items, mode, keys.joined, "0"});
+      } else if (bounded) {
+        pipeline.push_back(Command{"LLEN", keys.items});
+      }
       auto replies = link->run(pipeline, retry.reply_deadline(block));
-      throw_if_error(replies[0], "get() on queue \"" + impl_->name + "\"");
-      throw_if_error(replies[1], "get() on queue \"" + impl_->name + "\"");
+      for (auto& r : replies) throw_if_error(r, "get() on queue \"" + impl_->name + "\"");
+      if (joinable && bounded && replies[0]->type == REDIS_REPLY_STRING) {
+        impl_->hint_if_was_full(*link, as_integer(replies[1]), retry);
+      }
       return std::move(replies[0]);
     });
-    if (moved && moved->type == REDIS_REPLY_STRING) return got(cid, as_bytes(moved.get()));
+    if (moved && moved->type == REDIS_REPLY_STRING) return got(cid, moved.get(), true);
+    state.last_get_waited.store(false, std::memory_order_relaxed);
   }
 }
 
@@ -441,17 +526,29 @@ void QueueCore::task_done() {
   const auto& keys = impl_->keys;
   auto retry = impl_->retry(Deadline::never(), "task_done()");
   auto link = state.pool.take();
-  std::string seen = keys.seen("done-" + state.put_prefix + "-" +
-                               std::to_string(state.put_counter.fetch_add(1, std::memory_order_relaxed)));
-  Reply reply = retry([&] {
-    // Exactly once across retries: the ack marks `seen`, a retry finds it and stops.
-    auto replies = link->run(std::vector<Command>{Command{"SET", seen, "1", "NX", "PX", "120000"},
-                                                  Command{"FCALL", "mp1_task_done", "2", keys.inflight(cid),
-                                                          keys.unfinished, keys.joined}},
-                             retry.reply_deadline());
-    if (replies[0]->type == REDIS_REPLY_NIL) return Reply{};  // an earlier try got through
-    return std::move(replies[1]);
-  });
+  Command done{"FCALL", "mp1_task_done", "3", keys.inflight(cid), keys.unfinished, keys.acks, keys.joined};
+  done.add(state.writer_id());
+  done.add(static_cast<long long>(state.sequence.fetch_add(1, std::memory_order_relaxed)));
+  if (std::string earlier = link->take_later_error(); !earlier.empty()) {
+    throw mp::Error("mp::redis queue \"" + impl_->name + "\": an earlier task_done() failed: " + earlier);
+  }
+  bool safe_to_defer = false;
+  {
+    std::lock_guard lock(state.mutex);
+    safe_to_defer = state.heartbeat && state.heartbeat->lease_surely_held(cid);
+  }
+  if (safe_to_defer) {
+    // The lease is fresh, so the item is still in my in-flight list and the ack cannot be
+    // refused: send it now (the server applies it at once, join() sees it) and read the
+    // reply with this link's next command. A retry after a lost link re-sends it; the
+    // acker's sequence number keeps it from applying twice.
+    retry([&] {
+      link->run_later(done, retry.reply_deadline());
+      return 0;
+    });
+    return;
+  }
+  Reply reply = retry([&] { return link->run1(done, retry.reply_deadline()); });
   if (is_error(reply)) {
     std::string text = reply_text(reply.get());
     if (text.rfind("NOLEASE", 0) == 0) {

@@ -36,8 +36,10 @@ using Clock = mp::detail::MonotonicClock;
 
 class Retry {
  public:
-  Retry(const Endpoint& endpoint, std::chrono::milliseconds server_timeout, Deadline user, std::string what)
-      : endpoint_(endpoint), server_timeout_(server_timeout), user_(user), what_(std::move(what)) {}
+  // what and object name the call in the error ("put()", "queue \"jobs\""); both must outlive the Retry.
+  Retry(const Endpoint& endpoint, std::chrono::milliseconds server_timeout, Deadline user, const char* what,
+        const std::string& object)
+      : endpoint_(endpoint), server_timeout_(server_timeout), user_(user), what_(what), object_(object) {}
 
   // Retry::operator()(attempt): runs attempt() until it returns without a
   // LinkFailure; ConnectionError once the outage budget is spent.
@@ -75,8 +77,8 @@ class Retry {
       outage_end_ = end;
     }
     if (now >= *outage_end_) {
-      throw mp::ConnectionError("mp::redis: " + what_ + ": Redis server " + endpoint_.url + " (" +
-                                endpoint_.host + ":" + std::to_string(endpoint_.port) +
+      throw mp::ConnectionError("mp::redis: " + std::string(what_) + " (" + object_ + "): Redis server " +
+                                endpoint_.url + " (" + endpoint_.host + ":" + std::to_string(endpoint_.port) +
                                 ") is unreachable: " + reason + "; not regained within the call's timeout");
     }
     auto pause = std::min<Clock::duration>(std::chrono::milliseconds(100), *outage_end_ - now);
@@ -86,7 +88,8 @@ class Retry {
   const Endpoint& endpoint_;
   std::chrono::milliseconds server_timeout_;
   Deadline user_;
-  std::string what_;
+  const char* what_;
+  const std::string& object_;
   std::optional<Clock::time_point> outage_end_;
   int failures_ = 0;
 };

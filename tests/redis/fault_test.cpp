@@ -166,31 +166,33 @@ TEST(RedisFaults, FourProducersFourConsumersWithRandomKillsLoseNothing) {
 
   std::mt19937 random(12345);
   std::vector<Record> all;
-  std::set<std::size_t> kill_at = {80, 250, 400};
+  std::set<std::size_t> kill_at = {60, 180, 300};
   int kills = 0;
   std::atomic<bool> joined{false};
-  std::thread joiner([&] {
-    mp::redis::JoinableQueue<Item> mine(server.url(), "storm", 0, fast());
-    mine.join();
-    joined = true;
-  });
-  Record r{};
-  while (!joined) {
-    if (!records.read_value(r, 100)) continue;
-    all.push_back(r);
-    if (kill_at.count(all.size()) != 0) {
-      std::size_t victim = random() % consumers.size();
-      mp::test::kill_and_reap(consumers[victim]);
-      consumers[victim] = start_consumer(next_id++);
-      ++kills;
+  // The reader collects what consumers did and kills one now and then (replacing it).
+  std::thread reader([&] {
+    Record r{};
+    while (!joined) {
+      if (!records.read_value(r, 100)) continue;
+      all.push_back(r);
+      if (kill_at.count(all.size()) != 0) {
+        std::size_t victim = random() % consumers.size();
+        mp::test::kill_and_reap(consumers[victim]);
+        consumers[victim] = start_consumer(next_id++);
+        ++kills;
+      }
     }
-  }
-  joiner.join();
+  });
+  // join() only after every put: before that, "nothing unfinished" is true and ends it at once.
+  for (pid_t p : producers) EXPECT_EQ(mp::test::wait_exit(p), 0);
+  q.join();
+  joined = true;
+  reader.join();
   EXPECT_EQ(kills, 3);
   mp::redis::JoinableQueue<Item> control(server.url(), "storm", 0, fast());
   control.shutdown();
-  for (pid_t p : producers) EXPECT_EQ(mp::test::wait_exit(p), 0);
   for (pid_t c : consumers) EXPECT_EQ(mp::test::wait_exit(c), 0);
+  Record r{};
   while (records.read_value(r, 200)) all.push_back(r);
 
   std::map<std::pair<int, int>, int> deliveries;

@@ -1,0 +1,188 @@
+// bench/redis_bench — mp::redis throughput and latency against a running server.
+//
+// The server comes from $MP_REDIS_URL (bench/compare/redis.py starts a
+// throwaway one and sets it); without it every benchmark is skipped.
+//   BM_RedisQueue4x4      4 producer + 4 consumer processes, 64-byte items,
+//                         put -> get -> task_done on a JoinableQueue; items/s
+//   BM_RedisRoundTrip     1 producer -> 1 consumer and back (two queues); per round trip
+//   BM_RedisLock          acquire + release of an mp::redis::Lock; per pair
+// Children are forked here and leave with _exit (the code between fork and
+// _exit is in this file: spawn()).
+#include <benchmark/benchmark.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mp/redis.hpp"
+
+namespace {
+
+// 64 bytes, trivially copyable: the codec copies it as-is ("pod64").
+struct Item {
+  std::uint8_t bytes[64];
+  std::uint8_t& operator[](std::size_t i) { return bytes[i]; }
+};
+
+const char* server_url() { return std::getenv("MP_REDIS_URL"); }
+
+std::string unique_name(const char* what) {
+  return std::string(what) + "-" + std::to_string(::getpid()) + "-" +
+         std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+}
+
+pid_t spawn(const std::function<int()>& body) {
+  std::fflush(nullptr);
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int code = 1;
+    try {
+      code = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench child: %s\n", e.what());
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  return pid;
+}
+
+bool reap_all(const std::vector<pid_t>& pids) {
+  bool ok = true;
+  for (pid_t pid : pids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ok = ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
+  return ok;
+}
+
+void BM_RedisQueue4x4(benchmark::State& state) {
+  const char* url = server_url();
+  if (url == nullptr) {
+    state.SkipWithError("set MP_REDIS_URL (bench/compare/redis.py does)");
+    return;
+  }
+  constexpr int kProducers = 4;
+  constexpr int kConsumers = 4;
+  const int per_producer = static_cast<int>(state.range(0));
+  const auto maxsize = static_cast<std::size_t>(state.range(1));
+  const int total = per_producer * kProducers;
+  for (auto _ : state) {
+    std::string name = unique_name("bench4x4");
+    mp::redis::JoinableQueue<Item> q(url, name, maxsize);
+    int go[2];
+    if (::pipe(go) != 0) {
+      state.SkipWithError("pipe failed");
+      return;
+    }
+    auto wait_go = [&] {
+      char c;
+      return ::read(go[0], &c, 1) == 1;
+    };
+    std::vector<pid_t> children;
+    for (int p = 0; p < kProducers; ++p) {
+      children.push_back(spawn([&] {
+        mp::redis::JoinableQueue<Item> mine(url, name, maxsize);
+        Item item{};
+        if (!wait_go()) return 1;
+        for (int i = 0; i < per_producer; ++i) {
+          item[0] = static_cast<std::uint8_t>(i);
+          mine.put(item);
+        }
+        return 0;
+      }));
+    }
+    for (int c = 0; c < kConsumers; ++c) {
+      int share = total / kConsumers + (c < total % kConsumers ? 1 : 0);
+      children.push_back(spawn([&, share] {
+        mp::redis::JoinableQueue<Item> mine(url, name, maxsize);
+        if (!wait_go()) return 1;
+        for (int i = 0; i < share; ++i) {
+          benchmark::DoNotOptimize(mine.get());
+          mine.task_done();
+        }
+        return 0;
+      }));
+    }
+    ::close(go[0]);
+    auto start = std::chrono::steady_clock::now();
+    char signal[kProducers + kConsumers] = {};
+    [[maybe_unused]] auto n = ::write(go[1], signal, sizeof signal);
+    ::close(go[1]);
+    q.join();
+    bool ok = reap_all(children);
+    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(elapsed);
+    if (!ok) {
+      state.SkipWithError("a child failed");
+      return;
+    }
+  }
+  state.counters["items_per_second"] =
+      benchmark::Counter(static_cast<double>(total) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
+  state.SetItemsProcessed(static_cast<std::int64_t>(total) * state.iterations());
+}
+BENCHMARK(BM_RedisQueue4x4)->Args({5000, 1000})->Args({5000, 0})->UseManualTime()->Iterations(2)->Unit(
+    benchmark::kMillisecond);
+
+void BM_RedisRoundTrip(benchmark::State& state) {
+  const char* url = server_url();
+  if (url == nullptr) {
+    state.SkipWithError("set MP_REDIS_URL (bench/compare/redis.py does)");
+    return;
+  }
+  std::string name = unique_name("benchrt");
+  mp::redis::Queue<Item> ping(url, name + "-ping");
+  mp::redis::Queue<Item> pong(url, name + "-pong");
+  pid_t echo = spawn([&] {
+    mp::redis::Queue<Item> in(url, name + "-ping");
+    mp::redis::Queue<Item> out(url, name + "-pong");
+    for (;;) {
+      Item item = in.get();
+      if (item[0] == 255) return 0;
+      out.put(item);
+    }
+  });
+  Item item{};
+  for (int i = 0; i < 50; ++i) {  // warm up
+    ping.put(item);
+    item = pong.get();
+  }
+  for (auto _ : state) {
+    ping.put(item);
+    item = pong.get();
+  }
+  item[0] = 255;
+  ping.put(item);
+  reap_all({echo});
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RedisRoundTrip)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+void BM_RedisLock(benchmark::State& state) {
+  const char* url = server_url();
+  if (url == nullptr) {
+    state.SkipWithError("set MP_REDIS_URL (bench/compare/redis.py does)");
+    return;
+  }
+  mp::redis::Lock lock(url, unique_name("benchlock"));
+  for (auto _ : state) {
+    lock.acquire();
+    lock.release();
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_RedisLock)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
