@@ -4,11 +4,11 @@
 // file descriptors: a Process's sentinel(), a Connection's fileno(), or any fd
 // of your own, and returns the ones that are ready, in the order given.
 //
-//   mp::Process worker(work);
-//   worker.start();
-//   std::vector<int> fds{worker.sentinel(), conn.fileno()};
-//   for (int fd : mp::wait(fds, std::chrono::seconds(1)))
-//     if (fd == worker.sentinel()) worker.join();
+//   mp::Process quick(work, 0), slow(work, 1000);
+//   quick.start();
+//   slow.start();
+//   std::vector<int> sentinels{quick.sentinel(), slow.sentinel()};
+//   std::vector<int> ready = mp::wait(sentinels, std::chrono::seconds(10));  // {quick.sentinel()}
 //
 // "Ready" means read() would not block: data is there, the peer hung up (EOF),
 // the fd reports an error, or, for a sentinel (a pidfd), the process ended.

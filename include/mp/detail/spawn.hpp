@@ -2,11 +2,10 @@
 // reap it through its pidfd. The machinery under mp::Process, and what the Pool
 // builds its workers on.
 //
-//   struct Job { int operator()() { return do_work(); } } job;
-//   mp::ProcessInfo info("Worker-1");
-//   auto child = mp::detail::spawn_child({&info, /*die_with_parent=*/true}, mp::detail::child_body(job));
-//   if (child.error != 0) { /* child.failed_call and child.error say why */ }
-//   auto outcome = mp::detail::wait_and_reap(child.pidfd.get(), mp::detail::Deadline::never());
+// Use: spawn_child({&info, die_with_parent}, child_body(callable)) forks and
+// returns {pid, pidfd} (or the failed call and its errno); poll the pidfd or
+// wait_and_reap(pidfd, deadline) to learn the exit code; signal_child(pidfd,
+// SIGTERM) to stop it. mp::Process (src/process.cpp) is the reference user.
 //
 // What the child does (src/child_after_fork.cpp, the only code between fork()
 // and _exit()): it resets mp's process table (no inherited children, name
