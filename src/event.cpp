@@ -23,13 +23,9 @@ void Event::set() noexcept {
   // Relaxed: a guess for the compare-exchange, which re-reads it.
   std::uint32_t old = s.state.load(std::memory_order_relaxed);
   for (;;) {
-    if (old & EventState::kFlag) {
-      // Already up: nothing changes. The acquire fence pairs with the raiser's
-      // release, so our own later reads see what it published (no ordering is
-      // promised to waiters for a set() that changed nothing).
-      std::atomic_thread_fence(std::memory_order_acquire);
-      return;
-    }
+    // Already up: nothing changes and nobody needs waking (a set() that
+    // changes nothing promises waiters nothing either).
+    if (old & EventState::kFlag) return;
     // seq_cst: release half publishes what the setter wrote (pairs with the
     // acquire loads in is_set()/wait_until()); total order with the sleepers
     // load below is the no-lost-wake-up argument. Generation + 1 (INV1).

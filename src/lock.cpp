@@ -46,6 +46,10 @@ bool lock_acquire(LockState& state, AcquireWait wait, const Deadline& deadline) 
     return true;
   }
   int rc = wait == AcquireWait::no ? state.mutex.try_lock_native() : state.mutex.lock_native(deadline);
+  return lock_acquire_finish(state, wait, deadline, rc);
+}
+
+bool lock_acquire_finish(LockState& state, AcquireWait wait, const Deadline& deadline, int rc) {
   switch (rc) {
     case 0: note_acquired(state, false); return true;
     case EOWNERDEAD: note_acquired(state, true); return true;
@@ -64,20 +68,21 @@ bool lock_acquire(LockState& state, AcquireWait wait, const Deadline& deadline) 
   }
 }
 
-void lock_release(LockState& state) {
-  if (state.kind == LockKind::recursive) {
-    if (!state.mutex.held_by_caller())
-      throw ValueError(
-          "RLock::release(): the calling process/thread does not hold this lock "
-          "(released more times than acquired, or by another thread or process)");
-    if (--state.depth > 0) return;  // INV2: still held
-  }
-  // The robust mutex checks its owner itself (EPERM), so a plain lock pays no
-  // extra check on the fast path.
-  if (!state.mutex.unlock())
+void throw_not_held(const LockState& state) {
+  if (state.kind == LockKind::recursive)
     throw ValueError(
-        "Lock::release(): the calling process/thread does not hold this lock "
-        "(it is free, or held by another thread or process)");
+        "RLock::release(): the calling process/thread does not hold this lock "
+        "(released more times than acquired, or by another thread or process)");
+  throw ValueError(
+      "Lock::release(): the calling process/thread does not hold this lock "
+      "(it is free, or held by another thread or process)");
+}
+
+void lock_release(LockState& state) {
+  // Checked first: a non-owner must not call unlock at all.
+  if (!state.mutex.held_by_caller()) throw_not_held(state);
+  if (state.kind == LockKind::recursive && --state.depth > 0) return;  // INV2: still held
+  if (!state.mutex.unlock()) throw_not_held(state);
 }
 
 std::uint32_t lock_release_fully(LockState& state) noexcept {

@@ -46,8 +46,14 @@ class Lock : public detail::Acquirable<Lock> {
   // acquired; throw mp::ValueError when the holder itself blocks without timeout.
 
   // Lock::release() (also unlock()): mp::ValueError if this process + thread
-  // does not hold it.
-  void release() { detail::lock_release(*state_); }
+  // does not hold it. Checked before unlocking (the robust mutex would also
+  // refuse with EPERM, but a non-owner must not even try: ThreadSanitizer
+  // rightly reports that as misuse).
+  void release() {
+    detail::LockState& state = *state_;
+    if (!state.mutex.held_by_caller() || !state.mutex.unlock()) [[unlikely]]
+      detail::throw_not_held(state);
+  }
 
   // Lock::previous_owner_died(): true if the acquire that made the current
   // (or latest) holder took the lock over from a holder that had died.
@@ -63,6 +69,16 @@ class Lock : public detail::Acquirable<Lock> {
   explicit Lock(std::shared_ptr<detail::LockState> state) noexcept : state_(std::move(state)) {}
 
   bool acquire_with(detail::AcquireWait wait, const detail::Deadline& deadline) {
+    if (wait == detail::AcquireWait::until_deadline && deadline.is_never()) {
+      // The fast path, inline: a robust pthread_mutex_lock, and a load
+      // (relaxed: INV3, only holders write it) to see that the
+      // previous_owner_died flag needs no reset.
+      detail::LockState& state = *state_;
+      const int rc = state.mutex.lock_native();
+      if (rc == 0 && state.previous_owner_died.load(std::memory_order_relaxed) == 0) [[likely]]
+        return true;
+      return detail::lock_acquire_finish(state, wait, deadline, rc);
+    }
     return detail::lock_acquire(*state_, wait, deadline);
   }
 

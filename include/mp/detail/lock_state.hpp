@@ -63,9 +63,16 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 // itself forever); with a timeout that wait runs out and gives false, as in Python.
 bool lock_acquire(LockState& state, AcquireWait wait, const Deadline& deadline);
 
+// lock_acquire_finish(state, wait, deadline, rc): the rest of lock_acquire()
+// once the mutex call returned `rc`.
+bool lock_acquire_finish(LockState& state, AcquireWait wait, const Deadline& deadline, int rc);
+
 // lock_release(state): releases one level. mp::ValueError if the calling
 // process + thread does not hold it.
 void lock_release(LockState& state);
+
+// throw_not_held(state): the mp::ValueError for releasing a lock not held.
+[[noreturn]] void throw_not_held(const LockState& state);
 
 // lock_held_by_caller(state): does this process + thread hold it?
 [[nodiscard]] inline bool lock_held_by_caller(const LockState& state) noexcept {
