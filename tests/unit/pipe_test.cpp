@@ -143,6 +143,19 @@ TEST(Pipe, PollWithTimeoutReturnsFalseWhenNothingCameAndTrueWhenSomethingDoes) {
   EXPECT_EQ(exit_code_of(child), 0);
 }
 
+TEST(Pipe, PollWithAHugeTimeoutWaitsLikePythonsPollNone) {
+  // hours::max() must mean "wait", not overflow into "do not wait".
+  auto [a, b] = mp::Pipe<int>();
+  pid_t child = fork_child([&, &a = a] {
+    ::usleep(50000);
+    a.send(9);
+    return 0;
+  });
+  EXPECT_TRUE(b.poll(std::chrono::hours::max()));
+  EXPECT_EQ(b.recv(), 9);
+  EXPECT_EQ(exit_code_of(child), 0);
+}
+
 TEST(Pipe, EOFErrorOnlyAfterEveryMessageWasRead) {
   auto [a, b] = mp::Pipe<std::string>();
   a.send("first");

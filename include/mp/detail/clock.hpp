@@ -25,9 +25,13 @@ class Deadline {
   // treats a negative timeout as "do not wait").
   template <class Rep, class Period>
   static Deadline after(std::chrono::duration<Rep, Period> d) noexcept {
+    using Source = std::chrono::duration<Rep, Period>;
+    // Saturate before converting: duration_cast of hours::max() (or min()) to
+    // nanoseconds overflows, which is undefined and used to give a zero wait.
+    if (d <= Source::zero()) return Deadline{MonotonicClock::now()};
+    if (d >= std::chrono::duration_cast<Source>(MonotonicClock::duration::max())) return never();
     auto delta = std::chrono::duration_cast<MonotonicClock::duration>(d);
-    if (delta < MonotonicClock::duration::zero()) delta = MonotonicClock::duration::zero();
-    // Saturate: a huge timeout (hours::max()) must not overflow into the past.
+    // Saturate: a huge timeout must not overflow into the past.
     auto now = MonotonicClock::now();
     if (delta > MonotonicClock::time_point::max() - now) return never();
     return Deadline{now + delta};
