@@ -288,6 +288,11 @@ LinkPool::Lease LinkPool::take() {
   return Lease(this, std::make_unique<Link>(endpoint_));
 }
 
+void LinkPool::settle_all(Deadline deadline) noexcept {
+  std::lock_guard lock(mutex_);
+  for (auto& link : idle_) (void)link->settle(deadline);
+}
+
 void LinkPool::give_back(std::unique_ptr<Link> link) {
   std::lock_guard lock(mutex_);
   if (idle_.size() < 8) idle_.push_back(std::move(link));

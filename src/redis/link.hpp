@@ -168,6 +168,8 @@ class LinkPool {
 
   // LinkPool::take(): an idle link (maybe not connected), or a new one.
   Lease take();
+  // LinkPool::settle_all(deadline): every idle link reads what its run_later commands owe.
+  void settle_all(Deadline deadline) noexcept;
   [[nodiscard]] const Endpoint& endpoint() const noexcept { return endpoint_; }
 
  private:

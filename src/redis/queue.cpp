@@ -286,6 +286,9 @@ void QueueCore::Impl::leave(ProcessQueueState& state) noexcept {
     state.heartbeat.reset();  // stops the renewals first
   }
   try {
+    // Acknowledgements sent with run_later reach the server before the leave below hands
+    // back what is still held (otherwise a done item could be handed out again).
+    state.pool.settle_all(Deadline::after(std::chrono::seconds(1)));
     auto link = state.pool.take();
     link->run1(Command{"FCALL", "mp1_leave", "4", keys.consumers, keys.items, keys.inflight(cid),
                        keys.heartbeat(cid), cid},

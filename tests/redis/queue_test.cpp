@@ -282,3 +282,30 @@ TEST(RedisQueue, DatabaseNumberInTheUrlIsUsed) {
   EXPECT_EQ(server.integer({"EXISTS", "mpq:{indb}:items"}), 0);  // not in db 0
   EXPECT_EQ(q.get(), 1);
 }
+
+// Threads of one process sharing one handle (each blocking call takes its own
+// connection); run under ThreadSanitizer by the tsan preset.
+TEST(RedisQueueThreads, ThreadsShareOneHandle) {
+  mp::test::RedisServer server;
+  mp::redis::JoinableQueue<std::int32_t> q(server.url(), "threads", 8, fast());
+  constexpr int kPerThread = 100;
+  constexpr int kThreads = 3;
+  std::vector<std::thread> threads;
+  std::atomic<long long> sum{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) q.put(t * kPerThread + i);
+    });
+    threads.emplace_back([&] {
+      for (int i = 0; i < kPerThread; ++i) {
+        sum += q.get(20s);
+        q.task_done();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  q.join();
+  constexpr long long kCount = kThreads * kPerThread;
+  EXPECT_EQ(sum.load(), kCount * (kCount - 1) / 2);
+  EXPECT_TRUE(q.empty());
+}
