@@ -68,6 +68,11 @@ std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true);
 
 template <class T>
 class Connection {
+  static_assert(Encodable<T>,
+                "mp::Connection<T> / mp::Pipe<T>: T is not Encodable, so it cannot travel between processes; "
+                "give it a `template <class Archive> void serialize(Archive& ar)` member or a mp::codec<T> "
+                "specialisation (see mp/codec.hpp)");
+
  public:
   // Connection::send(value): encodes value and writes it as one message (one
   // write system call for header and payload). Blocks while the kernel's
