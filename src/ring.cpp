@@ -185,6 +185,10 @@ std::uint32_t Ring::size() const noexcept {
   return count_of(w) - count_of(r);
 }
 
+std::uint32_t Ring::total_gets() const noexcept {
+  return count_of(header_->read_word.load(std::memory_order_acquire));  // pairs with get's commit
+}
+
 std::uint32_t Ring::producer_repairs() const noexcept {
   return header_->producer_repairs.load(std::memory_order_relaxed);  // a statistic, no ordering
 }

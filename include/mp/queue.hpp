@@ -82,6 +82,14 @@ struct QueueLocalState {
 
 [[noreturn]] void throw_ring_failure(RingStatus status, const char* call);
 
+// QueueAccess: the ring behind a queue handle, for mp's own tests and tools.
+struct QueueAccess {
+  template <class Q>
+  static const Ring& ring(const Q& queue) noexcept {
+    return queue.ring_;
+  }
+};
+
 }  // namespace detail
 
 template <class T>
@@ -156,6 +164,8 @@ class Queue {
   [[nodiscard]] bool is_shutdown() const noexcept { return ring_.is_shut_down(); }
 
  protected:
+  friend struct detail::QueueAccess;
+
   static std::uint32_t ring_capacity(std::size_t bytes) {
     if (bytes > detail::kMaxRingCapacity)
       throw ValueError("mp::Queue: QueueOptions::ring_bytes " + std::to_string(bytes) +

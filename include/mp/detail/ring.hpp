@@ -196,7 +196,8 @@ class Ring {
   // Ring::get(target, deadline, nonblocking): removes the oldest item.
   RingStatus get(GetTarget& target, const Deadline& deadline, bool nonblocking);
 
-  [[nodiscard]] std::uint32_t size() const noexcept;  // puts - gets (INV2)
+  [[nodiscard]] std::uint32_t size() const noexcept;        // puts - gets (INV2)
+  [[nodiscard]] std::uint32_t total_gets() const noexcept;  // items ever taken (mod 2^32)
   [[nodiscard]] std::uint64_t maxsize() const noexcept { return header_->maxsize; }
   [[nodiscard]] std::uint32_t capacity() const noexcept { return header_->capacity; }
   [[nodiscard]] std::uint32_t stream_threshold() const noexcept { return header_->stream_threshold; }
