@@ -56,6 +56,13 @@ ProcessInfo next_child_info(const char* prefix) {
 }
 
 void finish_children() noexcept {
+  {
+    // The common case at the end of a child: no children of its own. Return
+    // without allocating (each page a fresh child writes is a copy-on-write fault).
+    ProcessTable& table = process_table();
+    std::lock_guard lock(table.mutex);
+    if (table.children.empty()) return;
+  }
   try {
     // As Python's atexit function: first tell every daemon to stop, then reap all.
     for (Process* child : active_children())
@@ -90,7 +97,9 @@ Process::Process(Process&& other) noexcept {
   std::lock_guard lock(table.mutex);
   info_ = std::move(other.info_);
   daemon_ = other.daemon_;
-  state_ = std::exchange(other.state_, State::moved_from);
+  // Relaxed: the table lock (held) orders it; see Process::state_.
+  state_.store(other.state_.exchange(State::moved_from, std::memory_order_relaxed),
+               std::memory_order_relaxed);
   creator_pid_ = other.creator_pid_;
   pidfd_ = std::move(other.pidfd_);
   exitcode_ = other.exitcode_;
@@ -107,7 +116,9 @@ Process& Process::operator=(Process&& other) noexcept {
   std::lock_guard lock(table.mutex);
   info_ = std::move(other.info_);
   daemon_ = other.daemon_;
-  state_ = std::exchange(other.state_, State::moved_from);
+  // Relaxed: the table lock (held) orders it; see Process::state_.
+  state_.store(other.state_.exchange(State::moved_from, std::memory_order_relaxed),
+               std::memory_order_relaxed);
   creator_pid_ = other.creator_pid_;
   pidfd_ = std::move(other.pidfd_);
   exitcode_ = other.exitcode_;
@@ -121,7 +132,7 @@ Process& Process::operator=(Process&& other) noexcept {
 Process::~Process() { apply_exit_policy(); }
 
 void Process::apply_exit_policy() noexcept {
-  if (state_ == State::created || state_ == State::moved_from) return;
+  if (state() == State::created || state() == State::moved_from) return;
   // An object inherited from the parent is not ours to reap: the child only
   // closes its copy of the sentinel (with pidfd_).
   if (creator_pid_ != ::getpid()) return;
@@ -142,7 +153,7 @@ void Process::apply_exit_policy() noexcept {
 }
 
 void Process::check_owner(const char* what) const {
-  if (state_ == State::moved_from)
+  if (state() == State::moved_from)
     throw ProcessError(std::string("Process::") + what + "(): this Process was moved from");
   if (creator_pid_ != ::getpid())
     throw ProcessError(std::string("Process::") + what + "(" + info_.name() + "): can only " + what +
@@ -152,7 +163,7 @@ void Process::check_owner(const char* what) const {
 }
 
 void Process::check_started(const char* what) const {
-  if (state_ == State::created)
+  if (state() == State::created)
     throw ProcessError(std::string("Process::") + what + "(" + info_.name() +
                        "): the process has not been started; call start() first");
 }
@@ -160,7 +171,7 @@ void Process::check_started(const char* what) const {
 // Process::start()
 void Process::start() {
   check_owner("start");
-  if (state_ != State::created)
+  if (state() != State::created)
     throw ProcessError("Process::start(" + describe(info_) + "): cannot start a process twice");
   detail::ProcessTable& table = detail::process_table();
   {
@@ -178,8 +189,8 @@ void Process::start() {
   std::lock_guard lock(table.mutex);
   info_.pid_ = spawned.pid;
   pidfd_ = std::move(spawned.pidfd);
-  state_ = State::started;
-  table.children.push_back(this);  // INV2 (capacity reserved above)
+  state_.store(State::started, std::memory_order_relaxed);  // under the table lock
+  table.children.push_back(this);                           // INV2 (capacity reserved above)
 }
 
 int Process::child_entry(void* self) {
@@ -193,18 +204,18 @@ void Process::run() {
 }
 
 Process::State Process::refresh_locked() {
-  if (state_ != State::started) return state_;
+  if (state() != State::started) return state();
   detail::ReapOutcome outcome = detail::try_reap(pidfd_.get());
   switch (outcome.state) {
     case detail::ChildState::running: break;
     case detail::ChildState::ended:
       exitcode_ = outcome.exitcode;
-      state_ = State::ended;
+      state_.store(State::ended, std::memory_order_relaxed);  // under the table lock, after exitcode_
       break;
-    case detail::ChildState::lost: state_ = State::lost; break;
+    case detail::ChildState::lost: state_.store(State::lost, std::memory_order_relaxed); break;
     case detail::ChildState::failed: detail::throw_system_error("waitid", describe(info_), outcome.error);
   }
-  return state_;
+  return state();
 }
 
 Process::State Process::poll_state() {
@@ -243,13 +254,13 @@ void Process::join() { join_until(detail::Deadline::never()); }
 bool Process::is_alive() {
   if (detail::process_table().current == &info_) return true;  // the child asking about itself
   check_owner("test");
-  if (state_ == State::created) return false;
+  if (state() == State::created) return false;
   return poll_state() == State::started;
 }
 
 // Process::exitcode()
 std::optional<int> Process::exitcode() {
-  if (state_ == State::created) return std::nullopt;
+  if (state() == State::created) return std::nullopt;
   check_owner("query");
   State state = poll_state();
   if (state == State::lost) throw_lost();
@@ -261,7 +272,7 @@ void Process::send(int signal, const char* what) {
   check_owner(what);
   check_started(what);
   std::lock_guard lock(detail::process_table().mutex);
-  if (state_ != State::started) return;  // already reaped: nothing to signal (as Python)
+  if (state() != State::started) return;  // already reaped: nothing to signal (as Python)
   int rc = detail::signal_child(pidfd_.get(), signal);
   if (rc != 0 && rc != ESRCH) detail::throw_system_error("pidfd_send_signal", describe(info_), rc);
 }
@@ -275,13 +286,13 @@ void Process::kill() { send(SIGKILL, "kill"); }
 // Process::sentinel()
 int Process::sentinel() const {
   check_started("sentinel");
-  if (state_ == State::moved_from) throw ProcessError("Process::sentinel(): this Process was moved from");
+  if (state() == State::moved_from) throw ProcessError("Process::sentinel(): this Process was moved from");
   return pidfd_.get();
 }
 
 // Process::set_daemon(daemonic)
 void Process::set_daemon(bool daemonic) {
-  if (state_ != State::created)
+  if (state() != State::created)
     throw ProcessError("Process::set_daemon(" + describe(info_) + "): the process has already been started");
   daemon_ = daemonic;
 }

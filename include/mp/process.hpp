@@ -59,6 +59,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -220,6 +221,8 @@ class Process {
     moved_from  // emptied by a move: may only be destroyed or assigned to
   };
 
+  // Process::state(): relaxed load, see state_.
+  [[nodiscard]] State state() const noexcept { return state_.load(std::memory_order_relaxed); }
   bool join_until(detail::Deadline deadline);
   void check_owner(const char* what) const;
   void check_started(const char* what) const;
@@ -236,10 +239,15 @@ class Process {
 
   ProcessInfo info_;  // name and pid (pid 0 before start)
   bool daemon_ = false;
-  State state_ = State::created;  // guarded by the process-table lock once started
-  pid_t creator_pid_ = 0;         // getpid() of the process that constructed this object
-  detail::UniqueFd pidfd_;        // the sentinel
-  int exitcode_ = 0;              // valid in State::ended
+  // Written only under the process-table lock (started/ended/lost, moves).
+  // Read with that lock for every decision about the child; read without it
+  // only by the misuse checks (created? moved from?), whose answer no
+  // concurrent reaper can change. Relaxed everywhere: the lock orders what
+  // needs ordering (exitcode_ is written before `ended` under the same lock).
+  std::atomic<State> state_{State::created};
+  pid_t creator_pid_ = 0;   // getpid() of the process that constructed this object
+  detail::UniqueFd pidfd_;  // the sentinel
+  int exitcode_ = 0;        // valid in State::ended
   std::unique_ptr<detail::ProcessTarget> target_;
 };
 

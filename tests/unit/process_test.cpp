@@ -15,12 +15,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -739,6 +741,59 @@ TEST(ProcessDaemon, NormalExitTerminatesDaemonsAndJoinsTheOthers) {
     EXPECT_EQ(::kill(daemon_pid, 0), -1);
     EXPECT_EQ(output.find("daemon woke"), std::string::npos) << output;
   }
+}
+
+}  // namespace
+
+namespace {
+
+// Thread world (run under ThreadSanitizer): threads start, join and list
+// children concurrently; the process table and each Process's reaping state
+// must be properly locked.
+TEST(ProcessThreads, ConcurrentStartsJoinsAndListings) {
+  constexpr int kPerThread = 10;
+  std::atomic<bool> done{false};   // relaxed is enough: only ends the lister's loop
+  std::atomic<int> exits_seen{0};  // relaxed: read after join(), which synchronises
+  auto starter = [&exits_seen](int code) {
+    for (int i = 0; i < kPerThread; ++i) {
+      mp::Process p([code] { mp::exit(code); });
+      p.start();
+      (void)p.is_alive();
+      p.join();
+      if (p.exitcode() == code) exits_seen.fetch_add(1, std::memory_order_relaxed);
+    }
+  };
+  std::thread lister([&done] {
+    while (!done.load(std::memory_order_relaxed)) {
+      for (mp::Process* child : mp::active_children()) (void)child->pid();
+      std::this_thread::yield();
+    }
+  });
+  std::thread first(starter, 3);
+  std::thread second(starter, 4);
+  first.join();
+  second.join();
+  done.store(true, std::memory_order_relaxed);
+  lister.join();
+  EXPECT_EQ(exits_seen.load(std::memory_order_relaxed), 2 * kPerThread);
+  EXPECT_TRUE(mp::active_children().empty());
+}
+
+TEST(ProcessThreads, OneProcessJoinedFromTwoThreads) {
+  TestPipe go = make_pipe();
+  int go_fd = go.read_end.get();
+  mp::Process p([go_fd] { mp::exit(read_byte(go_fd) == 'g' ? 6 : 1); });
+  p.start();
+  std::optional<int> seen_by_thread;
+  std::thread joiner([&p, &seen_by_thread] {
+    p.join();
+    seen_by_thread = p.exitcode();
+  });
+  write_text(go.write_end.get(), "g");
+  p.join();  // both joins return; the child is reaped exactly once
+  joiner.join();
+  EXPECT_EQ(p.exitcode(), 6);
+  EXPECT_EQ(seen_by_thread, 6);
 }
 
 }  // namespace
