@@ -120,6 +120,9 @@ class PoolCore {
   void terminate();
   void join();
   [[nodiscard]] int processes() const noexcept { return processes_; }
+  // PoolCore::foreign(): true in a process forked from the pool's owner (a
+  // copy of the Pool object exists there, but no supervisor and no workers).
+  [[nodiscard]] bool foreign() const noexcept { return ::getpid() != owner_; }
 
  private:
   void supervise() noexcept;
@@ -141,6 +144,7 @@ class PoolCore {
 
   const int processes_;
   const PoolOptions options_;
+  const pid_t owner_ = ::getpid();
   std::shared_ptr<std::byte> slot_region_;
   WorkerSlot* slots_ = nullptr;
   UniqueFd wake_fd_;
@@ -854,6 +858,12 @@ Pool::Pool(Pool&& other) noexcept = default;
 
 Pool::~Pool() {
   if (!core_) return;
+  if (core_->foreign()) {
+    // A forked copy of the owner's Pool: the supervisor thread and the
+    // workers belong to the owner. Nothing here to close, join or free safely.
+    (void)core_.release();
+    return;
+  }
   try {
     core_->close();
     core_->join();
@@ -861,13 +871,23 @@ Pool::~Pool() {
   }
 }
 
+namespace {
+void check_usable(const char* method, const std::unique_ptr<detail::PoolCore>& core) {
+  if (!core) throw ValueError(std::string(method) + ": this Pool was moved from");
+  if (core->foreign()) {
+    throw ValueError(std::string(method) +
+                     ": this Pool belongs to the process that created it; a forked child cannot use it");
+  }
+}
+}  // namespace
+
 void Pool::check_running(const char* method) const {
-  if (!core_) throw ValueError(std::string(method) + ": this Pool was moved from");
+  check_usable(method, core_);
   core_->check_running(method);
 }
 
 std::shared_ptr<detail::JobState> Pool::submit(const char* method, std::vector<detail::ChunkSpec> chunks) {
-  if (!core_) throw ValueError(std::string(method) + ": this Pool was moved from");
+  check_usable(method, core_);
   std::vector<std::uint32_t> counts;
   counts.reserve(chunks.size());
   for (const auto& chunk : chunks) counts.push_back(chunk.item_count);
@@ -877,15 +897,18 @@ std::shared_ptr<detail::JobState> Pool::submit(const char* method, std::vector<d
 }
 
 void Pool::close() {
-  if (core_) core_->close();
+  check_usable("Pool::close()", core_);
+  core_->close();
 }
 
 void Pool::terminate() {
-  if (core_) core_->terminate();
+  check_usable("Pool::terminate()", core_);
+  core_->terminate();
 }
 
 void Pool::join() {
-  if (core_) core_->join();
+  check_usable("Pool::join()", core_);
+  core_->join();
 }
 
 int Pool::processes() const noexcept { return core_ ? core_->processes() : 0; }

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -481,6 +482,27 @@ TEST(Pool, MovedPool) {
   mp::Pool second(std::move(first));
   EXPECT_EQ(second.apply(square, 6), 36);
   EXPECT_THROW(first.apply(square, 1), mp::ValueError);  // NOLINT(bugprone-use-after-move)
+}
+
+TEST(Pool, ForkedChildCannotUseTheOwnersPool) {
+  mp::Pool pool(1);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int code = 1;
+    try {
+      (void)pool.apply(square, 2);
+    } catch (const mp::ValueError&) {
+      code = 0;
+    } catch (...) {
+      code = 2;
+    }
+    ::_exit(code);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(pool.apply(square, 3), 9);  // the owner's pool is untouched
 }
 
 }  // namespace
