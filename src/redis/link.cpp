@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
@@ -286,6 +287,14 @@ LinkPool::Lease LinkPool::take() {
     }
   }
   return Lease(this, std::make_unique<Link>(endpoint_));
+}
+
+void LinkPool::close_after_fork() noexcept {
+  std::unique_lock lock(mutex_, std::try_to_lock);  // a parent thread may have held it at fork
+  if (!lock.owns_lock()) return;
+  for (auto& link : idle_) {
+    if (link->fd() >= 0) ::close(link->fd());
+  }
 }
 
 void LinkPool::settle_all(Deadline deadline) noexcept {

@@ -168,6 +168,9 @@ class LinkPool {
 
   // LinkPool::take(): an idle link (maybe not connected), or a new one.
   Lease take();
+  // LinkPool::close_after_fork(): in a child that abandons this pool: closes the child's
+  // copies of the idle sockets (the parent's connections are untouched), sends nothing.
+  void close_after_fork() noexcept;
   // LinkPool::settle_all(deadline): every idle link reads what its run_later commands owe.
   void settle_all(Deadline deadline) noexcept;
   [[nodiscard]] const Endpoint& endpoint() const noexcept { return endpoint_; }

@@ -96,6 +96,7 @@ class Renewer {
 struct ProcessLockState {
   explicit ProcessLockState(const Endpoint& endpoint) : pool(endpoint), token(random_hex(16)) {}
   void abandon_after_fork() noexcept {
+    pool.close_after_fork();
     if (renewer) renewer->abandon_after_fork();
     keep_forever(std::shared_ptr<Renewer>(renewer.release()));
   }

@@ -175,6 +175,7 @@ struct ProcessQueueState {
   ~ProcessQueueState() = default;
 
   void abandon_after_fork() noexcept {
+    pool.close_after_fork();
     if (heartbeat) heartbeat->abandon_after_fork();
     keep_forever(std::shared_ptr<Heartbeat>(heartbeat.release()));
   }

@@ -33,6 +33,9 @@
 // mp::ConnectionError when the server cannot be reached, or is lost and not
 // regained within the call's timeout (Options::server_timeout, 10 s, for calls
 // without one); mp::CodecError when an item's bytes do not decode as T.
+// A call that lost the server mid-way retries once it is back, exactly once
+// (puts and task_dones carry a sequence number the server checks); only when
+// ConnectionError ends a put is that put in doubt (it may have been stored).
 // shutdown() is seen by blocked getters within 0.5 s and by blocked putters at once.
 //
 // Safety: a handle may be copied and used from any thread of any process that
