@@ -105,6 +105,7 @@ struct ProcessLockState {
   std::string token;
   std::mutex mutex;  // guards below
   bool held = false;
+  std::thread::id holder;  // the thread whose acquire succeeded
   std::uint64_t fence = 0;
   std::unique_ptr<Renewer> renewer;
 };
@@ -162,6 +163,14 @@ LockCore::~LockCore() {
 
 bool LockCore::acquire(Deadline deadline) {
   auto& state = impl_->local();
+  if (deadline.is_never()) {
+    std::lock_guard lock(state.mutex);
+    if (state.held && state.holder == std::this_thread::get_id()) {
+      throw mp::ValueError(
+          "mp::redis::Lock \"" + impl_->name +
+          "\": acquire() without timeout by the thread that holds it would wait for itself forever");
+    }
+  }
   auto retry = impl_->retry(deadline, "acquire()");
   auto link = state.pool.take();
   Command attempt{"FCALL", "mp1_lock_acquire", "2", impl_->lock_key, impl_->fence_key, state.token};
@@ -178,6 +187,7 @@ bool LockCore::acquire(Deadline deadline) {
     if (won == 1) {
       std::lock_guard lock(state.mutex);
       state.held = true;
+      state.holder = std::this_thread::get_id();
       state.fence = static_cast<std::uint64_t>(value);
       state.renewer = std::make_unique<Renewer>(impl_->endpoint, impl_->lock_key, state.token, impl_->lease);
       return true;

@@ -98,6 +98,11 @@ TEST(RedisLock, ReleasingAnUnheldLockIsValueError) {
   lock.acquire();
   lock.release();
   EXPECT_THROW(lock.unlock(), mp::ValueError);
+  lock.acquire();
+  EXPECT_THROW(lock.acquire(), mp::ValueError);  // not re-entrant: would wait for itself
+  EXPECT_FALSE(lock.try_lock());
+  EXPECT_FALSE(lock.acquire(std::chrono::milliseconds(50)));
+  lock.release();
 }
 
 TEST(RedisLock, LeaseIsRenewedWhileHeld) {

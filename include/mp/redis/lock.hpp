@@ -17,9 +17,11 @@
 // (INCR on the server); pass it to the resource you protect and have it refuse
 // smaller ones. The token survives restarts of a server run with an AOF.
 //
-// Errors: ValueError for a malformed url, or release() by a process that does
-// not hold it; LockLost as above; ConnectionError when the server is lost and
-// not regained within the call's timeout (10 s for calls without one).
+// Errors: ValueError for a malformed url, release() by a process that does
+// not hold it, or acquire() without timeout by the thread holding it (it is not
+// re-entrant: that would wait for itself forever, as mp::Lock refuses too); LockLost as above;
+// ConnectionError when the server is lost and not regained within the call's timeout (10 s for calls without
+// one).
 //
 // Safety: a handle may be copied and used from any thread of any process.
 // Visibility: Redis orders everything: what the previous holder wrote to the
