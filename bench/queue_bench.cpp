@@ -62,7 +62,12 @@ void BM_Queue_Bytes_1P1C(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * count * static_cast<long>(size));
   state.SetItemsProcessed(state.iterations() * count);
 }
-BENCHMARK(BM_Queue_Bytes_1P1C)->Arg(4096)->Arg(1 << 20)->UseRealTime()->Unit(benchmark::kMillisecond)->Iterations(3);
+BENCHMARK(BM_Queue_Bytes_1P1C)
+    ->Arg(4096)
+    ->Arg(1 << 20)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
 
 // Ping-pong: a round trip over two queues (request, reply) with an echo child.
 void BM_Queue_PingPong(benchmark::State& state) {

@@ -126,13 +126,16 @@ void BM_RedisQueue4x4(benchmark::State& state) {
       return;
     }
   }
-  state.counters["items_per_second"] =
-      benchmark::Counter(static_cast<double>(total) * static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate);
+  state.counters["items_per_second"] = benchmark::Counter(
+      static_cast<double>(total) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.SetItemsProcessed(static_cast<std::int64_t>(total) * state.iterations());
 }
-BENCHMARK(BM_RedisQueue4x4)->Args({5000, 1000})->Args({5000, 0})->UseManualTime()->Iterations(2)->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(BM_RedisQueue4x4)
+    ->Args({5000, 1000})
+    ->Args({5000, 0})
+    ->UseManualTime()
+    ->Iterations(2)
+    ->Unit(benchmark::kMillisecond);
 
 void BM_RedisRoundTrip(benchmark::State& state) {
   const char* url = server_url();
