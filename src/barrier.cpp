@@ -93,7 +93,7 @@ int Barrier::wait_until(const detail::Deadline& deadline) {
       b.history.store(b.history.load(std::memory_order_relaxed) & ~history_bit(round),
                       std::memory_order_relaxed);
       b.round_and_arrived.store(pack(round + 1, 0), std::memory_order_relaxed);  // INV1: one store
-      hold.wake_all();
+      if (index > 0) hold.wake_all();  // nobody else waits in a round of one
       return static_cast<int>(index);
     }
     b.round_and_arrived.store(pack(round, index + 1), std::memory_order_relaxed);  // INV1: one store

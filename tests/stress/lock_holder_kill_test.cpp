@@ -17,6 +17,8 @@
 #include <random>
 #include <thread>
 
+#include "mp/barrier.hpp"
+#include "mp/condition.hpp"
 #include "mp/lock.hpp"
 #include "mp/rlock.hpp"
 #include "mp/shared.hpp"
@@ -110,5 +112,93 @@ void kill_holders(int rounds) {
 TEST(LockHolderKill, LockHolderKilledAtRandomPoints) { kill_holders<mp::Lock>(100); }
 
 TEST(LockHolderKill, RLockHolderKilledAtRandomPoints) { kill_holders<mp::RLock>(100); }
+
+// Condition waiters (and lock holders) killed at random points: a child
+// loops waiting for ticks while the parent ticks; it is SIGKILLed at a random
+// moment (inside wait(), re-acquiring, or holding the RLock). Afterwards a
+// live waiter must still be woken by a single notify(1).
+TEST(LockHolderKill, ConditionWaitersKilledAtRandomPoints) {
+  mp::Condition cond;
+  mp::Value<long> ticks(0);  // under the condition's lock
+  std::mt19937 random(777);
+  for (int round = 0; round < 50; ++round) {
+    pid_t child = mp::test::fork_child([&] {
+      for (;;) {
+        std::lock_guard hold(cond);
+        const long seen = ticks.value();
+        cond.wait_for([&] { return ticks.value() != seen; }, 50ms);
+      }
+      return 0;
+    });
+    const int tick_count = static_cast<int>(random() % 30);
+    for (int i = 0; i < tick_count; ++i) {
+      std::lock_guard hold(cond);
+      ++ticks.value();
+      if (i % 2) {
+        cond.notify();
+      } else {
+        cond.notify_all();
+      }
+    }
+    spin_for(std::chrono::nanoseconds(random() % 100000));
+    EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+
+    bool woken = false;
+    bool ready = false;  // under the lock
+    std::thread waiter([&] {
+      std::lock_guard hold(cond);
+      const long seen = ticks.value();
+      ready = true;
+      woken = cond.wait_for([&] { return ticks.value() != seen; }, 10s);
+    });
+    ASSERT_TRUE(mp::test::eventually([&] {
+      std::lock_guard hold(cond);
+      return ready;
+    }));
+    {
+      std::lock_guard hold(cond);
+      ++ticks.value();
+      cond.notify(1);  // dead waiters may still be counted: the live one must wake
+    }
+    waiter.join();
+    EXPECT_TRUE(woken) << "round " << round;
+  }
+}
+
+// Barrier waiters killed at random points: afterwards reset() and a full
+// round of live parties still works.
+TEST(LockHolderKill, BarrierWaitersKilledAtRandomPoints) {
+  mp::Barrier barrier(2);
+  std::mt19937 random(99);
+  for (int round = 0; round < 50; ++round) {
+    pid_t child = mp::test::fork_child([&] {
+      for (;;) {
+        try {
+          (void)barrier.wait(50ms);
+        } catch (const mp::BrokenBarrier&) {
+          barrier.reset();
+        }
+      }
+      return 0;
+    });
+    const int meetings = static_cast<int>(random() % 10);
+    for (int i = 0; i < meetings; ++i) {
+      try {
+        (void)barrier.wait(50ms);
+      } catch (const mp::BrokenBarrier&) {
+        barrier.reset();
+      }
+    }
+    spin_for(std::chrono::nanoseconds(random() % 100000));
+    EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+    barrier.reset();
+    int other_index = -1;
+    std::thread other([&] { other_index = barrier.wait(10s); });
+    const int my_index = barrier.wait(10s);
+    other.join();
+    EXPECT_EQ(my_index + other_index, 1) << "round " << round;  // 0 and 1
+    EXPECT_FALSE(barrier.broken());
+  }
+}
 
 }  // namespace

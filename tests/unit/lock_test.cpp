@@ -95,6 +95,9 @@ TEST(Lock, AcquireReleaseAndTryForms) {
   lock.release();
   EXPECT_TRUE(lock.try_lock_for(-1s));  // a negative timeout still tries once
   lock.unlock();
+  EXPECT_TRUE(lock.acquire(std::chrono::hours::max()));                       // saturates, does not overflow
+  EXPECT_FALSE(lock.try_lock_until(std::chrono::steady_clock::now() + 1ms));  // held by us
+  lock.unlock();
   EXPECT_FALSE(lock.previous_owner_died());
 }
 
