@@ -46,42 +46,42 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-// wait_for(seq, waiting, ready, deadline): the sleeping half of INV7. Spins a
-// little, then announces itself in `waiting` and sleeps on `seq` until
-// ready() holds or the deadline passes. Returns ready()'s last value.
+// wait_for(seq, sleepers, ready, deadline): the sleeping half of INV7. Spins
+// a little, then raises the `sleepers` flag and sleeps on `seq` until ready()
+// holds or the deadline passes. Returns ready()'s last value.
 template <class Ready>
-bool wait_for(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiting, Ready ready,
+bool wait_for(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleepers, Ready ready,
               const Deadline& deadline) noexcept {
   for (int i = 0; i < kSpinIterations; ++i) {
     if (ready()) return true;
     cpu_relax();
   }
-  // INV7: acq_rel RMW on `waiting`; a waker's RMW on it either comes first
-  // (we read from it, so we see the state it published) or sees us.
-  waiting.fetch_add(1, std::memory_order_acq_rel);
-  bool result = false;
   for (;;) {
+    // INV7: an acq_rel RMW on `sleepers`; a waker's exchange on it either
+    // comes first (we read from it, so we see the state it published) or
+    // reads our 1 and wakes us. Raised again before every sleep, since a
+    // waker lowers it.
+    sleepers.exchange(1, std::memory_order_acq_rel);
     // Read the sequence word before re-checking: a bump after this read makes
     // futex_wait return at once.
-    std::uint32_t observed = seq.load(std::memory_order_acquire);  // pairs with the waker's fetch_add
-    if (ready()) {
-      result = true;
-      break;
-    }
-    if (deadline.expired()) break;
+    const std::uint32_t observed = seq.load(std::memory_order_acquire);  // pairs with the waker's fetch_add
+    if (ready()) return true;
+    if (deadline.expired()) return false;
     (void)futex_wait(seq, observed, deadline);
   }
-  waiting.fetch_sub(1, std::memory_order_relaxed);  // only ever makes wakers skip a syscall
-  return result;
+  // The flag is left raised: at worst one later waker makes one needless
+  // FUTEX_WAKE (and lowers it).
 }
 
-// wake(seq, waiting): the waking half of INV7, after the caller's state change.
-void wake(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& waiting) noexcept {
-  // INV7: an RMW (not a plain load) so that it is ordered with the waiter's
-  // fetch_add on the same word; release publishes our state change to a waiter
-  // whose increment comes after it. (An RMW rather than a seq_cst fence, which
-  // ThreadSanitizer does not model.)
-  if (waiting.fetch_add(0, std::memory_order_acq_rel) != 0) {
+// wake(seq, sleepers): the waking half of INV7, after the caller's state
+// change. One FUTEX_WAKE per raising of the flag, not one per item: while a
+// woken consumer is still being scheduled, further puts make no system call.
+void wake(std::atomic<std::uint32_t>& seq, std::atomic<std::uint32_t>& sleepers) noexcept {
+  // INV7: an RMW (not a plain load) so that it is ordered with the sleeper's
+  // exchange on the same word; release publishes our state change to a
+  // sleeper whose exchange comes after ours. (An RMW rather than a seq_cst
+  // fence, which ThreadSanitizer does not model.)
+  if (sleepers.exchange(0, std::memory_order_acq_rel) != 0) {
     seq.fetch_add(1, std::memory_order_release);  // pairs with the acquire load in wait_for()
     futex_wake(seq, INT_MAX);
   }
@@ -512,8 +512,8 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
             copy_out(payload_at, target.fixed, record.payload_bytes);
             target.got_fixed = true;
           } else {
-            target.buffer->resize(record.payload_bytes);
-            copy_out(payload_at, target.buffer->data(), record.payload_bytes);
+            target.buffer->clear();  // keeps its capacity; insert() does not zero-fill first
+            append_out(payload_at, record.payload_bytes, *target.buffer);
             target.got_fixed = false;
           }
           // INV2: one store frees the record and counts it; pairs with the

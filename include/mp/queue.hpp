@@ -76,7 +76,10 @@ inline void trim_scratch(std::vector<std::byte>& buffer) {
 struct QueueLocalState {
   std::atomic<pid_t> closed_by{0};
   [[nodiscard]] bool closed() const noexcept {
-    return closed_by.load(std::memory_order_relaxed) == ::getpid();  // a flag of this process only
+    // relaxed: a flag of this process only. getpid() is a system call, so it
+    // is asked only once some process did close().
+    const pid_t by = closed_by.load(std::memory_order_relaxed);
+    return by != 0 && by == ::getpid();
   }
 };
 

@@ -27,9 +27,10 @@
 //   published, so a 256 MiB item flows through a 2 MiB ring and the memory at
 //   rest stays at the ring's size. The item counts as put when LAST is
 //   published (INV4).
-// * No system call on the fast path. Sleepers announce themselves in a waiter
-//   count before they re-check and FUTEX_WAIT on a sequence word; wakers bump
-//   the word and FUTEX_WAKE only when the count is non-zero (INV7). Before
+// * No system call on the fast path. Sleepers raise a flag before they
+//   re-check and FUTEX_WAIT on a sequence word; a waker lowers the flag and
+//   bumps the word and calls FUTEX_WAKE only when the flag was raised (INV7):
+//   one wake per sleep, however many items are put meanwhile. Before
 //   sleeping a waiter spins briefly (kSpinIterations, with `pause`): on the
 //   1:1 benchmark the peer usually answers within a microsecond, which a
 //   futex round trip (two system calls and a context switch on each side)
@@ -59,19 +60,20 @@
 //         that consumer; freeing an orphan LAST counts the item as got (it was
 //         taken by the dead reader, exactly as an item returned to a consumer
 //         that then died). Several ABORTs for one stream are therefore harmless.
-//   INV7  A waiter increments its waiter count (an acq_rel RMW) before it
-//         reads the sequence word and re-checks its condition; a waker changes
-//         the state, then reads the count with an acq_rel RMW (fetch_add(0)).
-//         The two RMWs on one word are ordered: either the waiter's comes second
-//         and reads from the waker's (so it sees the change), or the waker's
-//         comes second, sees the waiter and bumps the sequence word it sleeps
-//         on. A waiter killed asleep leaves the count one too high: that only
-//         costs later wakers a needless FUTEX_WAKE.
+//   INV7  A sleeper raises its side's sleepers flag (an acq_rel exchange to 1)
+//         before it reads the sequence word and re-checks its condition; a
+//         waker changes the state, then lowers the flag with an acq_rel
+//         exchange to 0 and, if it was raised, bumps the sequence word and
+//         wakes everyone. The two RMWs on one word are ordered: either the
+//         sleeper's comes second and reads from the waker's (so it sees the
+//         change), or the waker's comes second, sees the 1 and bumps the word
+//         the sleeper sleeps on. A sleeper killed asleep leaves the flag raised:
+//         that costs one needless FUTEX_WAKE, once.
 //
 // Memory ordering: record bytes travel with release/acquire on write_word
 // (producer -> consumer) and read_word (consumer -> producer, "these bytes may
 // be overwritten"). Plain fields in the header are only touched under the
-// mutex of their side. INV7 is kept with RMWs on the waiter counts.
+// mutex of their side. INV7 is kept with RMWs on the sleepers flags.
 //
 // Safety: a Ring handle may be used from any thread of any process that has
 // the mapping. Visibility: everything a process wrote before put(x) returned is
@@ -144,15 +146,15 @@ struct alignas(64) RingHeader {
 
   // --- wait words (INV7) ---
   alignas(64) std::atomic<std::uint32_t> not_empty_seq;  // bumped after a publish when getters sleep
-  std::atomic<std::uint32_t> getters_waiting;
-  alignas(64) std::atomic<std::uint32_t> not_full_seq;  // bumped after a free when putters sleep
-  std::atomic<std::uint32_t> putters_waiting;
+  std::atomic<std::uint32_t> getters_waiting;            // sleepers flag (INV7): 1 while a getter may sleep
+  alignas(64) std::atomic<std::uint32_t> not_full_seq;   // bumped after a free when putters sleep
+  std::atomic<std::uint32_t> putters_waiting;            // sleepers flag (INV7): 1 while a putter may sleep
 
   // --- state and JoinableQueue ---
   alignas(64) std::atomic<std::uint32_t> state;  // kShutdownBit
   std::atomic<std::uint32_t> tasks_done;         // task_done() calls; unfinished = puts - tasks_done
   std::atomic<std::uint32_t> join_seq;           // bumped when unfinished reaches 0 and joiners sleep
-  std::atomic<std::uint32_t> joiners_waiting;
+  std::atomic<std::uint32_t> joiners_waiting;    // sleepers flag (INV7) for join()
 };
 static_assert(std::is_standard_layout_v<RingHeader>);
 static_assert(sizeof(RingHeader) % 64 == 0 && sizeof(RingHeader) <= 512);
