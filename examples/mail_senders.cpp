@@ -19,7 +19,7 @@ int main() {
   std::vector<mp::Process> senders;
   for (int i = 0; i < 10; ++i) senders.emplace_back(send_mail, i);
   for (auto& sender : senders) sender.start();
-  std::printf("%zu senders running\n", mp::active_children().size());
+  std::printf("%zu senders started\n", senders.size());
   int ok = 0;
   for (auto& sender : senders) {
     sender.join();

@@ -23,8 +23,9 @@ int main() {
 
   std::printf("first ready: %s\n",
               ready.front() == quick.sentinel() ? quick.name().c_str() : slow.name().c_str());
-  slow.terminate();  // no need to wait a second for it
-  std::printf("after terminate: %zu ready\n", mp::wait(sentinels).size());
+  slow.terminate();                                           // no need to wait a second for it
+  std::vector<int> slow_ready = mp::wait({slow.sentinel()});  // blocks until it has ended
+  std::printf("after terminate: %s ended: %s\n", slow.name().c_str(), slow_ready.size() == 1 ? "yes" : "no");
   quick.join();
   slow.join();
   std::printf("exitcodes %d and %d\n", *quick.exitcode(), *slow.exitcode());
