@@ -695,6 +695,59 @@ TEST(Process, CpuCountFollowsAffinity) {
   EXPECT_EQ(pinned.exitcode(), 0);
 }
 
+TEST(Process, StatusReapedBySomeoneElseIsReportedNotInvented) {
+  // In a harness child (so this test process keeps its SIGCHLD disposition):
+  // with SIGCHLD ignored the kernel reaps children itself, so join() cannot
+  // learn the exit code and must say so.
+  TestPipe err = make_pipe();
+  int err_fd = err.write_end.get();
+  mp::Process harness([err_fd] {
+    ::signal(SIGCHLD, SIG_IGN);
+    mp::Process p([] { mp::exit(3); });
+    p.start();
+    try {
+      p.join();
+    } catch (const mp::ProcessError& e) {
+      write_text(err_fd, e.what());
+      mp::exit(p.is_alive() ? 2 : 0);
+    }
+    mp::exit(1);
+  });
+  harness.start();
+  harness.join();
+  err.write_end.reset();
+  EXPECT_EQ(harness.exitcode(), 0);
+  EXPECT_NE(read_all(err.read_end.get()).find("reaped by someone else"), std::string::npos);
+}
+
+TEST(Process, ChildEndingReapsItsOwnChildrenAsPythonDoes) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);  // an orphaned grandchild would become ours
+  TestPipe out = make_pipe();
+  int out_fd = out.write_end.get();
+  mp::Process outer([out_fd] {
+    static mp::Process sleeper([] {
+      for (;;) ::pause();
+    });
+    sleeper.set_daemon(true);
+    static mp::Process worker([out_fd] {
+      ::usleep(50000);
+      write_text(out_fd, "worker done;");
+    });
+    sleeper.start();
+    worker.start();
+    write_text(out_fd, "outer returns;");
+    // run() returns with both grandchildren running and their objects alive:
+    // the child's exit must terminate the daemon and join the worker.
+  });
+  outer.start();
+  outer.join();
+  EXPECT_EQ(outer.exitcode(), 0);
+  EXPECT_TRUE(mp::test::child_pids().empty()) << "a grandchild was orphaned";
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+  out.write_end.reset();
+  EXPECT_EQ(read_all(out.read_end.get()), "outer returns;worker done;");
+}
+
 // ---- daemons and the parent's exit ---------------------------------------------
 
 TEST(ProcessDaemon, StartedFromAThreadThatExitsSurvivesIt) {
