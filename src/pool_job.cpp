@@ -17,6 +17,7 @@ JobState::JobState(std::vector<std::uint32_t> item_counts)
 
 // JobState::complete_chunk(chunk, bytes)
 void JobState::complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) noexcept {
+  bool notify = false;
   {
     std::lock_guard lock(mutex_);
     if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return;
@@ -24,13 +25,15 @@ void JobState::complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) n
     status_[chunk] = ChunkStatus::done;  // transition pending -> done
     finish_order_.push_back(chunk);
     --remaining_;
+    notify = must_notify_locked();
   }
-  changed_.notify_all();
+  if (notify) changed_.notify_all();
 }
 
 // JobState::fail_chunk(chunk, error)
 void JobState::fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept {
   assert(error != nullptr);
+  bool notify = false;
   {
     std::lock_guard lock(mutex_);
     if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return;
@@ -39,18 +42,26 @@ void JobState::fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept 
     finish_order_.push_back(chunk);
     --remaining_;
     if (first_error_ == nullptr) first_error_ = std::move(error);
+    notify = must_notify_locked();
   }
-  changed_.notify_all();
+  if (notify) changed_.notify_all();
 }
 
 // JobState::wait(deadline)
+// A waiter registers under mutex_ before it sleeps and the notifier decides
+// under mutex_ too, so no wake-up is lost (the condition variable's own rule).
 bool JobState::wait(const Deadline& deadline) const {
   std::unique_lock lock(mutex_);
+  if (ready_locked()) return true;
+  ++job_waiters_;
+  bool ready = true;
   if (deadline.is_never()) {
     changed_.wait(lock, [&] { return ready_locked(); });
-    return true;
+  } else {
+    ready = changed_.wait_until(lock, deadline.when(), [&] { return ready_locked(); });
   }
-  return changed_.wait_until(lock, deadline.when(), [&] { return ready_locked(); });
+  --job_waiters_;
+  return ready;
 }
 
 bool JobState::ready() const {
@@ -67,11 +78,14 @@ std::exception_ptr JobState::first_error() const {
 JobState::ChunkStatus JobState::wait_chunk(std::size_t chunk, const Deadline& deadline) const {
   std::unique_lock lock(mutex_);
   auto finished = [&] { return status_[chunk] != ChunkStatus::pending; };
+  if (finished()) return status_[chunk];
+  ++chunk_waiters_;
   if (deadline.is_never()) {
     changed_.wait(lock, finished);
   } else {
-    changed_.wait_until(lock, deadline.when(), finished);
+    (void)changed_.wait_until(lock, deadline.when(), finished);
   }
+  --chunk_waiters_;
   return status_[chunk];
 }
 
@@ -79,10 +93,16 @@ JobState::ChunkStatus JobState::wait_chunk(std::size_t chunk, const Deadline& de
 std::optional<std::size_t> JobState::wait_nth_finished(std::size_t n, const Deadline& deadline) const {
   std::unique_lock lock(mutex_);
   auto arrived = [&] { return finish_order_.size() > n; };
-  if (deadline.is_never()) {
-    changed_.wait(lock, arrived);
-  } else if (!changed_.wait_until(lock, deadline.when(), arrived)) {
-    return std::nullopt;
+  if (!arrived()) {
+    ++chunk_waiters_;
+    bool ok = true;
+    if (deadline.is_never()) {
+      changed_.wait(lock, arrived);
+    } else {
+      ok = changed_.wait_until(lock, deadline.when(), arrived);
+    }
+    --chunk_waiters_;
+    if (!ok) return std::nullopt;
   }
   return finish_order_[n];
 }

@@ -76,6 +76,9 @@ class JobState {
 
  private:
   bool ready_locked() const noexcept { return remaining_ == 0 || first_error_ != nullptr; }
+  bool must_notify_locked() const noexcept {
+    return chunk_waiters_ > 0 || (job_waiters_ > 0 && ready_locked());
+  }
 
   const std::vector<std::uint32_t> item_counts_;
   mutable std::mutex mutex_;
@@ -86,6 +89,10 @@ class JobState {
   std::vector<std::size_t> finish_order_;      // guarded by mutex_
   std::size_t remaining_;                      // guarded by mutex_
   std::exception_ptr first_error_;             // guarded by mutex_
+  // Who sleeps on changed_, so that a chunk completion wakes nobody in vain
+  // (a map of 20k chunks must not wake its waiter 20k times).
+  mutable int job_waiters_ = 0;    // guarded by mutex_: threads in wait()
+  mutable int chunk_waiters_ = 0;  // guarded by mutex_: threads in wait_chunk() / wait_nth_finished()
 };
 
 }  // namespace mp::detail

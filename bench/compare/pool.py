@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""mp::Pool against Python's multiprocessing.Pool, measured in the same run.
+
+Usage: python3 bench/compare/pool.py <build-dir>
+
+Runs <build-dir>/bench/pool_bench (Google Benchmark, JSON) and the same work
+with multiprocessing.Pool(2) (fork): apply_async(f, x).get() round trip,
+map(trivial, 20k items, chunksize=1), map(trivial, 200k items, default
+chunksize), imap_unordered(trivial, 100k items), and Pool(2) create + close +
+join. Prints per-call / per-item times, the ratio Python / mp and the goal.
+"""
+import json
+import multiprocessing as mp
+import os
+import subprocess
+import sys
+import time
+
+
+def trivial(x):
+    return x + 1
+
+
+def best_of(repeats, fn):
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def python_results():
+    ctx = mp.get_context("fork")
+    results = {}
+    with ctx.Pool(2) as pool:
+        pool.map(trivial, range(1000))  # warm up
+        n = 2000
+
+        def round_trips():
+            x = 0
+            for _ in range(n):
+                x = pool.apply_async(trivial, (x,)).get()
+
+        results["apply"] = best_of(3, round_trips) / n
+        results["map1"] = best_of(3, lambda: pool.map(trivial, range(20000), chunksize=1)) / 20000
+        results["map"] = best_of(5, lambda: pool.map(trivial, range(200000))) / 200000
+        results["imap_unordered"] = best_of(3, lambda: list(pool.imap_unordered(trivial, range(100000)))) / 100000
+
+    def create():
+        p = ctx.Pool(2)
+        p.close()
+        p.join()
+
+    results["create"] = best_of(10, create)
+    return results
+
+
+def run_cpp(build_dir):
+    binary = os.path.join(build_dir, "bench", "pool_bench")
+    out = subprocess.run([binary, "--benchmark_format=json", "--benchmark_min_time=0.5"],
+                         check=True, capture_output=True, text=True).stdout
+    return {b["name"]: b for b in json.loads(out)["benchmarks"]}
+
+
+def seconds(b):
+    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
+    return b["real_time"] * scale
+
+
+def main():
+    build_dir = sys.argv[1] if len(sys.argv) > 1 else "build/release"
+    cpp = run_cpp(build_dir)
+    py = python_results()
+    rows = [
+        ("apply_async(f, x).get() round trip", seconds(cpp["BM_PoolApplyAsyncRoundTrip/real_time"]), py["apply"], 20),
+        ("map 20k items, chunksize=1, per item", seconds(cpp["BM_PoolMapChunksize1/20000/real_time"]) / 20000,
+         py["map1"], 20),
+        ("map 200k items, default chunksize, per item",
+         seconds(cpp["BM_PoolMapDefaultChunksize/200000/real_time"]) / 200000, py["map"], 5),
+        ("imap_unordered 100k items, per item", seconds(cpp["BM_PoolImapUnordered/100000/real_time"]) / 100000,
+         py["imap_unordered"], 20),
+        ("Pool(2) create + close + join", seconds(cpp["BM_PoolCreateCloseJoin/real_time"]), py["create"], None),
+    ]
+    print("Pool: mp::Pool(2) vs multiprocessing.Pool(2) (fork), same run")
+    print(f"{'case':46} {'mp':>12} {'python':>12} {'python/mp':>10}  goal")
+    for name, mine, theirs, goal in rows:
+        ratio = theirs / mine
+        verdict = "(reported)" if goal is None else f">= {goal}x: {'met' if ratio >= goal else 'NOT met'}"
+        print(f"{name:46} {mine * 1e6:9.3f} us {theirs * 1e6:9.3f} us {ratio:9.1f}x  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
