@@ -237,4 +237,30 @@ TEST(PoolFault, ManyPoolsWithDeathsLeaveNothingBehind) {
   }
 }
 
+TEST(PoolFault, ZygoteKilledFailsEverythingAndNothingHangs) {
+  mp::Pool pool(2);
+  EXPECT_EQ(pool.apply(square_after_nap, 2), 4);  // workers are up
+  auto stuck = pool.apply_async(publish_pid_and_sleep, 0);
+  auto queued = pool.map_async(square_after_nap, std::vector<int>(50, 1), 1);
+  // The pool's only direct child is its zygote (workers are its children).
+  std::vector<pid_t> direct;
+  std::error_code ignored;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ignored)) {
+    std::ifstream in(task.path() / "children");
+    for (pid_t child; in >> child;) direct.push_back(child);
+  }
+  ASSERT_EQ(direct.size(), 1u);
+  ASSERT_EQ(::kill(direct[0], SIGKILL), 0);
+  try {
+    stuck.get();
+    FAIL() << "the task survived its zygote";
+  } catch (const mp::WorkerLost& e) {
+    EXPECT_NE(std::string(e.what()).find("zygote"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(queued.get(), mp::WorkerLost);
+  EXPECT_THROW(pool.apply(square_after_nap, 3), mp::WorkerLost);  // broken: fails at once, never hangs
+  pool.close();
+  pool.join();
+}
+
 }  // namespace
