@@ -40,8 +40,9 @@
 // given, so the span may be freed as soon as decode returns.
 #pragma once
 
+#include <array>
+#include <bit>
 #include <cstddef>
-#include <new>
 #include <span>
 #include <string>
 #include <vector>
@@ -100,12 +101,11 @@ template <class T>
       return value;
     } else {
       // A bitwise type without a default constructor (a closure with captures):
-      // it is trivially copyable, so copying its bytes into suitably aligned
-      // storage creates the object (an implicit-lifetime type).
-      alignas(T) std::byte storage[sizeof(T)];
-      reader.bytes(storage, sizeof(T));
+      // it is trivially copyable, so bit_cast makes a real T from its bytes.
+      std::array<std::byte, sizeof(T)> raw;
+      reader.bytes(raw.data(), sizeof(T));
       reader.finish();
-      return *std::launder(reinterpret_cast<T*>(storage));
+      return std::bit_cast<T>(raw);
     }
   } else {
     __builtin_unreachable();  // check_encodable<T>() has already failed the compilation

@@ -237,4 +237,39 @@ TEST(CodecMalformed, RecursionDepthIsBoundedSoHostileBytesCannotOverflowTheStack
   EXPECT_NE(decode_error<Chain>(hostile).find("nest deeper"), std::string::npos);
 }
 
+// Every single-byte corruption of a valid encoding either decodes (to a value
+// that round-trips) or throws CodecError: never another exception (length_error,
+// bad_alloc), a crash or a sanitizer report.
+template <class T>
+void expect_corruptions_handled(const T& value) {
+  const Bytes valid = mp::encode(value);
+  std::size_t rejected = 0;
+  for (std::size_t at = 0; at < valid.size(); ++at) {
+    for (int replacement : {0x00, 0x01, 0x02, 0x7f, 0x80, 0xfe, 0xff}) {
+      Bytes corrupt = valid;
+      corrupt[at] = static_cast<std::byte>(replacement);
+      try {
+        const T decoded = mp::decode<T>(corrupt);
+        const Bytes again = mp::encode(decoded);
+        EXPECT_NO_THROW((void)mp::decode<T>(again)) << "byte " << at << " = " << replacement;
+      } catch (const mp::CodecError&) {
+        ++rejected;
+      } catch (const std::exception& other) {
+        ADD_FAILURE() << "byte " << at << " = " << replacement << " threw " << other.what();
+      }
+    }
+  }
+  EXPECT_GT(rejected, 0U) << "no corruption was detected at all";
+}
+
+TEST(CodecMalformed, EveryByteCorruptionDecodesOrThrowsCodecError) {
+  expect_corruptions_handled(
+      Record{"corrupt", {1, std::nullopt, -3}, std::string("tag"), {{"a", true}, {"b", false}}});
+  expect_corruptions_handled(std::map<std::string, std::vector<std::uint16_t>>{{"k", {1, 2}}, {"z", {}}});
+  expect_corruptions_handled(std::unordered_map<std::int64_t, std::optional<std::string>>{{1, "x"}, {2, {}}});
+  expect_corruptions_handled(std::variant<std::monostate, std::vector<bool>, std::set<std::string>>{
+      std::set<std::string>{"p", "q"}});
+  expect_corruptions_handled(chain_of_depth(5));
+}
+
 }  // namespace
