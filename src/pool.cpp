@@ -139,6 +139,7 @@ class PoolCore {
   void fail_everything_locked(const std::exception_ptr& error, std::vector<Completion>& done);
   void break_pool_locked(std::exception_ptr error, std::vector<Completion>& done);
   void finish_workers_and_zygote() noexcept;
+  void discard_reports() noexcept;
   void wake() noexcept;
   static void deliver(std::vector<Completion>& done) noexcept;
 
@@ -424,6 +425,17 @@ void PoolCore::finish_workers_and_zygote() noexcept {
   if (zygote_alive_) {
     ZygoteRequest request{static_cast<std::uint32_t>(ZygoteRequestKind::shutdown), -1};
     (void)::send(control_.get(), &request, sizeof request, MSG_NOSIGNAL);
+    // Until it is gone, keep reading its reports (discarding them): a zygote
+    // blocked on a full control socket would never read the shutdown.
+    for (;;) {
+      pollfd fds[2] = {{zygote_pidfd_.get(), POLLIN, 0}, {control_.get(), POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if ((fds[1].revents & POLLIN) != 0) discard_reports();
+      if (fds[0].revents != 0) break;
+    }
     while (::waitpid(zygote_pid_, nullptr, 0) < 0 && errno == EINTR) {
     }
     zygote_alive_ = false;
@@ -439,6 +451,32 @@ void PoolCore::finish_workers_and_zygote() noexcept {
   control_.reset();
   zygote_pidfd_.reset();
   state_ = PoolState::finished;
+}
+
+// PoolCore::discard_reports(): reads the zygote's pending reports, closing
+// the pidfds they carry.
+void PoolCore::discard_reports() noexcept {
+  for (;;) {
+    ZygoteReport report{};
+    iovec iov{&report, sizeof report};
+    msghdr message{};
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    message.msg_control = control;
+    message.msg_controllen = sizeof control;
+    const ssize_t n = ::recvmsg(control_.get(), &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
+         header = CMSG_NXTHDR(&message, header)) {
+      if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
+        ::close(fd);
+      }
+    }
+  }
 }
 
 void PoolCore::request_spawn_locked(int index, std::vector<Completion>& done) {
