@@ -52,7 +52,14 @@
 // memory prepared before the fork (no malloc, no locks, no stdio), and is
 // single-threaded, so each worker it forks starts from a quiet, consistent
 // copy of the program as it was at Pool construction, however busy the
-// parent's other threads are. Workers are therefore the zygote's children:
+// parent's other threads are later: a lock that a task takes is copied in the
+// state it had when the Pool was made (a moment the program chooses), never
+// in whatever state a busy thread left it when a replacement was needed.
+// (The zygote's own fork happens in a possibly busy program: that is safe
+// because the zygote touches only prepared memory and glibc's fork() resets
+// its allocator and stdio locks in the child; an allocator without fork
+// handlers, like some sanitizer runtimes, could still leave one of its locks
+// held in the zygote's copy.) Workers are therefore the zygote's children:
 //   pool process ── supervisor thread ──fork──> zygote ──fork──> worker 0..N-1
 // Dying together: the zygote has PR_SET_PDEATHSIG(SIGKILL) tied to the
 // supervisor thread (which lives exactly as long as the pool), each worker has
