@@ -9,12 +9,18 @@ map(trivial, 20k items, chunksize=1), map(trivial, 200k items, default
 chunksize), imap_unordered(trivial, 100k items), and Pool(2) create + close +
 join. Prints per-call / per-item times, the ratio Python / mp and the goal.
 """
-import json
-import multiprocessing as mp
 import os
-import subprocess
 import sys
-import time
+
+# This directory holds queue.py, pipe.py, ...: keep them from shadowing the
+# standard modules multiprocessing imports (queue, ...).
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import json  # noqa: E402
+import multiprocessing as mp  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
 
 
 def trivial(x):
