@@ -798,13 +798,18 @@ void PoolCore::break_pool_locked(std::exception_ptr error, std::vector<Completio
 }
 
 void PoolCore::deliver(std::vector<Completion>& done) noexcept {
+  // One wake-up per job per batch: an imap consumer reads every chunk that
+  // finished since it last looked.
+  std::vector<JobState*> to_notify;
   for (auto& completion : done) {
-    if (completion.error) {
-      completion.job->fail_chunk(completion.chunk, completion.error);
-    } else {
-      completion.job->complete_chunk(completion.chunk, std::move(completion.bytes));
+    const bool notify = completion.error
+                            ? completion.job->fail_chunk(completion.chunk, completion.error)
+                            : completion.job->complete_chunk(completion.chunk, std::move(completion.bytes));
+    if (notify && std::find(to_notify.begin(), to_notify.end(), completion.job.get()) == to_notify.end()) {
+      to_notify.push_back(completion.job.get());
     }
   }
+  for (JobState* job : to_notify) job->notify_waiters();  // `done` still owns every job
   done.clear();
 }
 

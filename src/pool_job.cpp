@@ -16,27 +16,27 @@ JobState::JobState(std::vector<std::uint32_t> item_counts)
 }
 
 // JobState::complete_chunk(chunk, bytes)
-void JobState::complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) noexcept {
+bool JobState::complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) noexcept {
   bool notify = false;
   {
     std::lock_guard lock(mutex_);
-    if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return;
+    if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return false;
     bytes_[chunk] = std::move(bytes);
     status_[chunk] = ChunkStatus::done;  // transition pending -> done
     finish_order_.push_back(chunk);
     --remaining_;
     notify = must_notify_locked();
   }
-  if (notify) changed_.notify_all();
+  return notify;
 }
 
 // JobState::fail_chunk(chunk, error)
-void JobState::fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept {
+bool JobState::fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept {
   assert(error != nullptr);
   bool notify = false;
   {
     std::lock_guard lock(mutex_);
-    if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return;
+    if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return false;
     errors_[chunk] = error;
     status_[chunk] = ChunkStatus::failed;  // transition pending -> failed
     finish_order_.push_back(chunk);
@@ -44,7 +44,7 @@ void JobState::fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept 
     if (first_error_ == nullptr) first_error_ = std::move(error);
     notify = must_notify_locked();
   }
-  if (notify) changed_.notify_all();
+  return notify;
 }
 
 // JobState::wait(deadline)

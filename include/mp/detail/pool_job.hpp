@@ -45,9 +45,14 @@ class JobState {
 
   // JobState::complete_chunk(chunk, bytes): the chunk's encoded results. A
   // second outcome for the same chunk is ignored (cannot happen; defensive).
-  void complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) noexcept;
+  // Returns whether a waiter must be woken: the caller then calls
+  // notify_waiters() (once for a batch of chunks: one wake-up, not one each).
+  [[nodiscard]] bool complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) noexcept;
   // JobState::fail_chunk(chunk, error): the chunk's items all fail with error.
-  void fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept;
+  // Returns as complete_chunk().
+  [[nodiscard]] bool fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept;
+  // JobState::notify_waiters(): wakes the threads in wait*() to re-check.
+  void notify_waiters() noexcept { changed_.notify_all(); }
 
   // JobState::wait(deadline): blocks until the job is ready; false on timeout.
   [[nodiscard]] bool wait(const Deadline& deadline) const;
