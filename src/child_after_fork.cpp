@@ -14,6 +14,7 @@
 //    child's own children and flushing streams may allocate and lock.
 #include <cxxabi.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -169,6 +170,19 @@ SpawnResult spawn_child(const SpawnOptions& options, ChildBody body) noexcept {
     return result;
   }
   const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0 && errno == ESRCH) {
+    // Not even a zombie any more: the child ended and someone else reaped it
+    // (SIGCHLD ignored or SA_NOCLDWAIT). Its status is lost; stand in a
+    // sentinel that is readable at once, as a pidfd of an ended child is.
+    result.pid = pid;
+    result.already_reaped = true;
+    result.pidfd.reset(::eventfd(1, EFD_CLOEXEC));
+    if (!result.pidfd) {
+      result.error = errno;
+      result.failed_call = "eventfd";
+    }
+    return result;
+  }
   if (pidfd < 0) {
     // Without a pidfd we could not watch it: take the child down, leave no zombie.
     result.error = errno;

@@ -189,8 +189,9 @@ void Process::start() {
   std::lock_guard lock(table.mutex);
   info_.pid_ = spawned.pid;
   pidfd_ = std::move(spawned.pidfd);
-  state_.store(State::started, std::memory_order_relaxed);  // under the table lock
-  table.children.push_back(this);                           // INV2 (capacity reserved above)
+  state_.store(spawned.already_reaped ? State::lost : State::started,
+               std::memory_order_relaxed);  // under the table lock
+  table.children.push_back(this);           // INV2 (capacity reserved above)
 }
 
 int Process::child_entry(void* self) {

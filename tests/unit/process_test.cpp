@@ -695,29 +695,34 @@ TEST(Process, CpuCountFollowsAffinity) {
   EXPECT_EQ(pinned.exitcode(), 0);
 }
 
-TEST(Process, StatusReapedBySomeoneElseIsReportedNotInvented) {
+TEST(Process, StatusReapedBySomeoneElseIsNeverInvented) {
   // In a harness child (so this test process keeps its SIGCHLD disposition):
-  // with SIGCHLD ignored the kernel reaps children itself, so join() cannot
-  // learn the exit code and must say so.
+  // with SIGCHLD ignored the kernel reaps children itself. Depending on who
+  // wins that race join() either still gets the true exit code or cannot learn
+  // it and must say so; it never hangs and never makes a code up.
   TestPipe err = make_pipe();
   int err_fd = err.write_end.get();
   mp::Process harness([err_fd] {
     ::signal(SIGCHLD, SIG_IGN);
-    mp::Process p([] { mp::exit(3); });
-    p.start();
-    try {
-      p.join();
-    } catch (const mp::ProcessError& e) {
-      write_text(err_fd, e.what());
-      mp::exit(p.is_alive() ? 2 : 0);
+    for (int round = 0; round < 20; ++round) {
+      mp::Process p([] { mp::exit(3); });
+      p.start();
+      try {
+        p.join();
+        if (p.exitcode() != 3) mp::exit(1);
+      } catch (const mp::ProcessError& e) {
+        if (std::string(e.what()).find("reaped by someone else") == std::string::npos || p.is_alive()) {
+          write_text(err_fd, e.what());
+          mp::exit(2);
+        }
+      }
     }
-    mp::exit(1);
+    mp::exit(0);
   });
   harness.start();
   harness.join();
   err.write_end.reset();
-  EXPECT_EQ(harness.exitcode(), 0);
-  EXPECT_NE(read_all(err.read_end.get()).find("reaped by someone else"), std::string::npos);
+  EXPECT_EQ(harness.exitcode(), 0) << read_all(err.read_end.get());
 }
 
 TEST(Process, ChildEndingReapsItsOwnChildrenAsPythonDoes) {

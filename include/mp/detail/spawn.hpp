@@ -72,8 +72,10 @@ struct SpawnOptions {
 struct SpawnResult {
   pid_t pid = 0;
   UniqueFd pidfd;                     // readable once the child ended
+  bool already_reaped = false;        // ended and reaped by someone else before we got a pidfd
+                                      // (SIGCHLD ignored): pidfd is then an fd that is readable at once
   int error = 0;                      // errno of the call that failed, 0 on success
-  const char* failed_call = nullptr;  // "fork" or "pidfd_open"
+  const char* failed_call = nullptr;  // "fork", "pidfd_open" or "eventfd"
 };
 
 // spawn_child(options, body): flushes stdio and iostreams, forks, and returns
