@@ -60,7 +60,7 @@ struct Completion {
   std::shared_ptr<JobState> job;
   std::uint32_t chunk = 0;
   std::vector<std::byte> bytes;
-  std::exception_ptr error;  // null: bytes are the results
+  FailurePtr error;  // null: bytes are the results
 };
 
 // State table of a worker entry (only the supervisor moves it, under mutex_):
@@ -136,8 +136,8 @@ class PoolCore {
   void parse_frames(int index, std::vector<Completion>& done);
   void read_reports(std::vector<Completion>& done);
   void worker_exited(const ZygoteReport& report, std::vector<Completion>& done);
-  void fail_everything_locked(const std::exception_ptr& error, std::vector<Completion>& done);
-  void break_pool_locked(std::exception_ptr error, std::vector<Completion>& done);
+  void fail_everything_locked(const FailurePtr& error, std::vector<Completion>& done);
+  void break_pool_locked(FailurePtr error, std::vector<Completion>& done);
   void finish_workers_and_zygote() noexcept;
   void discard_reports() noexcept;
   void wake() noexcept;
@@ -167,7 +167,7 @@ class PoolCore {
 
   mutable std::mutex mutex_;
   PoolState state_ = PoolState::running;  // guarded by mutex_
-  std::exception_ptr broken_;             // guarded by mutex_: why the pool can run nothing more
+  FailurePtr broken_;                     // guarded by mutex_: why the pool can run nothing more
   std::deque<QueuedChunk> pending_;       // guarded by mutex_
   std::vector<WorkerEntry> workers_;      // guarded by mutex_ (inbox: supervisor only)
   std::uint64_t next_task_id_ = 1;        // guarded by mutex_
@@ -285,7 +285,7 @@ void PoolCore::supervise() noexcept {
     std::vector<Completion> done;
     {
       std::lock_guard lock(mutex_);
-      fail_everything_locked(std::make_exception_ptr(WorkerLost("Pool supervisor ran out of memory")), done);
+      fail_everything_locked(lost_failure("Pool supervisor ran out of memory"), done);
       state_ = PoolState::terminating;
     }
     deliver(done);
@@ -313,8 +313,7 @@ void PoolCore::supervise_loop() {
       std::lock_guard lock(mutex_);
       if (state_ == PoolState::terminating) {
         fail_everything_locked(
-            std::make_exception_ptr(
-                WorkerLost("Pool.terminate() was called before the task finished; the task was cancelled")),
+            lost_failure("Pool.terminate() was called before the task finished; the task was cancelled"),
             done);
         for (auto& worker : workers_) {
           if (worker.pidfd) ::syscall(SYS_pidfd_send_signal, worker.pidfd.get(), SIGKILL, nullptr, 0);
@@ -409,7 +408,7 @@ void PoolCore::supervise_loop() {
         worker.channel.reset();
         worker.pidfd.reset();
       }
-      break_pool_locked(std::make_exception_ptr(WorkerLost(why)), done);
+      break_pool_locked(lost_failure(why), done);
     }
     {
       std::lock_guard lock(mutex_);
@@ -483,8 +482,7 @@ void PoolCore::request_spawn_locked(int index, std::vector<Completion>& done) {
   WorkerEntry& worker = workers_[static_cast<std::size_t>(index)];
   int pair[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) != 0) {
-    break_pool_locked(std::make_exception_ptr(WorkerLost(system_message("socketpair", "pool worker", errno))),
-                      done);
+    break_pool_locked(lost_failure(system_message("socketpair", "pool worker", errno)), done);
     return;
   }
   UniqueFd ours(pair[0]);
@@ -648,7 +646,7 @@ void PoolCore::parse_frames(int index, std::vector<Completion>& done) {
         message.assign(text + type_size, bytes.size() - sizeof type_size - type_size);
       }
     }
-    return std::make_exception_ptr(RemoteError(type, prefix + message));
+    return remote_failure(type, prefix + message);
   };
   {
     std::lock_guard lock(mutex_);
@@ -728,8 +726,7 @@ void PoolCore::read_reports(std::vector<Completion>& done) {
         pending_.push_front(std::move(*it));
       }
       worker = WorkerEntry{};
-      break_pool_locked(
-          std::make_exception_ptr(WorkerLost(system_message("fork", "pool worker", report.error))), done);
+      break_pool_locked(lost_failure(system_message("fork", "pool worker", report.error)), done);
     }
   }
 }
@@ -752,7 +749,7 @@ void PoolCore::worker_exited(const ZygoteReport& report, std::vector<Completion>
       Completion lost;
       lost.job = std::move(chunk.job);
       lost.chunk = chunk.chunk_index;
-      lost.error = std::make_exception_ptr(WorkerLost(how + " while running the task"));
+      lost.error = lost_failure(how + " while running the task");
       done.push_back(std::move(lost));
     } else {
       unstarted.push_back(std::move(chunk));
@@ -763,9 +760,9 @@ void PoolCore::worker_exited(const ZygoteReport& report, std::vector<Completion>
   worker = WorkerEntry{};
   if (!was_ready && !broken_ && state_ != PoolState::terminating) {
     if (++startup_deaths_ >= kMaxStartupDeaths) {
-      break_pool_locked(std::make_exception_ptr(WorkerLost(
-                            "pool workers keep dying before their initializer returned (last: " + how + ")")),
-                        done);
+      break_pool_locked(
+          lost_failure("pool workers keep dying before their initializer returned (last: " + how + ")"),
+          done);
     }
   }
   const bool work_left =
@@ -776,7 +773,7 @@ void PoolCore::worker_exited(const ZygoteReport& report, std::vector<Completion>
   if (replace) request_spawn_locked(index, done);
 }
 
-void PoolCore::fail_everything_locked(const std::exception_ptr& error, std::vector<Completion>& done) {
+void PoolCore::fail_everything_locked(const FailurePtr& error, std::vector<Completion>& done) {
   auto fail = [&](QueuedChunk& chunk) {
     Completion failed;
     failed.job = std::move(chunk.job);
@@ -792,7 +789,7 @@ void PoolCore::fail_everything_locked(const std::exception_ptr& error, std::vect
   }
 }
 
-void PoolCore::break_pool_locked(std::exception_ptr error, std::vector<Completion>& done) {
+void PoolCore::break_pool_locked(FailurePtr error, std::vector<Completion>& done) {
   if (!broken_) broken_ = std::move(error);
   fail_everything_locked(broken_, done);
 }

@@ -31,7 +31,7 @@ bool JobState::complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) n
 }
 
 // JobState::fail_chunk(chunk, error)
-bool JobState::fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept {
+bool JobState::fail_chunk(std::size_t chunk, FailurePtr error) noexcept {
   assert(error != nullptr);
   bool notify = false;
   {
@@ -69,7 +69,7 @@ bool JobState::ready() const {
   return ready_locked();
 }
 
-std::exception_ptr JobState::first_error() const {
+FailurePtr JobState::first_error() const {
   std::lock_guard lock(mutex_);
   return first_error_;
 }
@@ -111,7 +111,7 @@ const std::vector<std::byte>& JobState::chunk_bytes(std::size_t chunk) const noe
   return bytes_[chunk];
 }
 
-std::exception_ptr JobState::chunk_error(std::size_t chunk) const {
+FailurePtr JobState::chunk_error(std::size_t chunk) const {
   std::lock_guard lock(mutex_);
   return errors_[chunk];
 }

@@ -77,7 +77,7 @@ class AsyncResult {
       : state_(std::move(state)), assemble_(assemble) {}
 
   R take() {
-    if (auto error = state_->first_error()) std::rethrow_exception(error);
+    if (auto failure = state_->first_error()) failure->raise();
     return assemble_(*state_);
   }
 
@@ -141,7 +141,7 @@ class IMapIterator {
       if (buffer_chunk_failed_ && position_ < failed_items_left_) {
         // Still inside a failed chunk: each item throws its error.
         ++position_;
-        std::rethrow_exception(failed_error_);
+        failed_error_->raise();
       }
       buffer_chunk_failed_ = false;
       if (chunks_taken_ == state_->chunk_count()) return std::nullopt;
@@ -180,7 +180,7 @@ class IMapIterator {
   std::size_t position_ = 0;
   bool buffer_chunk_failed_ = false;
   std::size_t failed_items_left_ = 0;
-  std::exception_ptr failed_error_;
+  detail::FailurePtr failed_error_;
 };
 
 }  // namespace mp

@@ -25,14 +25,42 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <exception>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "mp/detail/clock.hpp"
+#include "mp/errors.hpp"
 
 namespace mp::detail {
+
+// TaskFailure: why a chunk failed, as plain immutable data. Each waiting
+// thread throws a fresh exception made from it (raise()), so no exception
+// object is ever shared between threads (FailurePtr's reference count
+// lives inside libstdc++, where ThreadSanitizer cannot see it).
+struct TaskFailure {
+  enum class Kind : std::uint8_t { remote_error, worker_lost };
+  Kind kind;
+  std::string type_name;  // remote_error: the exception's type in the worker
+  std::string message;
+  [[noreturn]] void raise() const {
+    if (kind == Kind::remote_error) throw RemoteError(type_name, message);
+    throw WorkerLost(message);
+  }
+};
+using FailurePtr = std::shared_ptr<const TaskFailure>;
+
+inline FailurePtr remote_failure(std::string type_name, std::string message) {
+  return std::make_shared<const TaskFailure>(
+      TaskFailure{TaskFailure::Kind::remote_error, std::move(type_name), std::move(message)});
+}
+inline FailurePtr lost_failure(std::string message) {
+  return std::make_shared<const TaskFailure>(
+      TaskFailure{TaskFailure::Kind::worker_lost, {}, std::move(message)});
+}
 
 class JobState {
  public:
@@ -50,7 +78,7 @@ class JobState {
   [[nodiscard]] bool complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) noexcept;
   // JobState::fail_chunk(chunk, error): the chunk's items all fail with error.
   // Returns as complete_chunk().
-  [[nodiscard]] bool fail_chunk(std::size_t chunk, std::exception_ptr error) noexcept;
+  [[nodiscard]] bool fail_chunk(std::size_t chunk, FailurePtr error) noexcept;
   // JobState::notify_waiters(): wakes the threads in wait*() to re-check.
   void notify_waiters() noexcept { changed_.notify_all(); }
 
@@ -58,7 +86,7 @@ class JobState {
   [[nodiscard]] bool wait(const Deadline& deadline) const;
   [[nodiscard]] bool ready() const;
   // JobState::first_error(): the first failure (completion order), or null.
-  [[nodiscard]] std::exception_ptr first_error() const;
+  [[nodiscard]] FailurePtr first_error() const;
 
   [[nodiscard]] std::size_t chunk_count() const noexcept { return item_counts_.size(); }
   [[nodiscard]] std::uint32_t item_count(std::size_t chunk) const noexcept { return item_counts_[chunk]; }
@@ -75,7 +103,7 @@ class JobState {
   // that has left pending (the caller saw it through wait_* first); the bytes
   // are never written again once stored, so reading them needs no lock.
   [[nodiscard]] const std::vector<std::byte>& chunk_bytes(std::size_t chunk) const noexcept;
-  [[nodiscard]] std::exception_ptr chunk_error(std::size_t chunk) const;
+  [[nodiscard]] FailurePtr chunk_error(std::size_t chunk) const;
   // JobState::release_chunk(chunk): frees a consumed chunk's bytes (imap).
   void release_chunk(std::size_t chunk) noexcept;
 
@@ -90,10 +118,10 @@ class JobState {
   mutable std::condition_variable changed_;
   std::vector<ChunkStatus> status_;            // guarded by mutex_
   std::vector<std::vector<std::byte>> bytes_;  // written once under mutex_, then read-only
-  std::vector<std::exception_ptr> errors_;     // guarded by mutex_
+  std::vector<FailurePtr> errors_;             // guarded by mutex_
   std::vector<std::size_t> finish_order_;      // guarded by mutex_
   std::size_t remaining_;                      // guarded by mutex_
-  std::exception_ptr first_error_;             // guarded by mutex_
+  FailurePtr first_error_;                     // guarded by mutex_
   // Who sleeps on changed_, so that a chunk completion wakes nobody in vain
   // (a map of 20k chunks must not wake its waiter 20k times).
   mutable int job_waiters_ = 0;    // guarded by mutex_: threads in wait()
