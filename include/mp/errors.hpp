@@ -99,7 +99,9 @@ class CodecError : public Error {
   using Error::Error;
 };
 
-// A server behind a handle (Redis) cannot be reached or was lost; says which and why.
+// A peer is gone: a server behind a handle (Redis) cannot be reached or was
+// lost, or a Connection's other end closed before a send (Python's
+// BrokenPipeError is a ConnectionError too); says which and why.
 class ConnectionError : public Error {
  public:
   using Error::Error;
