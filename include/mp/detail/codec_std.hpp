@@ -15,6 +15,7 @@
 // Every decode checks a length against the bytes left before allocating.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstddef>
@@ -58,6 +59,17 @@ template <> struct has_std_codec<std::monostate> : std::true_type {};
 template <class R, class P> struct has_std_codec<std::chrono::duration<R, P>> : std::true_type {};
 // clang-format on
 
+// reserve_count<T>(n): how many of n elements to reserve room for up front. An
+// element may take far more memory than its fewest encoded bytes (an empty
+// std::optional<std::array<char, 4096>> is 1 byte on the wire), so memory is
+// reserved only up to 1 MiB and otherwise grows as elements actually decode:
+// bytes that claim more elements than they hold fail before using much memory.
+template <class T>
+std::size_t reserve_count(std::size_t n) noexcept {
+  constexpr std::size_t kMaxReservedBytes = std::size_t{1} << 20;
+  return std::min(n, kMaxReservedBytes / sizeof(T) + 1);
+}
+
 // encode_elements(writer, range): each element's encoding, in iteration order.
 template <class T, class Range>
 void encode_elements(Writer& writer, const Range& range) {
@@ -95,7 +107,7 @@ struct set_codec {
   static void decode(Reader& reader, Set& set) {
     const std::size_t n = reader.length(min_encoded_size<K>(), sizeof(K));
     set.clear();
-    if constexpr (requires { set.reserve(n); }) set.reserve(n);
+    if constexpr (requires { set.reserve(n); }) set.reserve(reserve_count<K>(n));
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t at = reader.offset();
       K key{};
@@ -126,7 +138,7 @@ struct map_codec {
   static void decode(Reader& reader, Map& map) {
     const std::size_t n = reader.length(min_encoded_size<K>() + min_encoded_size<V>(), sizeof(K) + sizeof(V));
     map.clear();
-    if constexpr (requires { map.reserve(n); }) map.reserve(n);
+    if constexpr (requires { map.reserve(n); }) map.reserve(reserve_count<std::pair<K, V>>(n));
     for (std::size_t i = 0; i < n; ++i) {
       const std::size_t at = reader.offset();
       K key{};
@@ -213,8 +225,8 @@ requires(detail::Element<T> && !std::is_same_v<T, bool>) struct codec<std::vecto
     } else {
       const std::size_t n = reader.length(detail::min_encoded_size<T>(), sizeof(T));
       vector.clear();
-      vector.resize(n);
-      for (T& element : vector) codec<T>::decode(reader, element);
+      vector.reserve(detail::reserve_count<T>(n));
+      for (std::size_t i = 0; i < n; ++i) codec<T>::decode(reader, vector.emplace_back());
     }
   }
   static void signature(std::string& out) {
