@@ -21,7 +21,7 @@ namespace {
 constexpr int kSpinIterations = 200;
 
 // A streamed item's reader checks this often whether its producer died.
-constexpr auto kStreamLivenessPoll = std::chrono::milliseconds(50);
+constexpr auto kStreamLivenessPoll = std::chrono::milliseconds(10);
 
 // A lock is held only for a memcpy unless the side's streaming hint is set;
 // a timed or non-blocking call waits at least this long for such a holder.
