@@ -9,5 +9,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "python: $(python3 --version 2>&1)"
 for script in bench/compare/*.py; do
   echo
-  python3 "$script" "$build"
+  # -P: do not put bench/compare first on sys.path (its queue.py would
+  # shadow the standard library module multiprocessing imports).
+  python3 -P "$script" "$build"
 done
