@@ -2,7 +2,10 @@
 # find_package after installing mp into a private prefix, then runs it.
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
-set(configure_args -S ${MP_SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/build -G Ninja -DMODE=${MODE})
+# The consumer is built with the same flags as mp (a sanitizer build of mp
+# needs a sanitizer build of the program that links it).
+set(configure_args -S ${MP_SOURCE_DIR}/tests/consumer -B ${WORK_DIR}/build -G Ninja -DMODE=${MODE}
+                   "-DCMAKE_CXX_FLAGS=${CONSUMER_CXX_FLAGS}")
 if(MODE STREQUAL "find_package")
   execute_process(COMMAND ${CMAKE_COMMAND} --install ${MP_BUILD_DIR} --prefix ${WORK_DIR}/prefix
                   RESULT_VARIABLE rc)
