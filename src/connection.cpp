@@ -144,17 +144,15 @@ ReadOutcome read_exact(int fd, std::byte* buffer, std::size_t size) noexcept {
 }
 
 // How long a socket receive spins (non-blocking reads, yielding the CPU in
-// between) before it sleeps in the kernel: MP_PIPE_SPIN_US microseconds, 30
-// by default, 0 turns spinning off. A sleeping reader is woken by the kernel,
-// which on an idle virtual machine costs tens of microseconds (measured: ~65 us
-// per round trip without spinning, see bench/compare/pipe.py); a reader that
-// is still spinning when the reply comes sees it at once. sched_yield() lets a
-// peer that shares our CPU run, so spinning never delays it. The cost is at
-// most the budget in CPU time per receive that really has to wait.
+// between) before it sleeps in the kernel: MP_PIPE_SPIN_US microseconds, 0
+// (off) by default. Spinning can save the kernel wake-up on an idle machine,
+// but on a loaded one sched_yield() can hand the CPU away for a whole
+// scheduler tick: measured on the 2-core VM while a build ran, a round trip
+// took 3.5 ms with a 30 us spin and 13 us without. So it is opt-in.
 std::chrono::nanoseconds spin_budget() noexcept {
   static const std::chrono::nanoseconds budget = [] {
     const char* text = std::getenv("MP_PIPE_SPIN_US");
-    long micros = text != nullptr ? std::strtol(text, nullptr, 10) : 30;
+    long micros = text != nullptr ? std::strtol(text, nullptr, 10) : 0;
     return std::chrono::nanoseconds(std::max(micros, 0L) * 1000);
   }();
   return budget;

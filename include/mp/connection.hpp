@@ -21,10 +21,11 @@
 // (send to a peer that closed: EPIPE; the process never gets SIGPIPE),
 // CodecError (the bytes are not a T, or the stream is not mp's framing).
 //
-// Performance: a duplex receive first spins for up to 30 us (non-blocking
-// reads, yielding the CPU in between) before it sleeps, so a reply that comes
-// quickly is seen without a kernel wake-up; MP_PIPE_SPIN_US=<microseconds> in
-// the environment changes that budget, 0 turns spinning off.
+// Performance: MP_PIPE_SPIN_US=<microseconds> in the environment makes a
+// duplex receive spin that long (non-blocking reads, yielding the CPU in
+// between) before it sleeps, so a quick reply is seen without a kernel
+// wake-up on an idle machine. Off by default: on a loaded machine a yield can
+// cost a whole scheduler tick (3.5 ms per round trip, measured).
 //
 // Safety: a Connection is a cheap handle; copies share one end (one fd). As in
 // Python, an end is used by one thread at a time per direction: one thread may
