@@ -17,6 +17,9 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# Keep the configured tree: make would otherwise delete this "intermediate" file.
+.PRECIOUS: build/%/build.ninja
+
 build/%/build.ninja: deps
 	cmake --preset $*
 
