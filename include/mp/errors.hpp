@@ -113,4 +113,24 @@ class LockLost : public Error {
   using Error::Error;
 };
 
+// A pool task ran longer than its task_timeout; its worker was killed and replaced.
+class TaskTimeout : public TimeoutError {
+ public:
+  using TimeoutError::TimeoutError;
+};
+
+// AsyncResult::get() of a task that cancel() stopped before it delivered.
+class Cancelled : public Error {
+ public:
+  Cancelled() : Error("task was cancelled") {}
+  using Error::Error;
+};
+
+// A Listener/Client peer failed the authkey challenge, or a Redis server
+// refused the url's credentials (never retried as an outage).
+class AuthenticationError : public ProcessError {
+ public:
+  using ProcessError::ProcessError;
+};
+
 }  // namespace mp
