@@ -37,6 +37,7 @@
 #include <type_traits>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/robust_mutex.hpp"
 
 namespace mp {
@@ -81,7 +82,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 }  // namespace detail
 
-class Barrier {
+class MP_API Barrier {
  public:
   // Barrier::Barrier(parties): mp::ValueError if parties <= 0.
   explicit Barrier(int parties);

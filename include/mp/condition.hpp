@@ -46,6 +46,7 @@
 
 #include "mp/detail/acquirable.hpp"
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/lock_state.hpp"
 #include "mp/lock.hpp"
 #include "mp/rlock.hpp"
@@ -79,7 +80,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 }  // namespace detail
 
-class Condition : public detail::Acquirable<Condition> {
+class MP_API Condition : public detail::Acquirable<Condition> {
  public:
   // Condition::Condition(): over a new mp::RLock (Python's default).
   Condition();

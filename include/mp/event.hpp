@@ -35,6 +35,7 @@
 #include <type_traits>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 
 namespace mp {
 
@@ -61,7 +62,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 }  // namespace detail
 
-class Event {
+class MP_API Event {
  public:
   // Event::Event(): a new event, flag down. mp::Error if no memory.
   Event();

@@ -30,11 +30,12 @@
 #include <memory>
 
 #include "mp/detail/acquirable.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/lock_state.hpp"
 
 namespace mp {
 
-class Lock : public detail::Acquirable<Lock> {
+class MP_API Lock : public detail::Acquirable<Lock> {
  public:
   // Lock::Lock(): a new, free lock in its own shared region. mp::Error if the
   // kernel refuses the memory.

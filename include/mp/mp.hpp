@@ -9,6 +9,7 @@
 #pragma once
 
 #include "mp/codec.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/errors.hpp"
 #include "mp/pipe.hpp"
 #include "mp/pool.hpp"
@@ -25,6 +26,6 @@ namespace mp {
 // The version of the mp library this program is linked with, e.g. "0.3.0": the
 // CMake project version, the same as the CMake package's, the pkg-config
 // files' and the Debian package's. Never throws.
-[[nodiscard]] std::string_view version() noexcept;
+[[nodiscard]] MP_API std::string_view version() noexcept;
 
 }  // namespace mp

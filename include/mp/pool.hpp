@@ -110,6 +110,7 @@
 
 #include "mp/async_result.hpp"
 #include "mp/codec.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/pool_job.hpp"
 #include "mp/detail/pool_task.hpp"
 #include "mp/errors.hpp"
@@ -143,7 +144,7 @@ struct ChunkSpec {
 }
 
 // pool_cpu_count(): what Pool(0) uses; os.cpu_count() (online CPUs), at least 1.
-[[nodiscard]] int pool_cpu_count() noexcept;
+[[nodiscard]] MP_API int pool_cpu_count() noexcept;
 
 template <class Range>
 using range_item_t = std::remove_cvref_t<std::ranges::range_value_t<const Range>>;
@@ -173,7 +174,7 @@ inline void assemble_nothing(const JobState&) {}
 
 }  // namespace detail
 
-class Pool {
+class MP_API Pool {
  public:
   // Pool(processes, options): starts the zygote and `processes` workers
   // (0: cpu_count()). ValueError for processes < 0; mp::Error if the system

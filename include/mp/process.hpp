@@ -71,6 +71,7 @@
 #include <vector>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/fd.hpp"
 #include "mp/wait.hpp"
 
@@ -126,11 +127,11 @@ class BoundProcessTarget final : public ProcessTarget {
 // next_child_info(prefix): the identity of the next child this process makes,
 // named "prefix-N" ("prefix-P:N" in a child whose identity is P), numbered as
 // Python does; Process uses "Process", the Pool may use its own prefix.
-ProcessInfo next_child_info(const char* prefix);
+MP_API ProcessInfo next_child_info(const char* prefix);
 
 }  // namespace detail
 
-class Process {
+class MP_API Process {
  public:
   // Process::Process(): subclass style; override run().
   Process();
@@ -253,21 +254,21 @@ class Process {
 
 // mp::current_process(): "MainProcess" in the main program; in a child, the
 // name and pid of the Process it runs.
-[[nodiscard]] const ProcessInfo& current_process() noexcept;
+[[nodiscard]] MP_API const ProcessInfo& current_process() noexcept;
 
 // mp::active_children(): this process's started, still-running children (those
 // that ended are reaped on the way, as in Python). The pointers are valid until
 // the objects are moved or destroyed.
-[[nodiscard]] std::vector<Process*> active_children();
+[[nodiscard]] MP_API std::vector<Process*> active_children();
 
 // mp::cpu_count(): the number of CPUs this process may run on (its
 // sched_getaffinity mask), at least 1.
-[[nodiscard]] int cpu_count() noexcept;
+[[nodiscard]] MP_API int cpu_count() noexcept;
 
 // mp::exit(code): in a child started by mp, ends it now with exit code `code`
 // (after flushing stdio/iostreams and reaping its own children as at the end
 // of run(); no destructors of the current stack run). In the main program it
 // is std::exit(code).
-[[noreturn]] void exit(int code);
+[[noreturn]] MP_API void exit(int code);
 
 }  // namespace mp

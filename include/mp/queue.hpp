@@ -45,6 +45,7 @@
 
 #include "mp/codec.hpp"
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/ring.hpp"
 #include "mp/errors.hpp"
 
@@ -83,7 +84,7 @@ struct QueueLocalState {
   }
 };
 
-[[noreturn]] void throw_ring_failure(RingStatus status, const char* call);
+[[noreturn]] MP_API void throw_ring_failure(RingStatus status, const char* call);
 
 // QueueAccess: the ring behind a queue handle, for mp's own tests and tools.
 struct QueueAccess {

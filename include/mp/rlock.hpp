@@ -26,11 +26,12 @@
 #include <memory>
 
 #include "mp/detail/acquirable.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/lock_state.hpp"
 
 namespace mp {
 
-class RLock : public detail::Acquirable<RLock> {
+class MP_API RLock : public detail::Acquirable<RLock> {
  public:
   // RLock::RLock(): a new, free re-entrant lock in its own shared region.
   RLock();

@@ -36,6 +36,7 @@
 
 #include "mp/detail/acquirable.hpp"
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 
 namespace mp {
 
@@ -64,7 +65,7 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 }  // namespace detail
 
-class Semaphore : public detail::Acquirable<Semaphore> {
+class MP_API Semaphore : public detail::Acquirable<Semaphore> {
  public:
   // Semaphore::Semaphore(value): `value` tokens to start with. mp::ValueError
   // if value < 0; mp::Error if the kernel refuses the memory.
@@ -90,7 +91,7 @@ class Semaphore : public detail::Acquirable<Semaphore> {
   std::shared_ptr<detail::SemaphoreState> state_;
 };
 
-class BoundedSemaphore : public Semaphore {
+class MP_API BoundedSemaphore : public Semaphore {
  public:
   // BoundedSemaphore::BoundedSemaphore(value): as Semaphore, and release()
   // beyond `value` free tokens throws mp::ValueError.

@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 
 namespace mp {
 
@@ -35,7 +36,7 @@ namespace detail {
 // wait_for_fds(fds, deadline): poll(2) until one fd is ready or the deadline
 // passes (EINTR restarts with the remaining time). Throws mp::ValueError for an
 // fd that is not open, mp::Error for any other poll failure.
-std::vector<int> wait_for_fds(std::span<const int> fds, Deadline deadline);
+MP_API std::vector<int> wait_for_fds(std::span<const int> fds, Deadline deadline);
 }  // namespace detail
 
 // mp::wait(fds)

@@ -28,13 +28,14 @@
 #include <vector>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 
 namespace mp::detail {
 
 // The size of a frame header: the payload length as a little-endian u64.
 inline constexpr std::size_t frame_header_size = 8;
 
-class ConnectionCore {
+class MP_API ConnectionCore {
  public:
   enum class Kind : unsigned char { socket, pipe_read_end, pipe_write_end };
 
@@ -87,6 +88,7 @@ class ConnectionCore {
 // make_connection_pair(duplex): the two cores of a Pipe. duplex: a
 // socketpair(AF_UNIX, SOCK_STREAM); else pipe2: first reads, second writes.
 // Both fds O_CLOEXEC. Throws mp::Error naming the call on failure.
-std::pair<std::shared_ptr<ConnectionCore>, std::shared_ptr<ConnectionCore>> make_connection_pair(bool duplex);
+MP_API std::pair<std::shared_ptr<ConnectionCore>, std::shared_ptr<ConnectionCore>> make_connection_pair(
+    bool duplex);
 
 }  // namespace mp::detail

@@ -23,6 +23,7 @@
 
 #include "mp/detail/acquirable.hpp"
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/robust_mutex.hpp"
 
 namespace mp {
@@ -61,18 +62,18 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 // lock_acquire(state, wait, deadline): true once held. Throws mp::ValueError
 // when a plain lock's holder blocks on it without a timeout (it would wait for
 // itself forever); with a timeout that wait runs out and gives false, as in Python.
-bool lock_acquire(LockState& state, AcquireWait wait, const Deadline& deadline);
+MP_API bool lock_acquire(LockState& state, AcquireWait wait, const Deadline& deadline);
 
 // lock_acquire_finish(state, wait, deadline, rc): the rest of lock_acquire()
 // once the mutex call returned `rc`.
-bool lock_acquire_finish(LockState& state, AcquireWait wait, const Deadline& deadline, int rc);
+MP_API bool lock_acquire_finish(LockState& state, AcquireWait wait, const Deadline& deadline, int rc);
 
 // lock_release(state): releases one level. mp::ValueError if the calling
 // process + thread does not hold it.
-void lock_release(LockState& state);
+MP_API void lock_release(LockState& state);
 
 // throw_not_held(state): the mp::ValueError for releasing a lock not held.
-[[noreturn]] void throw_not_held(const LockState& state);
+[[noreturn]] MP_API void throw_not_held(const LockState& state);
 
 // lock_held_by_caller(state): does this process + thread hold it?
 [[nodiscard]] inline bool lock_held_by_caller(const LockState& state) noexcept {
@@ -81,17 +82,17 @@ void lock_release(LockState& state);
 
 // lock_release_fully(state): for Condition::wait: releases every level the
 // caller holds and returns how many (1 for a plain lock). Precondition: held.
-std::uint32_t lock_release_fully(LockState& state) noexcept;
+MP_API std::uint32_t lock_release_fully(LockState& state) noexcept;
 
 // lock_reacquire(state, depth): blocks until held again, with `depth` levels.
-void lock_reacquire(LockState& state, std::uint32_t depth);
+MP_API void lock_reacquire(LockState& state, std::uint32_t depth);
 
 // make_lock_state(kind): a LockState in its own shared region.
-std::shared_ptr<LockState> make_lock_state(LockKind kind);
+MP_API std::shared_ptr<LockState> make_lock_state(LockKind kind);
 
 // LockAccess: how Condition, Value, Array (and tests) reach a Lock's or an
 // RLock's state without making it public API.
-struct LockAccess {
+struct MP_API LockAccess {
   static const std::shared_ptr<LockState>& state(const Lock& lock) noexcept;
   static const std::shared_ptr<LockState>& state(const RLock& lock) noexcept;
   static Lock make_lock(std::shared_ptr<LockState> state) noexcept;

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/errors.hpp"
 
 namespace mp::detail {
@@ -62,7 +63,7 @@ inline FailurePtr lost_failure(std::string message) {
       TaskFailure{TaskFailure::Kind::worker_lost, {}, std::move(message)});
 }
 
-class JobState {
+class MP_API JobState {
  public:
   enum class ChunkStatus : std::uint8_t { pending, done, failed };
 

@@ -90,6 +90,7 @@
 #include <vector>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/robust_mutex.hpp"
 
 namespace mp::detail {
@@ -182,7 +183,7 @@ struct GetTarget {
 };
 
 // A process-local handle on a ring region. Copies share the region.
-class Ring {
+class MP_API Ring {
  public:
   // Ring::create(maxsize, capacity): a new region; capacity is rounded up to a
   // power of two within [kMinRingCapacity, kMaxRingCapacity]. Throws mp::Error

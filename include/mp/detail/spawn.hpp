@@ -33,6 +33,7 @@
 #include <type_traits>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/fd.hpp"
 
 namespace mp {
@@ -80,7 +81,7 @@ struct SpawnResult {
 
 // spawn_child(options, body): flushes stdio and iostreams, forks, and returns
 // the child's pid and pidfd (or the error; no child is left behind on error).
-[[nodiscard]] SpawnResult spawn_child(const SpawnOptions& options, ChildBody body) noexcept;
+[[nodiscard]] MP_API SpawnResult spawn_child(const SpawnOptions& options, ChildBody body) noexcept;
 
 // The state of a child as its reaper sees it.
 enum class ChildState {
@@ -96,19 +97,19 @@ struct ReapOutcome {
 };
 
 // try_reap(pidfd): waitid(P_PIDFD, WNOHANG): reaps the child if it has ended.
-[[nodiscard]] ReapOutcome try_reap(int pidfd) noexcept;
+[[nodiscard]] MP_API ReapOutcome try_reap(int pidfd) noexcept;
 
 // wait_readable(pidfd, deadline): poll until the child ended: 0 once it has,
 // ETIMEDOUT when the deadline passed, else the errno of poll (EBADF for a
 // closed fd). EINTR restarts with the remaining time. Does not reap.
-[[nodiscard]] int wait_readable(int pidfd, Deadline deadline) noexcept;
+[[nodiscard]] MP_API int wait_readable(int pidfd, Deadline deadline) noexcept;
 
 // wait_and_reap(pidfd, deadline): wait_readable() then try_reap(); `running`
 // on timeout.
-[[nodiscard]] ReapOutcome wait_and_reap(int pidfd, Deadline deadline) noexcept;
+[[nodiscard]] MP_API ReapOutcome wait_and_reap(int pidfd, Deadline deadline) noexcept;
 
 // signal_child(pidfd, signal): pidfd_send_signal; 0, or errno (ESRCH: already
 // reaped). Never hits a recycled pid.
-[[nodiscard]] int signal_child(int pidfd, int signal) noexcept;
+[[nodiscard]] MP_API int signal_child(int pidfd, int signal) noexcept;
 
 }  // namespace mp::detail

@@ -7,12 +7,14 @@
 #include <string>
 #include <string_view>
 
+#include "mp/detail/export.hpp"
+
 namespace mp::detail {
 
 // system_message(call, object, err): "call(object): strerror(err)".
-std::string system_message(std::string_view call, std::string_view object, int err);
+MP_API std::string system_message(std::string_view call, std::string_view object, int err);
 
 // throw_system_error(call, object, err): throws mp::Error with system_message().
-[[noreturn]] void throw_system_error(std::string_view call, std::string_view object, int err);
+[[noreturn]] MP_API void throw_system_error(std::string_view call, std::string_view object, int err);
 
 }  // namespace mp::detail

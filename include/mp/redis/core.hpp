@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 
 namespace mp::redis {
 
@@ -37,7 +38,7 @@ struct Options {
 
 namespace detail {
 
-class QueueCore {
+class MP_API QueueCore {
  public:
   // QueueCore(url, name, maxsize, joinable, signature, options): connects,
   // creates the queue's meta hash or checks it (mp::ValueError naming both
@@ -68,7 +69,7 @@ class QueueCore {
   std::unique_ptr<Impl> impl_;
 };
 
-class LockCore {
+class MP_API LockCore {
  public:
   LockCore(std::string_view url, std::string_view name, std::chrono::milliseconds lease, Options options);
   ~LockCore();
