@@ -14,6 +14,7 @@
 //    child's own children and flushing streams may allocate and lock.
 #include <cxxabi.h>
 #include <signal.h>
+#include <stdio_ext.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -125,9 +126,22 @@ void report_exception(const char* name) noexcept {
   ::_exit(code);
 }
 
+// discard_inherited_output(): the child's copies of the stdout/stderr buffers
+// hold only what other threads printed after the parent's pre-fork flush (the
+// forking thread flushed everything before): that output is the parent's to
+// print, so the child drops it, never flushes it (issue 9, defect 4). fork()
+// reset the stdio locks in the child (glibc), so the purge cannot block.
+// std::cout and friends share these buffers unless sync_with_stdio(false) was
+// called, and unsynchronised iostreams may not be written by several threads.
+void discard_inherited_output() noexcept {
+  ::__fpurge(stdout);
+  ::__fpurge(stderr);
+}
+
 // run_child(...): the child branch of spawn_child(); never returns.
 [[noreturn]] void run_child(ProcessTable& table, const SpawnOptions& options, ChildBody body, pid_t parent,
                             bool forked_on_main_thread) noexcept {
+  discard_inherited_output();
   reset_table_in_child(table, options.identity);
   if (options.die_with_parent) arm_death_signal(parent, forked_on_main_thread);
   int code = 0;
