@@ -87,7 +87,8 @@ inline int run_helper(const std::string& name, std::vector<std::string> args, st
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, out.write_end.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, errors != nullptr ? err.write_end.get() : out.write_end.get(), 2);
+  posix_spawn_file_actions_adddup2(&actions, errors != nullptr ? err.write_end.get() : out.write_end.get(),
+                                   2);
   std::string path = std::string(MP_HELPERS_DIR) + "/" + name;
   args.insert(args.begin(), path);
   std::vector<char*> argv;
