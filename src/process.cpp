@@ -1,5 +1,5 @@
 // mp::Process and friends (parent side). The child side is in
-// child_after_fork.cpp; pidfd watching and reaping in reap.cpp.
+// after_fork/process_child.cpp; pidfd watching and reaping in reap.cpp.
 #include "mp/process.hpp"
 
 #include <cxxabi.h>
