@@ -64,8 +64,9 @@ class MP_API QueueCore {
   void join();
   [[nodiscard]] const std::string& name() const noexcept;
 
+  struct Impl;  // opaque: defined in src/redis/
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
