@@ -5,9 +5,9 @@ JOBS ?= 2
 
 PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev \
             libhiredis-dev redis-server libboost-dev python3 clang clang-format clang-tidy \
-            libclang-rt-14-dev ccache
+            libclang-rt-14-dev ccache doxygen dpkg-dev
 
-.PHONY: deps demo test test-release test-asan tsan bench lint format fuzz clean
+.PHONY: deps demo test test-release test-asan tsan bench lint format fuzz package docs clean
 
 deps:
 	@missing=""; for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -53,8 +53,17 @@ lint: deps build/debug/build.ninja
 format:
 	@git ls-files '*.hpp' '*.cpp' | xargs clang-format -i
 
+# make fuzz: the libFuzzer targets, optimised with ASan+UBSan, FUZZ_SECONDS each (default 60).
 fuzz: deps
 	@bash scripts/fuzz.sh
+
+# make package: the Debian package libmp-dev_VERSION_ARCH.deb in build/release.
+package: build-release
+	cd build/release && cpack -G DEB
+
+# make docs: the API reference (Doxygen) in build/release/docs/html.
+docs: deps build/release/build.ninja
+	cmake --build --preset release --target docs
 
 clean:
 	rm -rf build

@@ -1,0 +1,21 @@
+# After doxygen: any warning about a public header (a path under PUBLIC, but
+# not PUBLIC/detail) is an error; other warnings (the detail headers,
+# README.md and the pages) are shown only.
+if(NOT EXISTS ${LOG})
+  return()
+endif()
+file(STRINGS ${LOG} warnings)
+set(errors 0)
+foreach(warning IN LISTS warnings)
+  string(FIND "${warning}" "${PUBLIC}/" at)
+  string(FIND "${warning}" "${PUBLIC}/detail/" at_detail)
+  if(at EQUAL 0 AND NOT at_detail EQUAL 0)
+    message("error: ${warning}")
+    math(EXPR errors "${errors} + 1")
+  elseif(NOT warning STREQUAL "")
+    message("warning: ${warning}")
+  endif()
+endforeach()
+if(errors GREATER 0)
+  message(FATAL_ERROR "doxygen: ${errors} warning(s) on the public headers (${PUBLIC})")
+endif()
