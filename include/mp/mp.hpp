@@ -10,6 +10,7 @@
 
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
+#include "mp/listener.hpp"
 #include "mp/pipe.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
