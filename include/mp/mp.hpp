@@ -14,6 +14,7 @@
 #include "mp/pipe.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
+#include "mp/py.hpp"
 #include "mp/queue.hpp"
 #include "mp/shared.hpp"
 #include "mp/synchronize.hpp"

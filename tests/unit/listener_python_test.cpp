@@ -5,12 +5,15 @@
 // Python side by its exit status (tests/helpers/python_peer.py).
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "mp/errors.hpp"
 #include "mp/listener.hpp"
+#include "mp/py.hpp"
 #include "unit/python_peer.hpp"
 
 namespace {
@@ -109,6 +112,69 @@ TEST(ListenerPython, MpClientWithAWrongKeyFailsOnBothSides) {
         << form;
     EXPECT_EQ(python.wait(), 0) << "Python did not see an AuthenticationError (" << form << ")";
   }
+}
+
+// The mp side of the "data" exchange: checks what Python sent field by
+// field, answers with the same dict plus "reply", then sends its repr() for
+// Python to compare with its own.
+void exchange_data(mp::Connection<mp::py::Object>& conn) {
+  exchange_bytes(conn);
+  namespace py = mp::py;
+  py::Object got = conn.recv();
+  EXPECT_EQ(got["x"], (py::List{1, 2.5, "s"}));
+  EXPECT_EQ(got["x"][1].as_float(), 2.5);
+  EXPECT_EQ(got["t"], (py::Tuple{1, py::None, true, false}));
+  EXPECT_EQ(got["b"].as_bytes(), py::Bytes(std::string("\x00\xff", 2)));
+  EXPECT_EQ(got["big"].as_int(), INT64_MAX);
+  EXPECT_EQ(got["neg"].as_int(), INT64_MIN);
+  EXPECT_EQ(got["unicode"].as_str(), "h\u00e9llo \u2603 \U0001f600");
+  EXPECT_EQ(got["nested"]["empty_tuple"], py::Tuple{});
+  EXPECT_EQ(got["nested"][7].as_str(), "int key");
+  EXPECT_EQ(got["floats"][2].as_float(), 1e300);
+  py::Object reply = got;
+  reply.as_dict().set("reply", "from mp");
+  conn.send(reply);
+  std::string repr = got.repr();
+  conn.send_bytes(std::as_bytes(std::span<const char>(repr.data(), repr.size())));
+}
+
+TEST(ListenerPython, PlainDataBothWaysPythonClient) {
+  for (const char* form : {"native", "modern"}) {
+    mp::Listener listener("127.0.0.1:0", 1, std::string("k"));
+    PythonPeer python({"client", listener.address(), "k", form, "data"});
+    auto conn = listener.accept<mp::py::Object>();
+    exchange_data(conn);
+    EXPECT_EQ(python.wait(), 0) << form;
+  }
+}
+
+TEST(ListenerPython, PlainDataBothWaysMpClient) {
+  PythonPeer python({"listener", "k", "native", "data"});
+  std::string address = python.read_line();
+  ASSERT_FALSE(address.empty());
+  auto conn = mp::Client<mp::py::Object>(address, std::string("k"));
+  exchange_data(conn);
+  EXPECT_EQ(python.wait(), 0);
+}
+
+TEST(ListenerPython, AMaliciousPickleIsRefusedAndItsCodeNeverRuns) {
+  std::string marker = "/tmp/mp-evil-marker-" + std::to_string(::getpid());
+  std::filesystem::remove(marker);
+  ::setenv("MP_EVIL_MARKER", marker.c_str(), 1);
+  mp::Listener listener("127.0.0.1:0", 1, std::string("k"));
+  PythonPeer python({"client", listener.address(), "k", "native", "evil"});
+  auto conn = listener.accept<mp::py::Object>();
+  try {
+    (void)conn.recv();
+    ADD_FAILURE() << "a pickle calling os.system was accepted";
+  } catch (const mp::CodecError& error) {
+    std::string what = error.what();
+    EXPECT_NE(what.find("refused opcode STACK_GLOBAL"), std::string::npos) << what;
+  }
+  conn.send_bytes(std::as_bytes(std::span<const char>("refused", 7)));
+  EXPECT_EQ(python.wait(), 0);
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the pickle's code ran";
+  ::unsetenv("MP_EVIL_MARKER");
 }
 
 }  // namespace
