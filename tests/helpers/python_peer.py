@@ -2,6 +2,7 @@
 
     python_peer.py client ADDRESS KEY FORM EXCHANGE     connect to an mp Listener
     python_peer.py listener KEY FORM EXCHANGE           listen (prints the address), serve one mp Client
+    python_peer.py dump                                  print pickles for mp to read, one "name hex" a line
 
 ADDRESS is written as mp writes it ("host:port", "/path", "@name"). KEY "-" means
 no authkey. FORM is "native" (this Python's own challenge) or "modern" (Python
@@ -111,8 +112,38 @@ def exchange(conn, what):
             fail("mp's repr() differs from Python's %r" % (repr(SAMPLE),))
 
 
+def dump():
+    """Pickles of SAMPLE in protocols 2 to 5, and of values mp must refuse."""
+    import pickle
+
+    # Protocol 2 has no bytes opcode: Python writes bytes as a call to
+    # _codecs.encode (refused by mp), so its sample leaves them out.
+    without_bytes = {k: v for k, v in SAMPLE.items() if k != "b"}
+    print("sample2 %s" % pickle.dumps(without_bytes, protocol=2).hex())
+    print("bytes2 %s" % pickle.dumps(b"\x00", protocol=2).hex())
+    for protocol in range(3, 6):
+        print("sample%d %s" % (protocol, pickle.dumps(SAMPLE, protocol=protocol).hex()))
+    shared = [1, 2]
+    print("shared %s" % pickle.dumps([shared, shared, ("k", "k")], protocol=4).hex())
+    print("big_dict %s" % pickle.dumps({i: str(i) for i in range(5000)}, protocol=4).hex())
+    print("int_2_63 %s" % pickle.dumps(2**63, protocol=4).hex())
+    print("int_minus_2_63_minus_1 %s" % pickle.dumps(-(2**63) - 1, protocol=4).hex())
+    print("int_2_100 %s" % pickle.dumps(2**100, protocol=4).hex())
+    recursive = []
+    recursive.append(recursive)
+    print("recursive %s" % pickle.dumps(recursive, protocol=4).hex())
+    print("set %s" % pickle.dumps({1, 2}, protocol=4).hex())
+    print("bytearray %s" % pickle.dumps(bytearray(b"x"), protocol=5).hex())
+    print("global2 %s" % pickle.dumps(Evil(), protocol=2).hex())
+    print("reduce4 %s" % pickle.dumps(Evil(), protocol=4).hex())
+
+
 def main():
     role = sys.argv[1]
+    if role == "dump":
+        os.environ.setdefault("MP_EVIL_MARKER", "/nonexistent/never-created")
+        dump()
+        return
     if role == "client":
         address, key, form, what = sys.argv[2:6]
     else:
