@@ -1,6 +1,7 @@
-// tests/unit/python_peer.hpp — runs tests/helpers/python_peer.py with the
-// machine's Python (isolated: -I, so nothing in the tree shadows the standard
-// library) and reports its exit status and what it printed.
+// tests/unit/python_peer.hpp — runs a separate program (a helper from
+// tests/helpers/, or tests/helpers/python_peer.py with the machine's Python,
+// isolated with -I so nothing in the tree shadows the standard library) and
+// reports its exit status and what it printed.
 #pragma once
 
 #include <fcntl.h>
@@ -16,11 +17,10 @@ extern char** environ;
 
 namespace mp::test {
 
-class PythonPeer {
+class SpawnedProgram {
  public:
-  explicit PythonPeer(std::vector<std::string> arguments) {
-    std::vector<std::string> argv{"/usr/bin/python3", "-I", MP_SOURCE_DIR "/tests/helpers/python_peer.py"};
-    argv.insert(argv.end(), arguments.begin(), arguments.end());
+  // SpawnedProgram(argv): starts argv[0] (a path) with its stdout on a pipe.
+  explicit SpawnedProgram(std::vector<std::string> argv) {
     std::vector<char*> raw;
     for (auto& argument : argv) raw.push_back(argument.data());
     raw.push_back(nullptr);
@@ -34,14 +34,14 @@ class PythonPeer {
     ::close(out[1]);
     stdout_ = out[0];
   }
-  PythonPeer(const PythonPeer&) = delete;
-  PythonPeer& operator=(const PythonPeer&) = delete;
-  ~PythonPeer() {
+  SpawnedProgram(const SpawnedProgram&) = delete;
+  SpawnedProgram& operator=(const SpawnedProgram&) = delete;
+  ~SpawnedProgram() {
     if (pid_ > 0) (void)wait();
     if (stdout_ >= 0) ::close(stdout_);
   }
 
-  // PythonPeer::read_line(): the next line the script printed ("" at EOF).
+  // SpawnedProgram::read_line(): the next line the script printed ("" at EOF).
   std::string read_line() {
     std::string line;
     char c;
@@ -49,7 +49,7 @@ class PythonPeer {
     return line;
   }
 
-  // PythonPeer::wait(): the script's exit status (0: every expectation held).
+  // SpawnedProgram::wait(): the script's exit status (0: every expectation held).
   int wait() {
     if (pid_ <= 0) return -1000;
     int status = 0;
@@ -62,6 +62,19 @@ class PythonPeer {
  private:
   pid_t pid_ = -1;
   int stdout_ = -1;
+};
+
+// python_peer.py run with arguments.
+class PythonPeer : public SpawnedProgram {
+ public:
+  explicit PythonPeer(const std::vector<std::string>& arguments) : SpawnedProgram(argv(arguments)) {}
+
+ private:
+  static std::vector<std::string> argv(const std::vector<std::string>& arguments) {
+    std::vector<std::string> all{"/usr/bin/python3", "-I", MP_SOURCE_DIR "/tests/helpers/python_peer.py"};
+    all.insert(all.end(), arguments.begin(), arguments.end());
+    return all;
+  }
 };
 
 }  // namespace mp::test
