@@ -17,7 +17,7 @@
 namespace mp::py {
 namespace {
 
-using namespace detail::pickle_opcode;
+using namespace mp::detail::pickle_opcode;
 
 constexpr int max_depth = 1000;
 

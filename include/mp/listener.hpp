@@ -132,13 +132,13 @@ class Listener {
 // for a malformed address, mp::Error naming connect() and the address when
 // nobody listens there.
 template <class T>
-[[nodiscard]] Connection<T> Client(std::string_view address, std::optional<std::string> authkey,
+[[nodiscard]] Connection<T> Client(std::string_view address, const std::optional<std::string>& authkey,
                                    const ConnectionOptions& options) {
   return detail::ConnectionAccess::wrap<Connection<T>>(detail::client_connect(address, authkey, options));
 }
 template <class T>
 [[nodiscard]] Connection<T> Client(std::string_view address, std::optional<std::string> authkey = {}) {
-  return Client<T>(address, std::move(authkey), ConnectionOptions{});
+  return Client<T>(address, authkey, ConnectionOptions{});
 }
 
 }  // namespace mp

@@ -53,6 +53,7 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <map>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -90,6 +91,161 @@ class Bytes {
 
  private:
   std::string octets_;
+};
+
+namespace detail {
+// Box<T>: a heap-held T with value semantics (deep copies), so Object can hold
+// the containers that themselves hold Objects. A moved-from Box is empty;
+// Object never exposes one (a moved-from Object is None).
+template <class T>
+class Box {
+ public:
+  explicit Box(T value) : held_(std::make_unique<T>(std::move(value))) {}
+  Box(const Box& other) : held_(std::make_unique<T>(*other.held_)) {}
+  Box(Box&&) noexcept = default;
+  Box& operator=(const Box& other) {
+    if (this != &other) held_ = std::make_unique<T>(*other.held_);
+    return *this;
+  }
+  Box& operator=(Box&&) noexcept = default;
+  ~Box() = default;
+  [[nodiscard]] T& get() noexcept { return *held_; }
+  [[nodiscard]] const T& get() const noexcept { return *held_; }
+
+ private:
+  std::unique_ptr<T> held_;
+};
+
+template <class T>
+const T& unbox(const T& value) noexcept {
+  return value;
+}
+template <class T>
+const T& unbox(const Box<T>& box) noexcept {
+  return box.get();
+}
+template <class T>
+T& unbox(T& value) noexcept {
+  return value;
+}
+template <class T>
+T& unbox(Box<T>& box) noexcept {
+  return box.get();
+}
+}  // namespace detail
+
+class List;
+class Tuple;
+class Dict;
+
+class Object {
+ public:
+  enum class Kind : unsigned char { none, boolean, integer, floating, string, bytes, list, tuple, dict };
+
+  Object() noexcept = default;
+  Object(NoneType) noexcept {}
+  Object(bool value) noexcept : value_(value) {}
+  template <std::integral I>
+  requires(!std::same_as<I, bool> && !std::same_as<I, char>) Object(I value) : value_(to_int64(value)) {}
+  Object(double value) noexcept : value_(value) {}
+  Object(float value) noexcept : value_(static_cast<double>(value)) {}
+  Object(std::string value) noexcept : value_(std::move(value)) {}
+  Object(std::string_view value) : value_(std::string(value)) {}
+  Object(const char* value) : value_(std::string(value)) {}
+  Object(Bytes value) noexcept : value_(std::move(value)) {}
+  Object(List value);
+  Object(Tuple value);
+  Object(Dict value);
+  // From standard containers of convertible values: a vector is a list, a map a dict.
+  template <class T>
+  Object(const std::vector<T>& values);
+  template <class K, class V, class C, class A>
+  Object(const std::map<K, V, C, A>& values);
+
+  Object(const Object&) = default;
+  Object& operator=(const Object&) = default;
+  // A moved-from Object is None.
+  Object(Object&& other) noexcept : value_(std::move(other.value_)) { other.value_ = NoneType{}; }
+  Object& operator=(Object&& other) noexcept {
+    if (this != &other) {
+      value_ = std::move(other.value_);
+      other.value_ = NoneType{};
+    }
+    return *this;
+  }
+  ~Object() = default;
+
+  [[nodiscard]] Kind kind() const noexcept { return static_cast<Kind>(value_.index()); }
+  // Object::kind_name(): Python's type name: "NoneType", "bool", "int", ...
+  [[nodiscard]] const char* kind_name() const noexcept;
+  [[nodiscard]] bool is_none() const noexcept { return kind() == Kind::none; }
+
+  // Typed getters: the held value; ValueError when the Object holds another kind.
+  [[nodiscard]] bool as_bool() const { return get<bool>("bool"); }
+  [[nodiscard]] std::int64_t as_int() const { return get<std::int64_t>("int"); }
+  [[nodiscard]] double as_float() const { return get<double>("float"); }
+  [[nodiscard]] const std::string& as_str() const { return get<std::string>("str"); }
+  [[nodiscard]] const Bytes& as_bytes() const { return get<Bytes>("bytes"); }
+  [[nodiscard]] const List& as_list() const { return get<detail::Box<List>>("list").get(); }
+  [[nodiscard]] List& as_list() { return get<detail::Box<List>>("list").get(); }
+  [[nodiscard]] const Tuple& as_tuple() const { return get<detail::Box<Tuple>>("tuple").get(); }
+  [[nodiscard]] Tuple& as_tuple() { return get<detail::Box<Tuple>>("tuple").get(); }
+  [[nodiscard]] const Dict& as_dict() const { return get<detail::Box<Dict>>("dict").get(); }
+  [[nodiscard]] Dict& as_dict() { return get<detail::Box<Dict>>("dict").get(); }
+
+  // Object::operator[](key): a dict's value for key (ValueError when absent or
+  // not a dict); with an integer, a list's or tuple's element (negative counts
+  // from the end, as in Python; ValueError out of range).
+  [[nodiscard]] const Object& operator[](const Object& key) const;
+  [[nodiscard]] const Object& operator[](const char* key) const { return (*this)[Object(key)]; }
+  [[nodiscard]] const Object& operator[](int index) const { return (*this)[Object(index)]; }
+
+  // Object::visit(f): f(held value) as std::visit, with the value one of
+  // NoneType, bool, std::int64_t, double, std::string, Bytes, List, Tuple, Dict.
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    return std::visit([&](const auto& held) -> decltype(auto) { return f(detail::unbox(held)); }, value_);
+  }
+  template <class F>
+  decltype(auto) visit(F&& f) {
+    return std::visit([&](auto& held) -> decltype(auto) { return f(detail::unbox(held)); }, value_);
+  }
+
+  // Object::hash(): a hash consistent with == (1, 1.0 and True hash alike);
+  // ValueError for a list or dict (unhashable, as in Python).
+  [[nodiscard]] std::size_t hash() const;
+
+  // Object::repr(): what Python's repr() prints for the same value.
+  [[nodiscard]] std::string repr() const;
+
+  // Python's ==: numbers compare by value across bool/int/float; NaN equals nothing.
+  friend bool operator==(const Object& a, const Object& b);
+
+ private:
+  template <class I>
+  static std::int64_t to_int64(I value) {
+    if constexpr (std::is_unsigned_v<I> && sizeof(I) >= sizeof(std::int64_t)) {
+      if (value > static_cast<I>(INT64_MAX))
+        throw ValueError("py::Object: the integer " + std::to_string(value) + " does not fit in 64 bits");
+    }
+    return static_cast<std::int64_t>(value);
+  }
+
+  template <class T>
+  const T& get(const char* wanted) const {
+    if (const T* held = std::get_if<T>(&value_)) return *held;
+    throw_wrong_kind(wanted);
+  }
+  template <class T>
+  T& get(const char* wanted) {
+    if (T* held = std::get_if<T>(&value_)) return *held;
+    throw_wrong_kind(wanted);
+  }
+  [[noreturn]] void throw_wrong_kind(const char* wanted) const;
+
+  std::variant<NoneType, bool, std::int64_t, double, std::string, Bytes, detail::Box<List>,
+               detail::Box<Tuple>, detail::Box<Dict>>
+      value_;
 };
 
 // Python's list and tuple: sequences of Objects (distinct types, as in Python).
@@ -130,10 +286,10 @@ class Dict {
 
   [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
   [[nodiscard]] bool empty() const noexcept { return items_.empty(); }
-  [[nodiscard]] auto begin() const noexcept { return items_.begin(); }
-  [[nodiscard]] auto end() const noexcept { return items_.end(); }
-  [[nodiscard]] auto begin() noexcept { return items_.begin(); }
-  [[nodiscard]] auto end() noexcept { return items_.end(); }
+  [[nodiscard]] std::vector<Item>::const_iterator begin() const noexcept { return items_.begin(); }
+  [[nodiscard]] std::vector<Item>::const_iterator end() const noexcept { return items_.end(); }
+  [[nodiscard]] std::vector<Item>::iterator begin() noexcept { return items_.begin(); }
+  [[nodiscard]] std::vector<Item>::iterator end() noexcept { return items_.end(); }
 
   // Order-insensitive, as in Python.
   friend bool operator==(const Dict& a, const Dict& b);
@@ -142,101 +298,17 @@ class Dict {
   std::vector<Item> items_;
 };
 
-class Object {
- public:
-  enum class Kind : unsigned char { none, boolean, integer, floating, string, bytes, list, tuple, dict };
+inline Object::Object(List value) : value_(detail::Box<List>(std::move(value))) {}
+inline Object::Object(Tuple value) : value_(detail::Box<Tuple>(std::move(value))) {}
+inline Object::Object(Dict value) : value_(detail::Box<Dict>(std::move(value))) {}
 
-  Object() noexcept = default;
-  Object(NoneType) noexcept {}
-  Object(bool value) noexcept : value_(value) {}
-  template <std::integral I>
-  requires(!std::same_as<I, bool> && !std::same_as<I, char>) Object(I value) : value_(to_int64(value)) {}
-  Object(double value) noexcept : value_(value) {}
-  Object(float value) noexcept : value_(static_cast<double>(value)) {}
-  Object(std::string value) noexcept : value_(std::move(value)) {}
-  Object(std::string_view value) : value_(std::string(value)) {}
-  Object(const char* value) : value_(std::string(value)) {}
-  Object(Bytes value) noexcept : value_(std::move(value)) {}
-  Object(List value) noexcept : value_(std::move(value)) {}
-  Object(Tuple value) noexcept : value_(std::move(value)) {}
-  Object(Dict value) noexcept : value_(std::move(value)) {}
-  // From standard containers of convertible values: a vector is a list, a map a dict.
-  template <class T>
-  Object(const std::vector<T>& values) : value_(List(values.begin(), values.end())) {}
-  template <class K, class V, class C, class A>
-  Object(const std::map<K, V, C, A>& values) : value_(Dict{}) {
-    for (const auto& [key, value] : values) std::get<Dict>(value_).set(Object(key), Object(value));
-  }
+template <class T>
+Object::Object(const std::vector<T>& values) : Object(List(values.begin(), values.end())) {}
 
-  [[nodiscard]] Kind kind() const noexcept { return static_cast<Kind>(value_.index()); }
-  // Object::kind_name(): Python's type name: "NoneType", "bool", "int", ...
-  [[nodiscard]] const char* kind_name() const noexcept;
-  [[nodiscard]] bool is_none() const noexcept { return kind() == Kind::none; }
-
-  // Typed getters: the held value; ValueError when the Object holds another kind.
-  [[nodiscard]] bool as_bool() const { return get<bool>("bool"); }
-  [[nodiscard]] std::int64_t as_int() const { return get<std::int64_t>("int"); }
-  [[nodiscard]] double as_float() const { return get<double>("float"); }
-  [[nodiscard]] const std::string& as_str() const { return get<std::string>("str"); }
-  [[nodiscard]] const Bytes& as_bytes() const { return get<Bytes>("bytes"); }
-  [[nodiscard]] const List& as_list() const { return get<List>("list"); }
-  [[nodiscard]] List& as_list() { return get<List>("list"); }
-  [[nodiscard]] const Tuple& as_tuple() const { return get<Tuple>("tuple"); }
-  [[nodiscard]] Tuple& as_tuple() { return get<Tuple>("tuple"); }
-  [[nodiscard]] const Dict& as_dict() const { return get<Dict>("dict"); }
-  [[nodiscard]] Dict& as_dict() { return get<Dict>("dict"); }
-
-  // Object::operator[](key): a dict's value for key (ValueError when absent or
-  // not a dict); with an integer, a list's or tuple's element (negative counts
-  // from the end, as in Python; ValueError out of range).
-  [[nodiscard]] const Object& operator[](const Object& key) const;
-  [[nodiscard]] const Object& operator[](const char* key) const { return (*this)[Object(key)]; }
-  [[nodiscard]] const Object& operator[](int index) const { return (*this)[Object(index)]; }
-
-  // Object::visit(f): f(held value), as std::visit.
-  template <class F>
-  decltype(auto) visit(F&& f) const {
-    return std::visit(std::forward<F>(f), value_);
-  }
-  template <class F>
-  decltype(auto) visit(F&& f) {
-    return std::visit(std::forward<F>(f), value_);
-  }
-
-  // Object::hash(): a hash consistent with == (1, 1.0 and True hash alike);
-  // ValueError for a list or dict (unhashable, as in Python).
-  [[nodiscard]] std::size_t hash() const;
-
-  // Object::repr(): what Python's repr() prints for the same value.
-  [[nodiscard]] std::string repr() const;
-
-  // Python's ==: numbers compare by value across bool/int/float; NaN equals nothing.
-  friend bool operator==(const Object& a, const Object& b);
-
- private:
-  template <class I>
-  static std::int64_t to_int64(I value) {
-    if constexpr (std::is_unsigned_v<I> && sizeof(I) >= sizeof(std::int64_t)) {
-      if (value > static_cast<I>(INT64_MAX))
-        throw ValueError("py::Object: the integer " + std::to_string(value) + " does not fit in 64 bits");
-    }
-    return static_cast<std::int64_t>(value);
-  }
-
-  template <class T>
-  const T& get(const char* wanted) const {
-    if (const T* held = std::get_if<T>(&value_)) return *held;
-    throw_wrong_kind(wanted);
-  }
-  template <class T>
-  T& get(const char* wanted) {
-    if (T* held = std::get_if<T>(&value_)) return *held;
-    throw_wrong_kind(wanted);
-  }
-  [[noreturn]] void throw_wrong_kind(const char* wanted) const;
-
-  std::variant<NoneType, bool, std::int64_t, double, std::string, Bytes, List, Tuple, Dict> value_;
-};
+template <class K, class V, class C, class A>
+Object::Object(const std::map<K, V, C, A>& values) : Object(Dict{}) {
+  for (const auto& [key, value] : values) as_dict().set(Object(key), Object(value));
+}
 
 // Prints repr().
 std::ostream& operator<<(std::ostream& out, const Object& object);
