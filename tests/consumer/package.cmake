@@ -41,6 +41,13 @@ foreach(path include/mp/mp.hpp /libmp.a cmake/mp/mpConfig.cmake pkgconfig/mp.pc)
 endforeach()
 
 run_step(dpkg-deb -x ${deb} ${WORK_DIR}/root)
+if(REDIS)
+  # The mp-redis command, unpacked, runs (and says how to use it).
+  execute_process(COMMAND ${WORK_DIR}/root/usr/bin/mp-redis RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
+  if(NOT out MATCHES "usage: mp-redis")
+    message(FATAL_ERROR "the packaged mp-redis (exit ${rc}) printed:\n${out}")
+  endif()
+endif()
 foreach(mode find_package pkg_config)
   run_step(${CMAKE_COMMAND} -DMODE=${mode} -DMP_SOURCE_DIR=${MP_SOURCE_DIR} -DWORK_DIR=${WORK_DIR}/${mode}
            -DPREFIX=${WORK_DIR}/root/usr "-DCONSUMER_CXX_FLAGS=${CONSUMER_CXX_FLAGS}" -DMP_VERSION=${MP_VERSION}
