@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -30,13 +31,24 @@
 #include <vector>
 
 #include "mp/detail/fd.hpp"
+#include "mp/detail/pool_testing.hpp"
 #include "mp/detail/shm.hpp"
 #include "mp/detail/system_error.hpp"
 #include "mp/pool.hpp"
 #include "pool_wire.hpp"
+#include "pool_zygote_link.hpp"
 
 namespace mp {
 namespace detail {
+
+namespace {
+std::atomic<int> g_control_buffer_for_testing{
+    0};  // relaxed: read at Pool construction, set before it by the test
+}  // namespace
+
+void set_pool_control_buffer_for_testing(int bytes) noexcept {
+  g_control_buffer_for_testing.store(bytes, std::memory_order_relaxed);  // relaxed: see above
+}
 
 int pool_cpu_count() noexcept {
   const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -139,7 +151,6 @@ class PoolCore {
   void fail_everything_locked(const FailurePtr& error, std::vector<Completion>& done);
   void break_pool_locked(FailurePtr error, std::vector<Completion>& done);
   void finish_workers_and_zygote() noexcept;
-  void discard_reports() noexcept;
   void wake() noexcept;
   static void deliver(std::vector<Completion>& done) noexcept;
 
@@ -149,11 +160,8 @@ class PoolCore {
   std::shared_ptr<std::byte> slot_region_;
   WorkerSlot* slots_ = nullptr;
   UniqueFd wake_fd_;
-  UniqueFd control_;
-  UniqueFd zygote_end_;
-  UniqueFd zygote_pidfd_;
-  pid_t zygote_pid_ = 0;
-  bool zygote_alive_ = false;
+  ZygoteLink zygote_;          // supervisor thread only
+  bool zygote_alive_ = false;  // guarded by mutex_ (a copy of zygote_.alive() for the callers' threads)
   sigset_t creator_mask_{};
   std::vector<pollfd> zygote_poll_storage_;
   std::vector<int> zygote_pidfd_storage_;
@@ -178,7 +186,10 @@ class PoolCore {
 };
 
 PoolCore::PoolCore(int processes, PoolOptions options)
-    : processes_(processes), options_(options), workers_(static_cast<std::size_t>(processes)) {
+    : processes_(processes),
+      options_(options),
+      zygote_(g_control_buffer_for_testing.load(std::memory_order_relaxed)),  // relaxed: see its definition
+      workers_(static_cast<std::size_t>(processes)) {
   const std::size_t region_size =
       sizeof(SlotTableHeader) + sizeof(WorkerSlot) * static_cast<std::size_t>(processes);
   slot_region_ = map_shared_bytes(region_size, "pool worker slots");
@@ -194,12 +205,6 @@ PoolCore::PoolCore(int processes, PoolOptions options)
 
   wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_) throw_system_error("eventfd", "pool", errno);
-  int pair[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-    throw_system_error("socketpair", "pool zygote control", errno);
-  }
-  control_.reset(pair[0]);
-  zygote_end_.reset(pair[1]);
   zygote_poll_storage_.resize(static_cast<std::size_t>(processes) + 1);
   zygote_pidfd_storage_.assign(static_cast<std::size_t>(processes), -1);
   zygote_pid_storage_.assign(static_cast<std::size_t>(processes), 0);
@@ -231,9 +236,7 @@ PoolCore::~PoolCore() {
 // PoolCore::start_zygote(): runs on the supervisor thread, so that the
 // zygote's PR_SET_PDEATHSIG is tied to a thread that lives as long as the pool.
 bool PoolCore::start_zygote() noexcept {
-  int close_list[2] = {control_.get(), wake_fd_.get()};
   ZygoteLaunch launch{};
-  launch.control_fd = zygote_end_.get();
   launch.expected_parent = ::getpid();
   launch.signal_mask = creator_mask_;
   launch.slots = slots_;
@@ -243,26 +246,12 @@ bool PoolCore::start_zygote() noexcept {
   launch.poll_storage = zygote_poll_storage_.data();
   launch.pidfd_storage = zygote_pidfd_storage_.data();
   launch.pid_storage = zygote_pid_storage_.data();
-  launch.close_after_fork = close_list;
-  launch.close_count = 2;
-
-  const pid_t pid = ::fork();
-  if (pid == 0) zygote_main(launch);
-  int error = 0;
-  if (pid < 0) {
-    error = errno;
-  } else {
-    zygote_pid_ = pid;
-    zygote_pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (!zygote_pidfd_) {
-      error = errno;
-      ::kill(pid, SIGKILL);
-      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-      }
-    }
+  const int parent_only[1] = {wake_fd_.get()};
+  const int error = zygote_.start(launch, parent_only, 1);
+  {
+    std::lock_guard lock(mutex_);
+    zygote_alive_ = error == 0;
   }
-  zygote_end_.reset();
-  zygote_alive_ = error == 0;
   {
     std::lock_guard lock(startup_mutex_);
     startup_done_ = true;
@@ -340,10 +329,11 @@ void PoolCore::supervise_loop() {
       }
       fds.push_back({wake_fd_.get(), POLLIN, 0});
       owners.push_back(-1);
-      if (zygote_alive_) {
-        fds.push_back({control_.get(), POLLIN, 0});
+      if (zygote_.alive()) {
+        fds.push_back(
+            {zygote_.control_fd(), static_cast<short>(POLLIN | (zygote_.wants_write() ? POLLOUT : 0)), 0});
         owners.push_back(-2);
-        fds.push_back({zygote_pidfd_.get(), POLLIN, 0});
+        fds.push_back({zygote_.pidfd(), POLLIN, 0});
         owners.push_back(-3);
       }
       for (int i = 0; i < processes_; ++i) {
@@ -383,8 +373,9 @@ void PoolCore::supervise_loop() {
     // Reports after the channels: a worker's last results are read before its
     // exit is handled (worker_exited drains the channel again anyway).
     for (std::size_t k = 0; k < fds.size(); ++k) {
-      if (fds[k].revents == 0) continue;
-      if (owners[k] == -2) read_reports(done);
+      if (fds[k].revents == 0 || owners[k] != -2) continue;
+      read_reports(done);
+      if ((fds[k].revents & POLLOUT) != 0) zygote_.flush();
     }
     for (std::size_t k = 0; k < fds.size(); ++k) {
       if (fds[k].revents == 0 || owners[k] != -3) continue;
@@ -394,15 +385,10 @@ void PoolCore::supervise_loop() {
       for (int i = 0; i < processes_; ++i) {
         if (workers_[static_cast<std::size_t>(i)].channel) read_worker(i, done);
       }
-      int status = 0;
-      while (::waitpid(zygote_pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-      std::string why = "the pool's worker launcher (zygote, pid " + std::to_string(zygote_pid_) + ") died";
-      if (WIFSIGNALED(status)) why += " of signal " + std::to_string(WTERMSIG(status));
-      why += "; its workers died with it and the pool can run nothing more";
+      const std::string why =
+          zygote_.reap_dead() + "; its workers died with it and the pool can run nothing more";
       std::lock_guard lock(mutex_);
       zygote_alive_ = false;
-      zygote_pidfd_.reset();
       for (auto& worker : workers_) {
         worker.state = WorkerState::absent;
         worker.channel.reset();
@@ -421,25 +407,9 @@ void PoolCore::supervise_loop() {
 // PoolCore::finish_workers_and_zygote(): the supervisor's last act: ask the
 // zygote to kill and reap what is left, reap the zygote, close everything.
 void PoolCore::finish_workers_and_zygote() noexcept {
-  if (zygote_alive_) {
-    ZygoteRequest request{static_cast<std::uint32_t>(ZygoteRequestKind::shutdown), -1};
-    (void)::send(control_.get(), &request, sizeof request, MSG_NOSIGNAL);
-    // Until it is gone, keep reading its reports (discarding them): a zygote
-    // blocked on a full control socket would never read the shutdown.
-    for (;;) {
-      pollfd fds[2] = {{zygote_pidfd_.get(), POLLIN, 0}, {control_.get(), POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0) {
-        if (errno == EINTR) continue;
-        break;
-      }
-      if ((fds[1].revents & POLLIN) != 0) discard_reports();
-      if (fds[0].revents != 0) break;
-    }
-    while (::waitpid(zygote_pid_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    zygote_alive_ = false;
-  }
+  zygote_.shutdown_and_reap();
   std::lock_guard lock(mutex_);
+  zygote_alive_ = false;
   for (auto& worker : workers_) {
     worker.state = WorkerState::absent;
     worker.channel.reset();
@@ -447,35 +417,7 @@ void PoolCore::finish_workers_and_zygote() noexcept {
     worker.outbox.clear();
     worker.inbox.clear();
   }
-  control_.reset();
-  zygote_pidfd_.reset();
   state_ = PoolState::finished;
-}
-
-// PoolCore::discard_reports(): reads the zygote's pending reports, closing
-// the pidfds they carry.
-void PoolCore::discard_reports() noexcept {
-  for (;;) {
-    ZygoteReport report{};
-    iovec iov{&report, sizeof report};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(control_.get(), &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
-         header = CMSG_NXTHDR(&message, header)) {
-      if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-        ::close(fd);
-      }
-    }
-  }
 }
 
 void PoolCore::request_spawn_locked(int index, std::vector<Completion>& done) {
@@ -495,24 +437,7 @@ void PoolCore::request_spawn_locked(int index, std::vector<Completion>& done) {
   // receiving our request, so this store is visible to it.
   slots_[index].started_task.store(
       0, std::memory_order_relaxed);  // ordered before the fork by the sendmsg below
-  ZygoteRequest request{static_cast<std::uint32_t>(ZygoteRequestKind::spawn), index};
-  iovec iov{&request, sizeof request};
-  msghdr message{};
-  message.msg_iov = &iov;
-  message.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  const int fd = theirs.get();
-  std::memcpy(CMSG_DATA(header), &fd, sizeof(int));
-  ssize_t sent;
-  while ((sent = ::sendmsg(control_.get(), &message, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
-  if (sent < 0) return;  // the zygote is gone; its pidfd tells the loop
+  zygote_.request_spawn(index, std::move(theirs), std::string());  // never blocks (defect 11)
   worker = WorkerEntry{};
   worker.state = WorkerState::launching;
   worker.channel = std::move(ours);
@@ -687,27 +612,9 @@ void PoolCore::parse_frames(int index, std::vector<Completion>& done) {
 
 // PoolCore::read_reports(done): what the zygote said (spawned, failed, exited).
 void PoolCore::read_reports(std::vector<Completion>& done) {
-  for (;;) {
-    ZygoteReport report{};
-    iovec iov{&report, sizeof report};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(control_.get(), &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // EAGAIN, or the zygote is gone (its pidfd says so)
-    UniqueFd passed;
-    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
-         header = CMSG_NXTHDR(&message, header)) {
-      if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-        passed.reset(fd);
-      }
-    }
+  ZygoteReport report{};
+  UniqueFd passed;
+  while (zygote_.read_report(report, passed)) {
     if (report.worker_index < 0 || report.worker_index >= processes_) continue;
     const auto kind = static_cast<ZygoteReportKind>(report.kind);
     if (kind == ZygoteReportKind::exited) {

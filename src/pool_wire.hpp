@@ -54,6 +54,7 @@ enum class ZygoteRequestKind : std::uint32_t {
 struct ZygoteRequest {
   std::uint32_t kind;
   std::int32_t worker_index;
+  char identity[48];  // spawn: the worker's identity ("3" names it ForkPoolWorker-3), NUL-terminated
 };
 
 enum class ZygoteReportKind : std::uint32_t {

@@ -18,11 +18,13 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <numeric>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "mp/detail/pool_testing.hpp"
 #include "mp/pool.hpp"
 
 namespace {
@@ -225,6 +227,26 @@ TEST(PoolFault, WorkersStartAndAreReplacedWhileOtherThreadsHoldLocks) {
   holder.join();
   allocator.join();
   stdio_holder.join();
+}
+
+int plus_one(int x) { return x + 1; }
+
+// Issue 9, defect 11: the supervisor's spawn requests and the zygote's reports
+// share one socket pair. With blocking writes on both sides, many workers
+// exiting (or starting) at once filled both directions and each side waited
+// for the other forever. A tiny socket buffer makes "many at once" a handful.
+TEST(PoolFault, ManyWorkersExitingAtOnceDoNotDeadlockTheControlSocket) {
+  mp::detail::set_pool_control_buffer_for_testing(1);  // the kernel's minimum
+  struct Restore {
+    ~Restore() { mp::detail::set_pool_control_buffer_for_testing(0); }
+  } restore;
+  mp::Pool pool(16, {nullptr, 1});  // every task in a fresh worker: 16 exits at once, 16 spawns
+  std::vector<int> items(320);
+  std::iota(items.begin(), items.end(), 0);
+  auto result = pool.map_async(plus_one, items, 1);
+  std::vector<int> values = result.get(120s);  // TimeoutError (then a hang in ~Pool) before the fix
+  ASSERT_EQ(values.size(), items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) EXPECT_EQ(values[i], items[i] + 1);
 }
 
 TEST(PoolFault, ManyPoolsWithDeathsLeaveNothingBehind) {
