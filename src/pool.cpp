@@ -37,6 +37,7 @@
 #include "mp/pool.hpp"
 #include "pool_wire.hpp"
 #include "pool_zygote_link.hpp"
+#include "process_table.hpp"
 
 namespace mp {
 namespace detail {
@@ -166,6 +167,7 @@ class PoolCore {
   std::vector<pollfd> zygote_poll_storage_;
   std::vector<int> zygote_pidfd_storage_;
   std::vector<pid_t> zygote_pid_storage_;
+  std::vector<char> zygote_identity_storage_;
 
   // Startup hand-off between the constructor and the supervisor thread.
   std::mutex startup_mutex_;
@@ -208,6 +210,7 @@ PoolCore::PoolCore(int processes, PoolOptions options)
   zygote_poll_storage_.resize(static_cast<std::size_t>(processes) + 1);
   zygote_pidfd_storage_.assign(static_cast<std::size_t>(processes), -1);
   zygote_pid_storage_.assign(static_cast<std::size_t>(processes), 0);
+  zygote_identity_storage_.assign(static_cast<std::size_t>(processes) * kIdentitySize, '\0');
   ::pthread_sigmask(SIG_BLOCK, nullptr, &creator_mask_);
 
   // Whatever is buffered now is the parent's to print, never a worker's.
@@ -246,6 +249,7 @@ bool PoolCore::start_zygote() noexcept {
   launch.poll_storage = zygote_poll_storage_.data();
   launch.pidfd_storage = zygote_pidfd_storage_.data();
   launch.pid_storage = zygote_pid_storage_.data();
+  launch.identity_storage = zygote_identity_storage_.data();
   const int parent_only[1] = {wake_fd_.get()};
   const int error = zygote_.start(launch, parent_only, 1);
   {
@@ -437,7 +441,11 @@ void PoolCore::request_spawn_locked(int index, std::vector<Completion>& done) {
   // receiving our request, so this store is visible to it.
   slots_[index].started_task.store(
       0, std::memory_order_relaxed);  // ordered before the fork by the sendmsg below
-  zygote_.request_spawn(index, std::move(theirs), std::string());  // never blocks (defect 11)
+  // Named as Python names a forked pool worker (ForkPoolWorker-N), numbered
+  // with the owner's other children.
+  const ProcessInfo info = next_child_info("ForkPoolWorker");
+  zygote_.request_spawn(index, std::move(theirs),
+                        ProcessInfoAccess::identity(info));  // never blocks (defect 11)
   worker = WorkerEntry{};
   worker.state = WorkerState::launching;
   worker.channel = std::move(ours);

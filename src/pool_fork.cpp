@@ -33,7 +33,9 @@
 #include <vector>
 
 #include "mp/detail/pool_task.hpp"
+#include "mp/process.hpp"
 #include "pool_wire.hpp"
+#include "process_table.hpp"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -76,8 +78,10 @@ std::uint64_t monotonic_ns() noexcept {
 
 // ---- the worker -----------------------------------------------------------------------------
 
-// leave(code): flush what the tasks printed, then _exit (never exit()).
+// leave(code): reap the worker's own children (as any mp child does),
+// flush what the tasks printed, then _exit (never exit()).
 [[noreturn]] void leave(int code) noexcept {
+  finish_children();
   try {
     std::cout.flush();
     std::cerr.flush();
@@ -144,9 +148,21 @@ void describe_current_exception(std::vector<std::byte>& out) {
   std::memcpy(out.data() + sizeof type_size + type.size(), message.data(), message.size());
 }
 
+// adopt_identity(identity): current_process() in this worker is
+// ForkPoolWorker-<identity> (Python's name for a forked pool worker); children
+// it starts are Process-<identity>:1, ... (issue 9, defect 8).
+void adopt_identity(const char* identity) {
+  auto* info = new ProcessInfo(std::string("ForkPoolWorker-") + identity, ::getpid());  // lives until _exit
+  ProcessInfoAccess::set_identity(*info, identity);
+  ProcessTable& table = process_table();
+  std::lock_guard lock(table.mutex);
+  table.current = info;
+}
+
 [[noreturn]] void worker_main(const WorkerLaunch& launch) noexcept {
   const int fd = launch.channel_fd;
   try {
+    adopt_identity(launch.identity);
     std::vector<std::byte> results;
     if (launch.initializer != nullptr) {
       try {
@@ -245,7 +261,10 @@ void report(const ZygoteLaunch& launch, ZygoteReportKind kind, int index, pid_t 
   ::_exit(0);
 }
 
-void spawn(const ZygoteLaunch& launch, int index, int channel) noexcept {
+void spawn(const ZygoteLaunch& launch, int index, int channel, const char* identity) noexcept {
+  char* stored = launch.identity_storage + index * kIdentitySize;
+  std::memcpy(stored, identity, kIdentitySize);
+  stored[kIdentitySize - 1] = '\0';
   const pid_t zygote = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -257,7 +276,8 @@ void spawn(const ZygoteLaunch& launch, int index, int channel) noexcept {
     for (int i = 0; i < launch.worker_count; ++i) {
       if (launch.pidfd_storage[i] >= 0) ::close(launch.pidfd_storage[i]);
     }
-    WorkerLaunch worker{channel, &launch.slots[index], launch.initializer, launch.maxtasksperchild};
+    WorkerLaunch worker{channel, &launch.slots[index], launch.identity_storage + index * kIdentitySize,
+                        launch.initializer, launch.maxtasksperchild};
     worker_main(worker);
   }
   if (pid < 0) {
@@ -300,6 +320,11 @@ void reap(const ZygoteLaunch& launch, int index) noexcept {
 }  // namespace
 
 [[noreturn]] void zygote_main(const ZygoteLaunch& launch) noexcept {
+  // mp's process table was locked across the fork (process_table.hpp INV1):
+  // make our copy ours (no children, in_child) and unlock it, so that a task
+  // may start an mp::Process and mp::exit() ends a worker as it ends any mp
+  // child, without the owner's atexit handlers (issue 9, defect 8).
+  reset_table_in_child(process_table(), nullptr);
   for (int i = 0; i < launch.close_count; ++i) ::close(launch.close_after_fork[i]);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != launch.expected_parent) ::_exit(0);
@@ -350,7 +375,7 @@ void reap(const ZygoteLaunch& launch, int index) noexcept {
     if (request.kind == static_cast<std::uint32_t>(ZygoteRequestKind::spawn) && channel >= 0 &&
         request.worker_index >= 0 && request.worker_index < launch.worker_count &&
         launch.pidfd_storage[request.worker_index] < 0) {
-      spawn(launch, request.worker_index, channel);
+      spawn(launch, request.worker_index, channel, request.identity);
     } else {
       if (channel >= 0) ::close(channel);
       shutdown(launch);

@@ -51,10 +51,12 @@ enum class ZygoteRequestKind : std::uint32_t {
   spawn = 1,     // carries the worker's end of its socket
   shutdown = 2,  // SIGKILL every remaining worker, reap them, exit
 };
+inline constexpr std::size_t kIdentitySize = 48;
 struct ZygoteRequest {
   std::uint32_t kind;
   std::int32_t worker_index;
-  char identity[48];  // spawn: the worker's identity ("3" names it ForkPoolWorker-3), NUL-terminated
+  char identity[kIdentitySize];  // spawn: the worker's identity ("3" names it ForkPoolWorker-3),
+                                 // NUL-terminated
 };
 
 enum class ZygoteReportKind : std::uint32_t {
@@ -97,6 +99,7 @@ static_assert(std::is_standard_layout_v<SlotTableHeader> && sizeof(SlotTableHead
 struct WorkerLaunch {
   int channel_fd;
   WorkerSlot* slot;
+  const char* identity;  // "3": the worker is ForkPoolWorker-3 (current_process())
   void (*initializer)();
   std::size_t maxtasksperchild;
 };
@@ -109,10 +112,11 @@ struct ZygoteLaunch {
   int worker_count;
   void (*initializer)();
   std::size_t maxtasksperchild;
-  pollfd* poll_storage;   // worker_count + 1 entries
-  int* pidfd_storage;     // worker_count entries
-  pid_t* pid_storage;     // worker_count entries
-  int* close_after_fork;  // fds the zygote closes first (the parent's ends)
+  pollfd* poll_storage;    // worker_count + 1 entries
+  int* pidfd_storage;      // worker_count entries
+  pid_t* pid_storage;      // worker_count entries
+  char* identity_storage;  // worker_count * kIdentitySize bytes
+  int* close_after_fork;   // fds the zygote closes first (the parent's ends)
   int close_count;
 };
 

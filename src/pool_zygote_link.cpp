@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "mp/detail/system_error.hpp"
+#include "process_table.hpp"
 
 namespace mp::detail {
 
@@ -48,11 +49,17 @@ int ZygoteLink::start(ZygoteLaunch& launch, const int* parent_fds, int parent_fd
   launch.close_after_fork = close_list;
   launch.close_count = count;
 
+  // process_table.hpp INV1: the zygote, and so every worker, inherits a
+  // consistent copy of mp's process table (zygote_main unlocks its copy).
+  ProcessTable& table = process_table();
+  table.mutex.lock();
   const pid_t pid = ::fork();
   if (pid == 0) zygote_main(launch);
+  const int fork_error = errno;
+  table.mutex.unlock();
   int error = 0;
   if (pid < 0) {
-    error = errno;
+    error = fork_error;
   } else {
     pid_ = pid;
     pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));

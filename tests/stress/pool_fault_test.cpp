@@ -26,6 +26,7 @@
 
 #include "mp/detail/pool_testing.hpp"
 #include "mp/pool.hpp"
+#include "mp/process.hpp"
 
 namespace {
 
@@ -247,6 +248,41 @@ TEST(PoolFault, ManyWorkersExitingAtOnceDoNotDeadlockTheControlSocket) {
   std::vector<int> values = result.get(120s);  // TimeoutError (then a hang in ~Pool) before the fix
   ASSERT_EQ(values.size(), items.size());
   for (std::size_t i = 0; i < items.size(); ++i) EXPECT_EQ(values[i], items[i] + 1);
+}
+
+void nothing() {}
+int start_a_process(int) {
+  mp::Process child(nothing);
+  child.start();
+  child.join();
+  return child.exitcode().value_or(-1);
+}
+
+// Issue 9, defect 8: the zygote was forked without mp's process-table lock, so
+// when another thread was inside Process::start (which holds it across its
+// own fork) every worker inherited it locked and a task starting a Process
+// deadlocked.
+TEST(PoolFault, TaskStartsAProcessWhileAnotherThreadStartsProcesses) {
+  std::atomic<bool> stop{false};
+  std::thread starter([&] {
+    while (!stop.load()) {
+      mp::Process child(nothing);
+      child.start();
+      child.join();
+    }
+  });
+  for (int round = 0; round < 30; ++round) {
+    mp::Pool pool(1);
+    auto result = pool.apply_async(start_a_process, round);
+    if (!result.wait(60s)) {
+      ADD_FAILURE() << "round " << round << ": the task's Process::start deadlocked";
+      pool.terminate();
+      break;
+    }
+    EXPECT_EQ(result.get(), 0);
+  }
+  stop.store(true);
+  starter.join();
 }
 
 TEST(PoolFault, ManyPoolsWithDeathsLeaveNothingBehind) {

@@ -3,7 +3,9 @@
 // re-raised with type and message, the pool usable after a failed map,
 // terminate with many pending tasks, maxtasksperchild, initializer, Pool(0)).
 #include "mp/pool.hpp"
+#include "mp/process.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -13,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <numeric>
 #include <ranges>
@@ -80,6 +83,24 @@ int initialized_value = 0;
 void initializer_sets_value() { initialized_value = 1234; }
 int read_initialized(int) { return initialized_value; }
 void initializer_throws() { throw std::logic_error("cannot initialise"); }
+
+// Issue 9, defect 8: a worker is a child of mp's like any other.
+std::string worker_name(int) { return mp::current_process().name(); }
+bool worker_knows_its_pid(int) { return mp::current_process().pid() == ::getpid(); }
+void nothing() {}
+std::pair<std::string, std::string> worker_and_child_names(int) {
+  mp::Process child(nothing);
+  child.start();
+  child.join();
+  return {mp::current_process().name(), child.name()};
+}
+
+int g_atexit_fd = -1;  // set in the forked owner below
+void record_atexit_pid() {
+  const int pid = static_cast<int>(::getpid());
+  (void)!::write(g_atexit_fd, &pid, sizeof pid);
+}
+int exit_five(int) { mp::exit(5); }
 
 TEST(Pool, DefaultChunksizeIsCPythonsRule) {
   // chunksize, extra = divmod(len, processes * 4); if extra: chunksize += 1
