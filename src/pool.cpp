@@ -59,6 +59,7 @@ std::shared_ptr<detail::JobState> Pool::submit(const char* method, std::vector<d
   counts.reserve(chunks.size());
   for (const auto& chunk : chunks) counts.push_back(chunk.item_count);
   auto job = std::make_shared<detail::JobState>(std::move(counts));
+  job->set_canceller(core_->canceller());
   if (!chunks.empty()) core_->submit(method, job, std::move(chunks));
   return job;
 }

@@ -6,6 +6,7 @@
 
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,12 +38,36 @@ int pool_cpu_count() noexcept {
   return online < 1 ? 1 : static_cast<int>(online);
 }
 
+// PoolCore::CancelGate: AsyncResult::cancel() reaches the pool through it;
+// the destructor detaches the pool first (gate mutex, then mutex_).
+class PoolCore::CancelGate final : public JobCanceller {
+ public:
+  explicit CancelGate(PoolCore* core) : core_(core) {}
+  bool cancel(const std::shared_ptr<JobState>& job) override {
+    std::lock_guard lock(mutex_);
+    return core_ != nullptr && core_->cancel(job);
+  }
+  void detach() {
+    std::lock_guard lock(mutex_);
+    core_ = nullptr;
+  }
+
+ private:
+  std::mutex mutex_;
+  PoolCore* core_;  // guarded by mutex_
+};
+
 PoolCore::PoolCore(int processes, PoolOptions options)
     : processes_(processes),
       options_(options),
       zygote_(g_control_buffer_for_testing.load(std::memory_order_relaxed)),  // relaxed: see its definition
       dispatcher_(processes, options.maxtasksperchild),
-      workers_(static_cast<std::size_t>(processes)) {
+      workers_(static_cast<std::size_t>(processes)),
+      cancel_gate_(std::make_shared<CancelGate>(this)) {
+  if (options.task_timeout.count() < 0) {
+    throw ValueError("Pool(options): task_timeout must be 0 (none) or positive, not " +
+                     std::to_string(options.task_timeout.count()) + " ms");
+  }
   const std::size_t region_size =
       sizeof(SlotTableHeader) + sizeof(WorkerSlot) * static_cast<std::size_t>(processes);
   slot_region_ = map_shared_bytes(region_size, "pool worker slots");
@@ -53,7 +78,7 @@ PoolCore::PoolCore(int processes, PoolOptions options)
   slots_ = reinterpret_cast<WorkerSlot*>(slot_region_.get() + sizeof(SlotTableHeader));
   for (int i = 0; i < processes; ++i) {
     ::new (static_cast<void*>(&slots_[i])) WorkerSlot{};
-    slots_[i].started_task.store(0, std::memory_order_relaxed);  // published to the zygote by fork()
+    reset_slot_locked(i);  // no other thread yet
   }
 
   wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -85,6 +110,65 @@ PoolCore::~PoolCore() {
     terminate();
   } catch (...) {
   }
+  cancel_gate_->detach();
+}
+
+// PoolCore::reset_slot_locked(index): a clean slot for a new worker (INV1-3).
+// The zygote forks it after receiving the spawn request, so these stores are
+// visible to it.
+void PoolCore::reset_slot_locked(int index) {
+  WorkerSlot& slot = slots_[index];
+  slot.started_task.store(0, std::memory_order_relaxed);   // ordered before the fork by the request's sendmsg
+  slot.running_task.store(0, std::memory_order_relaxed);   // same
+  slot.timeout_at_ns.store(0, std::memory_order_relaxed);  // same
+  for (auto& entry : slot.cancelled) entry.store(0, std::memory_order_relaxed);  // same
+}
+
+std::weak_ptr<JobCanceller> PoolCore::canceller() const {
+  return std::shared_ptr<JobCanceller>(cancel_gate_);
+}
+
+// PoolCore::cancel(job)
+bool PoolCore::cancel(const std::shared_ptr<JobState>& job) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!job->cancel_pending()) return false;  // ready already: it delivers (or failed) as it is
+    for (const Dispatcher::InFlight& chunk : dispatcher_.cancel(job.get())) {
+      stop_in_worker_locked(chunk.worker, chunk.task_id);
+    }
+    callbacks_due_.push_back(job);  // callbacks run on the supervisor thread
+    wake();
+  }
+  job->notify_waiters();
+  return true;
+}
+
+void PoolCore::stop_in_worker_locked(int index, std::uint64_t task_id) {
+  WorkerSlot& slot = slots_[index];
+  for (auto& entry : slot.cancelled) {
+    if (entry.load(std::memory_order_relaxed) != 0) continue;  // relaxed: only we write entries (mutex_)
+    entry.store(task_id, std::memory_order_seq_cst);           // INV3: pairs with the worker's seq_cst loads
+    break;
+  }
+  if (slot.running_task.load(std::memory_order_seq_cst) ==
+      task_id)  // INV3: pairs with the worker's seq_cst store
+    signal_cancel_locked(index);
+}
+
+void PoolCore::signal_cancel_locked(int index) {
+  WorkerEntry& worker = workers_[static_cast<std::size_t>(index)];
+  if (!worker.pidfd) {
+    worker.cancel_signal_due = true;  // sent when the zygote hands us its pidfd
+    return;
+  }
+  ::syscall(SYS_pidfd_send_signal, worker.pidfd.get(), cancel_signal(), nullptr, 0);
+}
+
+void PoolCore::clear_cancel_mark_locked(int index, std::uint64_t task_id) {
+  for (auto& entry : slots_[index].cancelled) {
+    if (entry.load(std::memory_order_relaxed) == task_id)  // relaxed: only we write entries (mutex_)
+      entry.store(0, std::memory_order_relaxed);           // relaxed: the worker is done with this task
+  }
 }
 
 // PoolCore::dispatch_locked(): hands queued chunks to the workers with room
@@ -115,6 +199,7 @@ void PoolCore::deliver(std::vector<Completion>& done) noexcept {
   // One wake-up per job per batch: an imap consumer reads every chunk that
   // finished since it last looked.
   std::vector<JobState*> to_notify;
+  std::vector<JobState*> touched;
   for (auto& completion : done) {
     const bool notify = completion.error
                             ? completion.job->fail_chunk(completion.chunk, completion.error)
@@ -122,8 +207,17 @@ void PoolCore::deliver(std::vector<Completion>& done) noexcept {
     if (notify && std::find(to_notify.begin(), to_notify.end(), completion.job.get()) == to_notify.end()) {
       to_notify.push_back(completion.job.get());
     }
+    if (touched.empty() || touched.back() != completion.job.get()) touched.push_back(completion.job.get());
   }
   for (JobState* job : to_notify) job->notify_waiters();  // `done` still owns every job
+  // Done callbacks of the jobs that became ready, once each (take_callbacks
+  // empties the list).
+  for (auto& completion : done) {
+    if (std::find(touched.begin(), touched.end(), completion.job.get()) == touched.end()) continue;
+    std::erase(touched, completion.job.get());
+    std::vector<JobState::DoneCallback> callbacks = completion.job->take_callbacks();
+    if (!callbacks.empty()) JobState::run_callbacks(completion.job, callbacks);
+  }
   done.clear();
 }
 

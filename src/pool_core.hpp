@@ -58,9 +58,10 @@ enum class WorkerState { absent, launching, running, retiring };
 struct WorkerEntry {
   WorkerState state = WorkerState::absent;
   pid_t pid = 0;
-  UniqueFd pidfd;  // from the zygote; for SIGKILL at terminate()
+  UniqueFd pidfd;  // from the zygote; for SIGKILL at terminate() and the cancel signal
   WorkerChannel channel;
-  bool ready = false;  // the initializer returned
+  bool ready = false;              // the initializer returned
+  bool cancel_signal_due = false;  // a running task was cancelled before the pidfd arrived
 };
 
 // PoolState: running --close--> closed --idle, workers gone--> finished
@@ -75,6 +76,11 @@ class PoolCore {
   ~PoolCore();
 
   void submit(const char* method, const std::shared_ptr<JobState>& job, std::vector<ChunkSpec> chunks);
+  // PoolCore::cancel(job): AsyncResult::cancel() (see async_result.hpp).
+  bool cancel(const std::shared_ptr<JobState>& job);
+  // PoolCore::canceller(): what a JobState calls to cancel itself; outlives
+  // the PoolCore (it answers false once the pool is gone).
+  [[nodiscard]] std::weak_ptr<JobCanceller> canceller() const;
   void check_running(const char* method) const;
   void close();
   void terminate();
@@ -97,6 +103,9 @@ class PoolCore {
   void on_worker_exited(const pool_wire::ZygoteReport& report, std::vector<Completion>& done);
   void on_zygote_died(std::vector<Completion>& done);
   void spawn_worker_locked(int index, std::vector<Completion>& done);
+  void run_due_callbacks();
+  [[nodiscard]] FailurePtr death_failure(int index, const pool_wire::ZygoteReport& report,
+                                         std::uint64_t started) const;
   void finish_workers_and_zygote() noexcept;
 
   // ---- shared by callers and the supervisor (pool_core.cpp) ----
@@ -105,6 +114,14 @@ class PoolCore {
   void break_pool_locked(FailurePtr error, std::vector<Completion>& done);
   void wake() noexcept;
   static void deliver(std::vector<Completion>& done) noexcept;
+  // Cancel marks (INV3 of pool_wire.hpp): set one and signal the worker if
+  // the task is running there; clear one once its chunk left the worker.
+  void stop_in_worker_locked(int index, std::uint64_t task_id);
+  void signal_cancel_locked(int index);
+  void clear_cancel_mark_locked(int index, std::uint64_t task_id);
+  void reset_slot_locked(int index);
+
+  class CancelGate;
 
   const int processes_;
   const PoolOptions options_;
@@ -133,6 +150,9 @@ class PoolCore {
   int startup_deaths_ = 0;                // guarded by mutex_
   Dispatcher dispatcher_;                 // guarded by mutex_
   std::vector<WorkerEntry> workers_;      // guarded by mutex_ (a channel's inbox half: supervisor only)
+  std::vector<std::shared_ptr<JobState>>
+      callbacks_due_;                        // guarded by mutex_: cancelled jobs, for the supervisor
+  std::shared_ptr<CancelGate> cancel_gate_;  // set in the constructor, detached in the destructor
 
   std::mutex join_mutex_;
   std::thread supervisor_;  // joined under join_mutex_

@@ -74,6 +74,11 @@ std::optional<QueuedChunk> Dispatcher::finished(int worker, std::uint64_t task_i
   return chunk;
 }
 
+void Dispatcher::drop(int worker, std::uint64_t task_id) {
+  std::erase_if(workers_[static_cast<std::size_t>(worker)].in_flight,
+                [&](const QueuedChunk& c) { return c.task_id == task_id; });
+}
+
 std::optional<QueuedChunk> Dispatcher::worker_died(int worker, std::uint64_t started_task) {
   WorkerQueue& queue = workers_[static_cast<std::size_t>(worker)];
   queue.open = false;
@@ -82,7 +87,7 @@ std::optional<QueuedChunk> Dispatcher::worker_died(int worker, std::uint64_t sta
   for (auto& chunk : queue.in_flight) {
     if (started_task != 0 && chunk.task_id == started_task) {
       running = std::move(chunk);
-    } else {
+    } else if (!chunk.job->cancelled()) {
       unstarted.push_back(std::move(chunk));
     }
   }

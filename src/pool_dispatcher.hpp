@@ -72,9 +72,14 @@ class Dispatcher {
   // returns it (nullopt: not in flight on w, e.g. failed already).
   std::optional<QueuedChunk> finished(int worker, std::uint64_t task_id, std::uint64_t run_ns);
 
+  // Dispatcher::drop(w, task_id): the chunk left w without an outcome (it was
+  // cancelled and skipped); nothing is measured.
+  void drop(int worker, std::uint64_t task_id);
+
   // Dispatcher::worker_died(w, started_task): w is dead and closed. Returns
   // the chunk it was running (started_task, if still in flight); the others
-  // go back to the front of pending, in order.
+  // go back to the front of pending, in order, except those of cancelled
+  // jobs, which are dropped.
   std::optional<QueuedChunk> worker_died(int worker, std::uint64_t started_task);
 
   // Dispatcher::cancel(job): drops the job's pending chunks; returns its

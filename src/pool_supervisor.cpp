@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,6 +48,12 @@ std::string describe_exit(pid_t pid, int code, int status) {
   return text;
 }
 
+std::uint64_t monotonic_now_ns() noexcept {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
+}
+
 Completion completion_of(QueuedChunk& chunk) {
   Completion completion;
   completion.job = std::move(chunk.job);
@@ -66,6 +73,8 @@ bool PoolCore::start_zygote() noexcept {
   launch.worker_count = processes_;
   launch.initializer = options_.initializer;
   launch.maxtasksperchild = options_.maxtasksperchild;
+  launch.task_timeout_ns = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.task_timeout).count());
   launch.poll_storage = zygote_poll_storage_.data();
   launch.pidfd_storage = zygote_pidfd_storage_.data();
   launch.pid_storage = zygote_pid_storage_.data();
@@ -164,6 +173,22 @@ void PoolCore::supervise_loop() {
       dispatch_locked();
     }
     deliver(done);
+    run_due_callbacks();
+  }
+  run_due_callbacks();
+}
+
+// PoolCore::run_due_callbacks(): the done callbacks of jobs cancelled by
+// callers (they run on this thread, as every done callback does).
+void PoolCore::run_due_callbacks() {
+  std::vector<std::shared_ptr<JobState>> due;
+  {
+    std::lock_guard lock(mutex_);
+    due.swap(callbacks_due_);
+  }
+  for (const auto& job : due) {
+    std::vector<JobState::DoneCallback> callbacks = job->take_callbacks();
+    if (!callbacks.empty()) JobState::run_callbacks(job, callbacks);
   }
 }
 
@@ -244,6 +269,11 @@ void PoolCore::on_result_frames_locked(int index, std::vector<ResultFrame>& fram
                         done);
       continue;
     }
+    clear_cancel_mark_locked(index, frame.header.task_id);
+    if (kind == FromWorker::skipped) {  // cancelled before it started: it never ran
+      dispatcher_.drop(index, frame.header.task_id);
+      continue;
+    }
     std::optional<QueuedChunk> chunk = dispatcher_.finished(index, frame.header.task_id, frame.header.run_ns);
     if (!chunk) continue;  // failed already (terminate, broken pool)
     Completion completion = completion_of(*chunk);
@@ -272,6 +302,10 @@ void PoolCore::on_zygote_reports(std::vector<Completion>& done) {
     if (kind == ZygoteReportKind::spawned) {
       worker.pid = report.pid;
       worker.pidfd = std::move(passed);
+      if (worker.cancel_signal_due) {
+        worker.cancel_signal_due = false;
+        signal_cancel_locked(report.worker_index);
+      }
     } else {
       // The zygote could not fork. Nothing ran there; put its chunks back and
       // stop: the system is out of processes or memory.
@@ -296,7 +330,7 @@ void PoolCore::on_worker_exited(const ZygoteReport& report, std::vector<Completi
   const std::string how = describe_exit(report.pid, report.code, report.status);
   if (std::optional<QueuedChunk> running = dispatcher_.worker_died(index, started)) {
     Completion lost = completion_of(*running);
-    lost.error = lost_failure(how + " while running the task");
+    lost.error = death_failure(index, report, started);  // ignored by a cancelled job
     done.push_back(std::move(lost));
   }
   const bool was_ready = worker.ready;
@@ -311,6 +345,26 @@ void PoolCore::on_worker_exited(const ZygoteReport& report, std::vector<Completi
   const bool replace = !broken_ && zygote_alive_ &&
                        (state_ == PoolState::running || (state_ == PoolState::closed && !dispatcher_.idle()));
   if (replace) spawn_worker_locked(index, done);
+}
+
+// PoolCore::death_failure(index, report, started): how the task that was
+// running in a dead worker fails: TaskTimeout if its timer killed it (SIGKILL
+// at or after the task's deadline, INV2), else WorkerLost.
+FailurePtr PoolCore::death_failure(int index, const ZygoteReport& report, std::uint64_t started) const {
+  const std::string how = describe_exit(report.pid, report.code, report.status);
+  const WorkerSlot& slot = slots_[index];
+  const std::uint64_t deadline = slot.timeout_at_ns.load(
+      std::memory_order_acquire);  // pairs with the worker's release store before arming
+  const bool killed = report.code == CLD_KILLED && report.status == SIGKILL;
+  const bool inside =
+      slot.running_task.load(std::memory_order_seq_cst) == started;  // INV2: it died in that task
+  if (options_.task_timeout.count() > 0 && killed && inside && deadline != 0 &&
+      monotonic_now_ns() >= deadline) {
+    return timeout_failure("pool task ran longer than its task_timeout of " +
+                           std::to_string(options_.task_timeout.count()) + " ms; its worker (pid " +
+                           std::to_string(report.pid) + ") was killed and replaced");
+  }
+  return lost_failure(how + " while running the task");
 }
 
 // PoolCore::on_zygote_died(done): the zygote died (someone killed it): its
@@ -347,11 +401,7 @@ void PoolCore::spawn_worker_locked(int index, std::vector<Completion>& done) {
   // lives on the shared open file description).
   const int flags = ::fcntl(theirs.get(), F_GETFL);
   ::fcntl(theirs.get(), F_SETFL, flags & ~O_NONBLOCK);
-  // INV1: a new worker starts with a clean slot. The zygote forks it after
-  // receiving our request, so this store is visible to it.
-  slots_[index].started_task.store(
-      0,
-      std::memory_order_relaxed);  // ordered before the fork by the request's sendmsg
+  reset_slot_locked(index);  // INV1-3: a new worker starts with a clean slot
   // Named as Python names a forked pool worker (ForkPoolWorker-N), numbered
   // with the owner's other children.
   const ProcessInfo info = next_child_info("ForkPoolWorker");

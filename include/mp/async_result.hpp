@@ -6,6 +6,8 @@
 //   if (!r.wait(std::chrono::seconds(1))) { /* still running */ }
 //   int v = r.get();                                   // 49
 //   for (int y : pool.imap([](int x) { return x + 1; }, std::vector{1, 2, 3})) use(y);
+//   r.add_done_callback([](const mp::AsyncResult<int>& done) { /* done.ready() */ });
+//   bool stopped = r.cancel();                         // false: it had finished
 //
 // Safety: a handle is a cheap copyable value; copies share one result, and any
 // thread may wait on or read it (the state is mutex-guarded). An IMapIterator
@@ -20,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -68,6 +71,26 @@ class AsyncResult {
   [[nodiscard]] bool successful() const {
     if (!state_->ready()) throw ValueError("AsyncResult::successful(): the result is not ready yet");
     return state_->first_error() == nullptr;
+  }
+
+  // AsyncResult::cancel(): stops the task (every chunk of a map). Not started
+  // yet: it never runs. Running: its worker is killed and replaced (the
+  // pool keeps its size). Returns true if the result will not be delivered
+  // (get() throws mp::Cancelled), false if it was ready already. Other tasks
+  // are not affected.
+  bool cancel() { return detail::JobState::cancel(state_); }
+  // AsyncResult::cancelled(): cancel() returned true for this result.
+  [[nodiscard]] bool cancelled() const { return state_->cancelled(); }
+  // AsyncResult::add_done_callback(callback): callback(*this-like handle)
+  // once the result is ready (success, failure, cancel); at once, in this
+  // thread, if it is ready already. Otherwise it runs on a pool thread: it
+  // must not block, and an exception it throws is reported on stderr and
+  // ignored. Python's apply_async(callback=, error_callback=) in one.
+  void add_done_callback(std::function<void(const AsyncResult&)> callback) {
+    detail::JobState::add_done_callback(state_, [callback = std::move(callback), assemble = assemble_](
+                                                    const std::shared_ptr<detail::JobState>& state) {
+      callback(AsyncResult(state, assemble));
+    });
   }
 
  private:

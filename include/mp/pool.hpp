@@ -96,6 +96,7 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -119,6 +120,11 @@ namespace mp {
 struct PoolOptions {
   void (*initializer)() = nullptr;   // runs first in every worker (replacements too)
   std::size_t maxtasksperchild = 0;  // 0: workers live as long as the pool
+  // task_timeout: 0: none. A task (one apply, or one chunk of a map: give
+  // chunksize 1 for a timeout per item) still running after it: its worker
+  // is killed (SIGKILL) and replaced, and the task fails with mp::TaskTimeout;
+  // every other task completes.
+  std::chrono::milliseconds task_timeout{0};
 };
 
 namespace detail {
