@@ -45,7 +45,8 @@ class PoolCore::CancelGate final : public JobCanceller {
   explicit CancelGate(PoolCore* core) : core_(core) {}
   bool cancel(const std::shared_ptr<JobState>& job) override {
     std::lock_guard lock(mutex_);
-    return core_ != nullptr && core_->cancel(job);
+    // In a process forked from the owner the pool is not ours to touch.
+    return core_ != nullptr && !core_->foreign() && core_->cancel(job);
   }
   void detach() {
     std::lock_guard lock(mutex_);
