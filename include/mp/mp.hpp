@@ -16,3 +16,15 @@
 #include "mp/queue.hpp"
 #include "mp/shared.hpp"
 #include "mp/synchronize.hpp"
+
+#include <string_view>
+
+namespace mp {
+
+// mp::version()
+// The version of the mp library this program is linked with, e.g. "0.3.0": the
+// CMake project version, the same as the CMake package's, the pkg-config
+// files' and the Debian package's. Never throws.
+[[nodiscard]] std::string_view version() noexcept;
+
+}  // namespace mp

@@ -23,17 +23,17 @@
 //   mpl:{N}:lock         STRING the holder's random token, PX lease
 //   mpl:{N}:fence        STRING fencing counter (INCR per acquire)
 //   mpl:{N}:wake         LIST   one token per release, for a blocked acquirer
-#include "link.hpp"
+#include "link.hpp"  // kFunctionLibrary, kLibraryName
 
 namespace mp::redis::impl {
 
-const char* const kLibraryName = "mp1";
+const char* const kLibraryName = "mp2";
 
-const char* const kFunctionLibrary = R"lua(#!lua name=mp1
+const char* const kFunctionLibrary = R"lua(#!lua name=mp2
 
 -- open: KEYS meta; ARGV signature, maxsize -> {signature, maxsize}
 -- Creates the queue's meta hash once; later openers read what the first wrote.
-redis.register_function('mp1_open', function(keys, args)
+redis.register_function('mp2_open', function(keys, args)
   if redis.call('EXISTS', keys[1]) == 0 then
     redis.call('HSET', keys[1], 'signature', args[1], 'maxsize', args[2], 'version', '1')
   end
@@ -46,7 +46,7 @@ end)
 -- -> 1 put (or already put by an earlier try of the same call), -1 full, -2 shut down
 -- producers[producer] = the sequence number of that producer's last applied put: a
 -- retry after a lost reply finds its own number there and is not applied twice.
-redis.register_function('mp1_put', function(keys, args)
+redis.register_function('mp2_put', function(keys, args)
   if redis.call('HGET', keys[4], args[2]) == args[3] then return 1 end
   local st = redis.call('HMGET', keys[2], 'maxsize', 'shutdown')
   if st[2] then return -2 end
@@ -84,7 +84,7 @@ end
 -- -> {1, item} | {0} empty | {-2} empty and shut down
 -- 'hold' (JoinableQueue) moves the item into the consumer's in-flight list;
 -- 'take' (Queue) removes it and acknowledges it at once.
-redis.register_function('mp1_get', function(keys, args)
+redis.register_function('mp2_get', function(keys, args)
   local item = redis.call('RPOP', keys[1])
   if not item then
     if redis.call('HGET', keys[3], 'shutdown') then return {-2} end
@@ -104,7 +104,7 @@ end)
 -- number of items the client knew it held before the BLMOVE: if the list is
 -- longer, the BLMOVE delivered. 'take' then acknowledges (removes) it.
 -- -> 1 delivered, 0 not
-redis.register_function('mp1_after_blocking_get', function(keys, args)
+redis.register_function('mp2_after_blocking_get', function(keys, args)
   if redis.call('LLEN', keys[1]) <= tonumber(args[3]) then return 0 end
   if args[1] == 'take' then
     redis.call('LPOP', keys[1])
@@ -117,7 +117,7 @@ end)
 -- task_done: KEYS inflight, unfinished, acks; ARGV channel, acker, sequence
 -- -> items still unfinished. acks[acker] = the acker's last applied sequence number
 -- (a retry after a lost reply is not applied twice).
-redis.register_function('mp1_task_done', function(keys, args)
+redis.register_function('mp2_task_done', function(keys, args)
   if redis.call('HGET', keys[3], args[2]) == args[3] then
     return tonumber(redis.call('GET', keys[2]) or '0')
   end
@@ -138,7 +138,7 @@ end
 -- reap: KEYS consumers, items; ARGV prefix ('mpq:{N}:') -> items handed back
 -- Every consumer whose lease ran out gives its in-flight items back, oldest
 -- next in line; unfinished is unchanged, so join() still waits for them.
-redis.register_function('mp1_reap', function(keys, args)
+redis.register_function('mp2_reap', function(keys, args)
   local n = 0
   for _, cid in ipairs(redis.call('SMEMBERS', keys[1])) do
     if redis.call('EXISTS', args[1] .. 'hb:' .. cid) == 0 then
@@ -151,7 +151,7 @@ end)
 
 -- leave: KEYS consumers, items, inflight, hb; ARGV cid -> items handed back
 -- A consumer that goes away cleanly gives back what it still holds at once.
-redis.register_function('mp1_leave', function(keys, args)
+redis.register_function('mp2_leave', function(keys, args)
   local n = requeue(keys[3], keys[2])
   redis.call('DEL', keys[4])
   redis.call('SREM', keys[1], args[1])
@@ -159,7 +159,7 @@ redis.register_function('mp1_leave', function(keys, args)
 end)
 
 -- shutdown: KEYS meta, notfull -> 1
-redis.register_function('mp1_shutdown', function(keys, args)
+redis.register_function('mp2_shutdown', function(keys, args)
   redis.call('HSET', keys[1], 'shutdown', '1')
   for i = 1, 64 do redis.call('LPUSH', keys[2], '1') end
   redis.call('LTRIM', keys[2], 0, 63)
@@ -167,7 +167,7 @@ redis.register_function('mp1_shutdown', function(keys, args)
 end)
 
 -- lock_acquire: KEYS lock, fence; ARGV token, lease_ms -> {1, fence} | {0, pttl}
-redis.register_function('mp1_lock_acquire', function(keys, args)
+redis.register_function('mp2_lock_acquire', function(keys, args)
   if redis.call('SET', keys[1], args[1], 'NX', 'PX', args[2]) then
     return {1, redis.call('INCR', keys[2])}
   end
@@ -175,7 +175,7 @@ redis.register_function('mp1_lock_acquire', function(keys, args)
 end)
 
 -- lock_release: KEYS lock, wake; ARGV token -> 1 released, 0 not the holder (lease lost)
-redis.register_function('mp1_lock_release', function(keys, args)
+redis.register_function('mp2_lock_release', function(keys, args)
   if redis.call('GET', keys[1]) == args[1] then
     redis.call('DEL', keys[1], keys[2])
     redis.call('LPUSH', keys[2], '1')
@@ -186,7 +186,7 @@ redis.register_function('mp1_lock_release', function(keys, args)
 end)
 
 -- lock_extend: KEYS lock; ARGV token, lease_ms -> 1 renewed, 0 lost
-redis.register_function('mp1_lock_extend', function(keys, args)
+redis.register_function('mp2_lock_extend', function(keys, args)
   if redis.call('GET', keys[1]) == args[1] then
     redis.call('PEXPIRE', keys[1], args[2])
     return 1

@@ -3,51 +3,50 @@
 // A Link wraps a hiredis 0.14 redisContext. hiredis stays in src/redis/: no
 // public header includes it.
 //
-// Every exchange is bounded by a Deadline: the socket is switched to
-// non-blocking mode after connect, and every write and read waits in poll(2)
-// for at most the time left (REDIS.md §3: never put SO_RCVTIMEO on a socket
-// that carries BLMOVE/BLPOP/SUBSCRIBE; a context whose read timed out is dead).
-// A failure of the link itself (refused, reset, EOF, deadline passed with the
-// reply outstanding) throws LinkFailure and leaves the Link disconnected; the
-// caller decides whether to reconnect (Session::call in session.hpp) or to give
-// up with mp::ConnectionError. An error *reply* from the server is not a link
-// failure: it comes back as a Reply of type REDIS_REPLY_ERROR.
+// Every exchange is bounded by a Deadline: the connect is non-blocking, and
+// every connect, write and read waits in poll(2) for at most the time left
+// (REDIS.md §3: never put SO_RCVTIMEO on a socket that carries
+// BLMOVE/BLPOP/SUBSCRIBE; a context whose read timed out is dead). A Link may
+// also be given an interrupt fd (an eventfd): once it is readable, every wait
+// fails at once, so a background thread can be stopped mid-exchange.
+//
+// Errors: a failure of the link itself (refused, reset, EOF, deadline passed
+// with the reply outstanding, interrupted) throws LinkFailure and leaves the
+// Link disconnected; the caller decides whether to reconnect (Retry in
+// retry.hpp) or to give up with mp::ConnectionError. What the server refuses
+// while the connection is set up is not an outage and is never retried:
+// mp::AuthenticationError for refused credentials (or none given to a server
+// that wants them), mp::ValueError for a database it refuses. An error *reply*
+// to a command comes back as a Reply of type REDIS_REPLY_ERROR.
+//
+// Setup on every connect and reconnect: AUTH (if the url has credentials),
+// SELECT (if db != 0), FUNCTION LOAD of mp's Lua library ("already exists" is
+// fine; NOPERM is tolerated so that an ACL may forbid FUNCTION once an
+// administrator loaded the library).
 //
 // Safety: a Link is used by one thread at a time (hiredis contexts are not
 // thread-safe). Lifetime: a Link belongs to the process that connected it; a
 // forked child must not talk over its parent's socket, so the child only
-// closes its copy (LinkPool::abandon_after_fork).
+// closes its copy (close_after_fork).
 #pragma once
 
 #include <hiredis/hiredis.h>
-#include <sys/types.h>
 
 #include <cstddef>
-#include <memory>
-#include <mutex>
 #include <span>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
+#include "command.hpp"
+#include "endpoint.hpp"
 #include "mp/detail/clock.hpp"
+#include "reply.hpp"
 
 namespace mp::redis::impl {
 
 using mp::detail::Deadline;
-
-// Where a server is: parsed from "redis://host[:port][/db]".
-struct Endpoint {
-  std::string url;
-  std::string host;
-  int port = 6379;
-  int db = 0;
-};
-
-// parse_url(url): the endpoint, or mp::ValueError naming the url and what is wrong.
-Endpoint parse_url(std::string_view url);
 
 // The link to the server failed (not a command): reason says why.
 class LinkFailure : public std::runtime_error {
@@ -55,52 +54,24 @@ class LinkFailure : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct ReplyFree {
-  void operator()(redisReply* reply) const noexcept { freeReplyObject(reply); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
-
-// One command: its arguments, binary safe.
-class Command {
- public:
-  Command() = default;
-  Command(std::initializer_list<std::string_view> args) {
-    for (auto a : args) add(a);
-  }
-  Command& add(std::string_view arg) {
-    args_.emplace_back(arg);
-    return *this;
-  }
-  Command& add(std::span<const std::byte> bytes) {
-    args_.emplace_back(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    return *this;
-  }
-  Command& add(long long number) {
-    args_.push_back(std::to_string(number));
-    return *this;
-  }
-  [[nodiscard]] const std::vector<std::string>& args() const noexcept { return args_; }
-
- private:
-  std::vector<std::string> args_;
-};
-
 class Link {
  public:
   explicit Link(const Endpoint& endpoint) : endpoint_(&endpoint) {}
   Link(const Link&) = delete;
   Link& operator=(const Link&) = delete;
-  ~Link() {
-    if (!later_.empty()) (void)settle(Deadline::after(std::chrono::seconds(1)));
-    disconnect();
-  }
+  ~Link() { disconnect(); }
 
-  // Link::connect(deadline): connects, selects the db, loads the function
-  // library. LinkFailure when the server cannot be reached before deadline.
+  // Link::connect(deadline): connects and sets the connection up (see above).
+  // LinkFailure when the server cannot be reached before deadline;
+  // AuthenticationError / ValueError when it refuses the url's credentials / db.
   void connect(Deadline deadline);
   [[nodiscard]] bool connected() const noexcept { return context_ != nullptr; }
   void disconnect() noexcept;
   [[nodiscard]] int fd() const noexcept { return context_ != nullptr ? context_->fd : -1; }
+  // Link::close_after_fork(): in a child: closes this process's copy of the socket, sends nothing.
+  void close_after_fork() noexcept;
+  // Link::set_interrupt(fd): once fd is readable every wait fails with LinkFailure("interrupted").
+  void set_interrupt(int fd) noexcept { interrupt_fd_ = fd; }
 
   // Link::run(commands, deadline): sends the commands as one pipeline and
   // returns one reply per command. Connects first if needed. LinkFailure when
@@ -128,6 +99,7 @@ class Link {
 
  private:
   [[noreturn]] void fail(const std::string& what);
+  void set_up(Deadline deadline);
   void append(const Command& command);
   std::vector<Reply> exchange(std::span<const Command> commands, Deadline deadline);
   void flush(Deadline deadline);
@@ -135,66 +107,14 @@ class Link {
 
   const Endpoint* endpoint_;
   redisContext* context_ = nullptr;
+  int interrupt_fd_ = -1;
   std::vector<Command> later_;  // run_later commands whose replies are not read yet
   std::size_t later_sent_ = 0;  // how many of later_ went out on the current connection
   std::string later_error_;
 };
 
-// A handful of idle links for one process; a thread takes one for a call
-// and gives it back, so blocking calls from several threads never share a socket.
-class LinkPool {
- public:
-  explicit LinkPool(Endpoint endpoint) : endpoint_(std::move(endpoint)) {}
-  LinkPool(const LinkPool&) = delete;
-  LinkPool& operator=(const LinkPool&) = delete;
-
-  class Lease {
-   public:
-    Lease(LinkPool* pool, std::unique_ptr<Link> link) : pool_(pool), link_(std::move(link)) {}
-    Lease(Lease&&) noexcept = default;
-    Lease& operator=(Lease&&) = delete;
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    ~Lease() {
-      if (link_) pool_->give_back(std::move(link_));
-    }
-    Link* operator->() const noexcept { return link_.get(); }
-    Link& operator*() const noexcept { return *link_; }
-
-   private:
-    LinkPool* pool_;
-    std::unique_ptr<Link> link_;
-  };
-
-  // LinkPool::take(): an idle link (maybe not connected), or a new one.
-  Lease take();
-  // LinkPool::close_after_fork(): in a child that abandons this pool: closes the child's
-  // copies of the idle sockets (the parent's connections are untouched), sends nothing.
-  void close_after_fork() noexcept;
-  // LinkPool::settle_all(deadline): every idle link reads what its run_later commands owe.
-  void settle_all(Deadline deadline) noexcept;
-  [[nodiscard]] const Endpoint& endpoint() const noexcept { return endpoint_; }
-
- private:
-  void give_back(std::unique_ptr<Link> link);
-
-  Endpoint endpoint_;
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<Link>> idle_;  // guarded by mutex_
-};
-
-// Reply helpers.
-[[nodiscard]] bool is_error(const Reply& reply) noexcept;
-[[nodiscard]] std::string reply_text(const redisReply* reply);
-// throw_if_error(reply, what): mp::ValueError for WRONGTYPE (a key holds
-// another Redis type), mp::Error for any other error reply.
-void throw_if_error(const Reply& reply, std::string_view what);
-
-// The Lua library (Redis 7 Functions) every Link loads on connect.
+// The Lua library (Redis 7 Functions) every Link loads on connect (functions.cpp).
 extern const char* const kFunctionLibrary;
 extern const char* const kLibraryName;
-
-// A random hex string of 2*bytes characters (from getrandom).
-std::string random_hex(std::size_t bytes);
 
 }  // namespace mp::redis::impl

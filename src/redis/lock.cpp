@@ -1,24 +1,25 @@
 // src/redis/lock.cpp — LockCore: mp::redis::Lock on one Redis primary.
 //
-// acquire  mp1_lock_acquire: SET lock <token> NX PX lease, and on success INCR fence
+// acquire  mp2_lock_acquire: SET lock <token> NX PX lease, and on success INCR fence
 //          (the fencing token). Busy: BLPOP the wake list for at most
 //          min(time left, the holder's PTTL, 1 s), so a dead holder's lease running out
 //          is noticed exactly when it happens, and a release wakes one waiter at once.
-// renew    while held, a thread with its own connection runs mp1_lock_extend every lease/3.
-// release  mp1_lock_release: DEL lock only if it still holds our token, then LPUSH wake.
+// renew    while held, a LeaseKeeper (its own connection) runs mp2_lock_extend every lease/3.
+// release  mp2_lock_release: DEL lock only if it still holds our token, then LPUSH wake.
 //          0 means the lease ran out (and maybe someone else holds it now): LockLost.
 // The token is random per process (128 bits); the lock is held by a process.
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <condition_variable>
 #include <mutex>
 #include <thread>
 
-#include "link.hpp"
+#include "lease_keeper.hpp"
+#include "link_pool.hpp"
 #include "mp/errors.hpp"
 #include "mp/redis/core.hpp"
-#include "session.hpp"
+#include "per_process.hpp"
+#include "retry.hpp"
 
 namespace mp::redis::detail {
 
@@ -34,62 +35,17 @@ std::string seconds_arg(Clock::duration d) {
   return buf;
 }
 
-// Renews a held lock's lease in the background until stopped or lost.
-class Renewer {
- public:
-  Renewer(const Endpoint& endpoint, std::string key, std::string token, std::chrono::milliseconds lease)
-      : link_(endpoint), key_(std::move(key)), token_(std::move(token)), lease_(lease) {
-    thread_ = std::thread([this] { loop(); });
-  }
-  Renewer(const Renewer&) = delete;
-  Renewer& operator=(const Renewer&) = delete;
-  ~Renewer() { stop(); }
-
-  // Renewer::stop(): ends the renewals; true if the lease was lost meanwhile.
-  bool stop() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
-    if (thread_.joinable()) thread_.join();
-    std::lock_guard lock(mutex_);
-    return lost_;
-  }
-  void abandon_after_fork() noexcept {
-    if (link_.fd() >= 0) ::close(link_.fd());
-  }
-
- private:
-  void loop() {
-    std::unique_lock lock(mutex_);
-    while (!stop_ && !lost_) {
-      wake_.wait_for(lock, lease_ / 3, [this] { return stop_; });
-      if (stop_) break;
-      lock.unlock();
-      bool ok = true;
-      try {
-        Command extend{"FCALL", "mp1_lock_extend", "1", key_, token_};
-        extend.add(static_cast<long long>(lease_.count()));
-        Reply reply = link_.run1(extend, Deadline::after(lease_ / 3));
-        ok = !(reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0);
-      } catch (const LinkFailure&) {  // NOLINT(bugprone-empty-catch): try again next tick
-      }
-      lock.lock();
-      if (!ok) lost_ = true;
-    }
-  }
-
-  Link link_;
-  std::string key_;
-  std::string token_;
-  std::chrono::milliseconds lease_;
-  std::mutex mutex_;
-  std::condition_variable wake_;
-  bool stop_ = false;  // guarded by mutex_
-  bool lost_ = false;  // guarded by mutex_
-  std::thread thread_;
-};
+// A held lock's renewal: extend if the key still holds our token; 0 means the lease is lost.
+LeaseKeeper::Renew lock_renewal(std::string key, std::chrono::milliseconds lease) {
+  return [key = std::move(key), lease](Link& link, const std::string& token,
+                                       Deadline deadline) -> std::optional<std::string> {
+    Command extend{"FCALL", "mp2_lock_extend", "1", key, token};
+    extend.add(static_cast<long long>(lease.count()));
+    Reply reply = link.run1(extend, deadline);
+    if (integer_of(reply.get(), "renewing a lock's lease") == 0) return std::nullopt;
+    return token;
+  };
+}
 
 }  // namespace
 
@@ -97,8 +53,8 @@ struct ProcessLockState {
   explicit ProcessLockState(const Endpoint& endpoint) : pool(endpoint), token(random_hex(16)) {}
   void abandon_after_fork() noexcept {
     pool.close_after_fork();
-    if (renewer) renewer->abandon_after_fork();
-    keep_forever(std::shared_ptr<Renewer>(renewer.release()));
+    if (keeper) keeper->abandon_after_fork();
+    keep_forever(std::shared_ptr<LeaseKeeper>(keeper.release()));
   }
 
   LinkPool pool;
@@ -107,7 +63,7 @@ struct ProcessLockState {
   bool held = false;
   std::thread::id holder;  // the thread whose acquire succeeded
   std::uint64_t fence = 0;
-  std::unique_ptr<Renewer> renewer;
+  std::unique_ptr<LeaseKeeper> keeper;  // renews the lease while held
 };
 
 struct LockCore::Impl {
@@ -128,6 +84,9 @@ struct LockCore::Impl {
   Retry retry(Deadline deadline, const char* what) const {
     return Retry(endpoint, options.server_timeout, deadline, what, described);
   }
+  // Impl::release(state, deadline): see LockCore::release; bounded by deadline (never: the
+  // outage budget).
+  void release(ProcessLockState& state, Deadline deadline);
 
   Endpoint endpoint;
   std::string name, lock_key, fence_key, wake_key;
@@ -155,8 +114,9 @@ LockCore::~LockCore() {
     held = state->held;
   }
   if (!held) return;
-  try {  // a handle dropped while held: free the lock now rather than after its lease
-    release();
+  try {  // a handle dropped while held: free the lock now rather than after its lease,
+         // but never wait long for a frozen or lost server
+    impl_->release(*state, Deadline::after(std::chrono::seconds(1)));
   } catch (...) {  // NOLINT(bugprone-empty-catch): the lease runs out on its own
   }
 }
@@ -171,66 +131,71 @@ bool LockCore::acquire(Deadline deadline) {
           "\": acquire() without timeout by the thread that holds it would wait for itself forever");
     }
   }
+  const std::string what = "acquire() of " + impl_->described;
   auto retry = impl_->retry(deadline, "acquire()");
   auto link = state.pool.take();
-  Command attempt{"FCALL", "mp1_lock_acquire", "2", impl_->lock_key, impl_->fence_key, state.token};
+  Command attempt{"FCALL", "mp2_lock_acquire", "2", impl_->lock_key, impl_->fence_key, state.token};
   attempt.add(static_cast<long long>(impl_->lease.count()));
   for (;;) {
-    auto [won, value] = retry([&] {
-      Reply reply = link->run1(attempt, retry.reply_deadline());
-      throw_if_error(reply, "acquire() of lock \"" + impl_->name + "\"");
-      if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        throw mp::Error("acquire() of lock \"" + impl_->name + "\": unexpected reply from the server");
-      }
-      return std::pair<long long, long long>{reply->element[0]->integer, reply->element[1]->integer};
+    auto sent_at = Clock::now();
+    Reply reply = retry([&] {
+      sent_at = Clock::now();
+      return link->run1(attempt, retry.reply_deadline());
     });
+    long long won = integer_of(element_of(reply.get(), 0, what), what);
+    long long value = integer_of(element_of(reply.get(), 1, what), what);
     if (won == 1) {
+      if (value <= 0) unexpected_reply(what, "a fencing token > 0", reply.get());
       std::lock_guard lock(state.mutex);
       state.held = true;
       state.holder = std::this_thread::get_id();
       state.fence = static_cast<std::uint64_t>(value);
-      state.renewer = std::make_unique<Renewer>(impl_->endpoint, impl_->lock_key, state.token, impl_->lease);
+      state.keeper = std::make_unique<LeaseKeeper>(impl_->endpoint, impl_->lease, state.token, sent_at,
+                                                   lock_renewal(impl_->lock_key, impl_->lease));
       return true;
     }
+    if (won != 0) unexpected_reply(what, "1 (acquired) or 0 (busy)", reply.get());
     if (deadline.expired()) return false;
     Clock::duration wait = std::min<Clock::duration>(deadline.remaining(), std::chrono::seconds(1));
     if (value > 0) wait = std::min<Clock::duration>(wait, std::chrono::milliseconds(value));
     if (value == -2) continue;  // freed between the two commands
     retry([&] {
-      Reply reply =
+      Reply woken =
           link->run1(Command{"BLPOP", impl_->wake_key, seconds_arg(wait)}, retry.reply_deadline(wait));
-      throw_if_error(reply, "acquire() of lock \"" + impl_->name + "\"");
+      throw_if_error(woken, what);
       return 0;
     });
   }
 }
 
-void LockCore::release() {
-  auto& state = impl_->local();
-  std::unique_ptr<Renewer> renewer;
+void LockCore::release() { impl_->release(impl_->local(), Deadline::never()); }
+
+void LockCore::Impl::release(ProcessLockState& state, Deadline deadline) {
+  std::unique_ptr<LeaseKeeper> keeper;
   {
     std::lock_guard lock(state.mutex);
     if (!state.held) {
-      throw mp::ValueError("mp::redis::Lock \"" + impl_->name +
+      throw mp::ValueError("mp::redis::Lock \"" + name +
                            "\": release() of a lock this process does not hold");
     }
     state.held = false;
-    renewer = std::move(state.renewer);
+    keeper = std::move(state.keeper);
   }
-  bool lost = renewer ? renewer->stop() : false;
-  renewer.reset();
-  auto retry = impl_->retry(Deadline::never(), "release()");
+  bool lost = keeper ? keeper->stop() : false;  // never waits for the server
+  keeper.reset();
+  const std::string what = "release() of " + described;
+  auto attempt = retry(deadline, "release()");
   auto link = state.pool.take();
-  long long released = retry([&] {
-    Reply reply =
-        link->run1(Command{"FCALL", "mp1_lock_release", "2", impl_->lock_key, impl_->wake_key, state.token},
-                   retry.reply_deadline());
-    throw_if_error(reply, "release() of lock \"" + impl_->name + "\"");
-    return reply->integer;
+  Reply reply = attempt([&] {
+    return link->run1(Command{"FCALL", "mp2_lock_release", "2", lock_key, wake_key, state.token},
+                      attempt.reply_deadline());
   });
-  if (released != 1 || lost) {
-    throw mp::LockLost("mp::redis::Lock \"" + impl_->name + "\" on " + impl_->endpoint.url +
-                       ": released after its lease (" + std::to_string(impl_->lease.count()) +
+  long long released = integer_of(reply.get(), what);
+  if (released != 0 && released != 1)
+    unexpected_reply(what, "1 (released) or 0 (not the holder)", reply.get());
+  if (released == 0 || lost) {
+    throw mp::LockLost("mp::redis::Lock \"" + name + "\" on " + endpoint.url +
+                       ": released after its lease (" + std::to_string(lease.count()) +
                        " ms) had run out; another holder may have had it meanwhile (check fencing_token())");
   }
 }

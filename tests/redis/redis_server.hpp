@@ -5,6 +5,9 @@
 // path: redis chdirs into --dir before opening its log). It is ready once it
 // answers a literal +PONG (a server still loading its AOF answers -LOADING).
 // The destructor stops it by pid, reaps it, and removes the directory.
+// extra_args are appended to the command line (e.g. {"--requirepass", "pw"});
+// admin_auth, when set, is what command() and the readiness check send with AUTH
+// ({password} or {user, password}).
 //
 // Fork hygiene: the code between fork() and execv() in start() only calls
 // async-signal-safe functions (open, dup2, close, execv, _exit); argv is built
@@ -29,6 +32,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace mp::test {
@@ -54,7 +58,8 @@ using RedisReplyPtr = std::unique_ptr<redisReply, RedisReplyFree>;
 class RedisServer {
  public:
   // RedisServer(): started and answering PONG; std::runtime_error otherwise.
-  RedisServer() {
+  explicit RedisServer(std::vector<std::string> extra_args = {}, std::vector<std::string> admin_auth = {})
+      : extra_args_(std::move(extra_args)), admin_auth_(std::move(admin_auth)) {
     char pattern[] = "/tmp/mp-redis-test-XXXXXX";
     if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
     dir_ = pattern;
@@ -81,6 +86,10 @@ class RedisServer {
   void kill9() { end(SIGKILL); }
   // RedisServer::stop(): SIGTERM (clean shutdown), then reap.
   void stop() { end(SIGTERM); }
+  // RedisServer::freeze() / thaw(): SIGSTOP / SIGCONT: a server that accepts
+  // connections (the kernel does) but never answers.
+  void freeze() const { ::kill(pid_, SIGSTOP); }
+  void thaw() const { ::kill(pid_, SIGCONT); }
   // RedisServer::restart(): the same port and dir (so the same AOF).
   void restart() {
     stop();
@@ -100,6 +109,7 @@ class RedisServer {
       if (c != nullptr) redisFree(c);
       throw std::runtime_error("cannot connect to the test server");
     }
+    authenticate(c);
     std::vector<const char*> argv;
     std::vector<size_t> lens;
     for (const auto& a : args) {
@@ -140,6 +150,7 @@ class RedisServer {
                                      dir_ + "/redis.log",
                                      "--daemonize",
                                      "no"};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -174,6 +185,7 @@ class RedisServer {
     redisContext* c = redisConnectWithTimeout("127.0.0.1", port_, tv);
     bool ok = false;
     if (c != nullptr && c->err == 0) {
+      authenticate(c);
       auto* r = static_cast<redisReply*>(redisCommand(c, "PING"));
       ok = r != nullptr && r->type == REDIS_REPLY_STATUS && std::string(r->str, r->len) == "PONG";
       if (r != nullptr) freeReplyObject(r);
@@ -182,9 +194,23 @@ class RedisServer {
     return ok;
   }
 
+  void authenticate(redisContext* c) const {
+    if (admin_auth_.empty()) return;
+    std::vector<const char*> argv{"AUTH"};
+    std::vector<size_t> lens{4};
+    for (const auto& a : admin_auth_) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    auto* r = static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    if (r != nullptr) freeReplyObject(r);
+  }
+
   void end(int sig) {
     if (pid_ <= 0) return;
     ::kill(pid_, sig);
+    ::kill(pid_, SIGCONT);  // a frozen server must run to see the signal
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     int status = 0;
     while (::waitpid(pid_, &status, WNOHANG) == 0) {
@@ -198,6 +224,8 @@ class RedisServer {
     pid_ = -1;
   }
 
+  std::vector<std::string> extra_args_;
+  std::vector<std::string> admin_auth_;
   std::string dir_;
   int port_ = 0;
   pid_t pid_ = -1;

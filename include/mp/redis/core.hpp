@@ -63,8 +63,9 @@ class QueueCore {
   void join();
   [[nodiscard]] const std::string& name() const noexcept;
 
+  struct Impl;  // opaque: defined in src/redis/
+
  private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,133 @@
+// src/redis/queue_impl.hpp — what QueueCore keeps: keys, per-process state, Impl (private).
+//
+// Shared by queue.cpp (open, put, task_done, join...) and queue_get.cpp (get).
+//
+// Keys of one queue (all with the hash tag {name}; the table is in functions.cpp).
+// ProcessQueueState: what one process keeps for a handle: its links, its
+// writer id for deduplicated retries, and as a JoinableQueue consumer its lease
+// keeper and the consumer id each held item was taken under.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "lease_keeper.hpp"
+#include "link_pool.hpp"
+#include "mp/redis/core.hpp"
+#include "per_process.hpp"
+#include "retry.hpp"
+
+namespace mp::redis::impl {
+
+struct QueueKeys {
+  explicit QueueKeys(const std::string& name)
+      : prefix("mpq:{" + name + "}:"),
+        items(prefix + "items"),
+        meta(prefix + "meta"),
+        unfinished(prefix + "unfinished"),
+        consumers(prefix + "consumers"),
+        notfull(prefix + "notfull"),
+        producers(prefix + "producers"),
+        acks(prefix + "acks"),
+        joined(prefix + "joined") {}
+  [[nodiscard]] std::string inflight(const std::string& cid) const { return prefix + "inflight:" + cid; }
+  [[nodiscard]] std::string heartbeat(const std::string& cid) const { return prefix + "hb:" + cid; }
+  std::string prefix, items, meta, unfinished, consumers, notfull, producers, acks, joined;
+};
+
+// new_consumer_id(): "<host>:<pid>:<random>", unique across machines.
+std::string new_consumer_id();
+
+// seconds_arg(d): d as the seconds argument of BLMOVE / BLPOP (never 0, which means forever).
+std::string seconds_arg(Clock::duration d);
+
+struct ProcessQueueState {
+  explicit ProcessQueueState(const Endpoint& endpoint) : pool(endpoint), put_prefix(random_hex(8)) {}
+
+  void abandon_after_fork() noexcept {
+    pool.close_after_fork();
+    if (keeper) keeper->abandon_after_fork();
+    keep_forever(std::shared_ptr<LeaseKeeper>(keeper.release()));
+  }
+
+  // ProcessQueueState::writer_id(): "<process prefix>:<thread number>": one sequential writer
+  // (a thread's puts and task_dones are sequential), for the retry bookkeeping.
+  std::string writer_id() const {
+    thread_local std::uint64_t thread_number = next_thread_number();
+    return put_prefix + ":" + std::to_string(thread_number);
+  }
+  static std::uint64_t next_thread_number() {
+    static std::atomic<std::uint64_t> counter{0};
+    return counter.fetch_add(1, std::memory_order_relaxed);  // relaxed: only uniqueness matters
+  }
+
+  LinkPool pool;
+  std::string put_prefix;
+  std::atomic<std::uint64_t> sequence{0};    // relaxed: only uniqueness matters
+  std::atomic<bool> last_get_waited{false};  // relaxed: a hint for where get() starts
+  std::mutex mutex;                          // guards everything below
+  bool closed = false;
+  std::string plain_cid;                // Queue: the in-flight list a blocking get passes through
+  std::unique_ptr<LeaseKeeper> keeper;  // JoinableQueue: the consumer's lease, started by the first get
+  std::deque<std::string> held;         // cid each held item was taken under, oldest first
+  Clock::time_point last_reap{};
+};
+
+}  // namespace mp::redis::impl
+
+namespace mp::redis::detail {
+
+struct QueueCore::Impl {
+  Impl(std::string_view url, std::string_view queue_name, std::size_t max, bool is_joinable, std::string sig,
+       Options opts)
+      : endpoint(impl::parse_url(url)),
+        name(queue_name),
+        keys(name),
+        maxsize(max),
+        joinable(is_joinable),
+        signature(std::move(sig)),
+        options(opts),
+        described("queue \"" + name + "\""),
+        per_process(std::make_shared<impl::ProcessQueueState>(endpoint)) {}
+
+  impl::ProcessQueueState& local() {
+    return per_process.get([this] { return std::make_shared<impl::ProcessQueueState>(endpoint); });
+  }
+  impl::Retry retry(impl::Deadline deadline, const char* what) const {
+    return impl::Retry(endpoint, options.server_timeout, deadline, what, described);
+  }
+  // Impl::context(call): "put() on queue \"jobs\"", for messages.
+  [[nodiscard]] std::string context(std::string_view call) const {
+    return std::string(call) + " on " + described;
+  }
+
+  // Impl::current_cid(state, link, retry): this process's consumer id; a JoinableQueue
+  // registers on its first get (and starts the lease keeper).
+  std::string current_cid(impl::ProcessQueueState& state, impl::Link& link, impl::Retry& retry);
+  // Impl::maybe_reap(state, link, retry): hands back the items of expired consumers, at most
+  // every lease/2 per process.
+  void maybe_reap(impl::ProcessQueueState& state, impl::Link& link, impl::Retry& retry);
+  // Impl::leave(state, deadline): the handle goes: acks still owed are read, held items go back
+  // at once; bounded by deadline, never waits for the lease keeper.
+  void leave(impl::ProcessQueueState& state, impl::Deadline deadline) noexcept;
+  // Impl::hint_if_was_full(link, length_after, retry): a get that left length_after items made
+  // room in a full queue: wake one blocked producer (sent without waiting for the reply).
+  void hint_if_was_full(impl::Link& link, long long length_after, impl::Retry& retry);
+
+  impl::Endpoint endpoint;
+  std::string name;
+  impl::QueueKeys keys;
+  std::size_t maxsize;
+  bool joinable;
+  std::string signature;
+  Options options;
+  std::string described;  // queue "name", for messages
+  impl::PerProcess<impl::ProcessQueueState> per_process;
+};
+
+}  // namespace mp::redis::detail
