@@ -15,9 +15,8 @@
 // same depth before returning; wait(timeout) returns false if the timeout ran
 // out first. notify(n) wakes at most n of the threads waiting at that moment;
 // notify_all() all of them. wait()/notify() without holding the lock throw
-// mp::ValueError (Python: RuntimeError). As everywhere, a waiter may also
-// return without a notify in rare cases (see below): check your predicate in a
-// loop, or use wait_for().
+// mp::ValueError (Python: RuntimeError). As with any condition variable,
+// check your predicate in a loop, or use wait_for().
 //
 // Protocol (src/condition.cpp): waiters are grouped, under the user's lock,
 // into cohorts: those that started waiting between two notifies that woke
