@@ -12,6 +12,7 @@
 #include "mp/errors.hpp"
 #include "mp/pipe.hpp"
 #include "mp/pool.hpp"
+#include "mp/context.hpp"
 #include "mp/process.hpp"
 #include "mp/queue.hpp"
 #include "mp/shared.hpp"
