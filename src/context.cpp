@@ -150,7 +150,8 @@ int count_threads() noexcept {
   // Fields after the command name (which may contain spaces) start after the last ')'.
   const char* at = std::strrchr(buffer, ')');
   if (at == nullptr) return 0;
-  // ") S ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime priority nice num_threads"
+  // ") S ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime priority
+  // nice num_threads"
   int field = 2;
   for (const char* p = at + 1; *p != '\0'; ++p) {
     if (*p == ' ') {
@@ -207,7 +208,8 @@ void set_start_method(StartMethod method, bool force) {
   if (!force && detail::g_process_started.load(std::memory_order_relaxed) && s.chosen != method)
     throw ProcessError(std::string("mp::set_start_method(") + to_string(method) +
                        "): a process was already started with the start method \"" +
-                       to_string(s.chosen.value_or(StartMethod::fork)) + "\"; pass force = true to change it");
+                       to_string(s.chosen.value_or(StartMethod::fork)) +
+                       "\"; pass force = true to change it");
   s.chosen = method;
   detail::g_method_chosen.store(true, std::memory_order_relaxed);
 }

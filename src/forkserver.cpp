@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "after_fork/after_fork.hpp"
-#include "mp/errors.hpp"
 #include "mp/detail/system_error.hpp"
+#include "mp/errors.hpp"
 #include "process_table.hpp"
 #include "start_methods.hpp"
 
@@ -42,9 +42,7 @@ ForkServer& server() {
   return *instance;
 }
 
-[[noreturn]] void fail(const char* call, int error) {
-  throw_system_error(call, "the mp fork server", error);
-}
+[[noreturn]] void fail(const char* call, int error) { throw_system_error(call, "the mp fork server", error); }
 
 // start_server_locked(s): a quiet fork when we are single-threaded, else re-run the program.
 void start_server_locked(ForkServer& s) {
@@ -193,6 +191,11 @@ void stop_forkserver() noexcept {
   ForkServer& s = server();
   std::lock_guard lock(s.mutex);
   if (s.control < 0) return;
+  if (s.owner == ::getpid()) {
+    // shutdown, not only close: a forked child (a Pool's zygote, the user's
+    // fork) may hold a copy of this fd, and the server must still see the end.
+    ::shutdown(s.control, SHUT_RDWR);
+  }
   ::close(s.control);
   s.control = -1;
   if (s.owner != ::getpid()) return;  // inherited: not our child

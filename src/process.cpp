@@ -14,10 +14,10 @@
 #include <string>
 #include <typeinfo>
 
+#include "mp/context.hpp"
 #include "mp/detail/spawn.hpp"
 #include "mp/detail/system_error.hpp"
 #include "mp/errors.hpp"
-#include "mp/context.hpp"
 #include "process_table.hpp"
 #include "start_methods.hpp"
 
@@ -243,27 +243,30 @@ void Process::start_travelling(StartMethod method) {
   request.name = info_.name();
   request.identity = detail::ProcessInfoAccess::identity(info_);
   request.daemon = daemon_;
-  const std::string why = std::string("Process::start(") + info_.name() + "): under the " + to_string(method) +
-                          " start method ";
+  const std::string why =
+      std::string("Process::start(") + info_.name() + "): under the " + to_string(method) + " start method ";
   if (target_) {
     if (!target_->encode(request.payload, request.entry))
-      throw ProcessError(why +
-                         "the target must travel to a fresh process: a function pointer, a capture-less lambda or a "
-                         "function object with trivially copyable or codec-serialisable state, and arguments that "
-                         "are codec-serialisable and default-constructible; this one is not (use "
-                         "StartMethod::fork, or Process(StartMethod::fork, ...))");
+      throw ProcessError(
+          why +
+          "the target must travel to a fresh process: a function pointer, a capture-less lambda or a "
+          "function object with trivially copyable or codec-serialisable state, and arguments that "
+          "are codec-serialisable and default-constructible; this one is not (use "
+          "StartMethod::fork, or Process(StartMethod::fork, ...))");
   } else if (typeid(*this) != typeid(Process)) {
     const detail::RegisteredProcess* registered = detail::find_registered_process(typeid(*this));
     if (registered == nullptr)
-      throw ProcessError(why + "a Process subclass must be registered: add MP_REGISTER_PROCESS(" +
-                         detail::demangled_name(typeid(*this)) +
-                         ") at namespace scope (and give it a serialize() member with the fields run() needs)");
+      throw ProcessError(
+          why + "a Process subclass must be registered: add MP_REGISTER_PROCESS(" +
+          detail::demangled_name(typeid(*this)) +
+          ") at namespace scope (and give it a serialize() member with the fields run() needs)");
     registered->encode(*this, request.payload);
     request.entry = registered->entry;
   }
   detail::UniqueFd record = detail::write_launch_record(request);
-  detail::Launched launched = method == StartMethod::forkserver ? detail::forkserver_launch(record.get(), daemon_)
-                                                                : detail::spawn_launch(record.get(), daemon_);
+  detail::Launched launched = method == StartMethod::forkserver
+                                  ? detail::forkserver_launch(record.get(), daemon_)
+                                  : detail::spawn_launch(record.get(), daemon_);
   detail::ProcessTable& table = detail::process_table();
   std::lock_guard lock(table.mutex);
   info_.pid_ = launched.pid;

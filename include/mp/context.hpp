@@ -95,14 +95,16 @@ void run_registered_process(std::span<const std::byte> payload) {
 
 template <class T>
 bool register_process_type() {
-  static_assert(std::is_base_of_v<Process, T>, "MP_REGISTER_PROCESS(Type): Type must derive from mp::Process");
+  static_assert(std::is_base_of_v<Process, T>,
+                "MP_REGISTER_PROCESS(Type): Type must derive from mp::Process");
   static_assert(std::is_default_constructible_v<T>,
                 "MP_REGISTER_PROCESS(Type): Type must be default-constructible (the child makes one, then "
                 "decodes its fields into it)");
-  static_assert(Encodable<T>,
-                "MP_REGISTER_PROCESS(Type): Type must be codec-serialisable: give it a member "
-                "`template <class A> void serialize(A& ar) { ar(field1, field2); }` listing the fields its run() "
-                "needs");
+  static_assert(
+      Encodable<T>,
+      "MP_REGISTER_PROCESS(Type): Type must be codec-serialisable: give it a member "
+      "`template <class A> void serialize(A& ar) { ar(field1, field2); }` listing the fields its run() "
+      "needs");
   register_process(RegisteredProcess{&typeid(T), &encode_registered_process<T>, &run_registered_process<T>});
   return true;
 }
@@ -115,8 +117,8 @@ bool register_process_type() {
 // MP_REGISTER_PROCESS(Type): at namespace scope; lets the Process subclass
 // Type run under forkserver and spawn (Type: default-constructible, with a
 // serialize() member naming the fields its run() needs).
-#define MP_REGISTER_PROCESS(Type)                                                     \
-  namespace {                                                                         \
-  [[maybe_unused]] const bool MP_DETAIL_CONCAT(mp_registered_process_, __COUNTER__) = \
-      ::mp::detail::register_process_type<Type>();                                    \
+#define MP_REGISTER_PROCESS(Type)                                                                          \
+  namespace {                                                                                              \
+  [[maybe_unused]] const bool MP_DETAIL_CONCAT(mp_registered_process_,                                     \
+                                               __COUNTER__) = ::mp::detail::register_process_type<Type>(); \
   }

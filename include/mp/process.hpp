@@ -7,6 +7,9 @@
 //   p.join();                                   // wait and reap
 //   assert(p.exitcode() == 0);
 //
+// (That is the "fork" start method, the default; "forkserver", safe in a
+// program that runs threads, and "spawn" are in mp/context.hpp.)
+//
 // Or subclass and override run(). The child runs run(); run() returning gives
 // exit code 0, mp::exit(n) gives n, an exception escaping run() prints
 //   Process Process-1:
@@ -84,7 +87,7 @@ class Process;
 namespace detail {
 struct ProcessInfoAccess;  // src/: fills in a child's own pid right after fork
 struct ProcessAccess;      // src/ and MP_REGISTER_PROCESS: run() and the fields a launch needs
-}
+}  // namespace detail
 
 // How a child is made (see mp/context.hpp, "Start methods"): fork (the child
 // is a copy of this process), forkserver (forked by a single-threaded server
@@ -161,8 +164,8 @@ class Process {
   // target and arguments are decay-copied now, as std::thread does; a callable
   // that cannot be called with those arguments does not compile.
   template <class F, class... Args>
-  requires(!std::is_same_v<std::remove_cvref_t<F>, Process> && !std::is_same_v<std::remove_cvref_t<F>, StartMethod>)
-  explicit Process(F&& target, Args&&... args)
+  requires(!std::is_same_v<std::remove_cvref_t<F>, Process> &&
+           !std::is_same_v<std::remove_cvref_t<F>, StartMethod>) explicit Process(F&& target, Args&&... args)
       : Process() {
     static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
                   "mp::Process: the target cannot be called with these arguments (they are decay-copied "
@@ -177,14 +180,17 @@ class Process {
   // Under forkserver and spawn the target and arguments must be able to travel
   // (what Pool accepts): anything else does not compile.
   template <class F, class... Args>
-  explicit Process(StartMethod method, F&& target, Args&&... args) : Process(std::forward<F>(target), std::forward<Args>(args)...) {
-    static_assert(detail::callable_travels<std::decay_t<F>>,
-                  "mp::Process(StartMethod, ...): under forkserver and spawn the target must travel to a "
-                  "fresh process: a function pointer, a capture-less lambda, or a function object whose state "
-                  "is trivially copyable or codec-serialisable (use StartMethod::fork for any callable)");
-    static_assert(((Encodable<std::decay_t<Args>> && std::is_default_constructible_v<std::decay_t<Args>>) && ...),
-                  "mp::Process(StartMethod, ...): under forkserver and spawn the arguments travel by mp's codec: "
-                  "each must be codec-serialisable and default-constructible (use StartMethod::fork for others)");
+  explicit Process(StartMethod method, F&& target, Args&&... args)
+      : Process(std::forward<F>(target), std::forward<Args>(args)...) {
+    static_assert(
+        detail::callable_travels<std::decay_t<F>>,
+        "mp::Process(StartMethod, ...): under forkserver and spawn the target must travel to a "
+        "fresh process: a function pointer, a capture-less lambda, or a function object whose state "
+        "is trivially copyable or codec-serialisable (use StartMethod::fork for any callable)");
+    static_assert(
+        ((Encodable<std::decay_t<Args>> && std::is_default_constructible_v<std::decay_t<Args>>)&&...),
+        "mp::Process(StartMethod, ...): under forkserver and spawn the arguments travel by mp's codec: "
+        "each must be codec-serialisable and default-constructible (use StartMethod::fork for others)");
     method_ = method;
   }
 

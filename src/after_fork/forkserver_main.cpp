@@ -42,7 +42,8 @@ void close_all_but(int keep) noexcept {
 void reap(ServerChild& child) noexcept {
   siginfo_t info{};
   int rc;
-  while ((rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(child.pidfd), &info, WEXITED)) < 0 &&
+  while ((rc = ::waitid(static_cast<idtype_t>(P_PIDFD), static_cast<id_t>(child.pidfd), &info, WEXITED)) <
+             0 &&
          errno == EINTR) {
   }
   if (rc == 0) {
@@ -94,7 +95,8 @@ void forkserver_main(int control) noexcept {
     StartRequest request;
     int received_fds[2] = {-1, -1};
     std::size_t received = 0;
-    const long n = after_fork::receive_with_fds(control, &request, sizeof request, received_fds, 2, &received);
+    const long n =
+        after_fork::receive_with_fds(control, &request, sizeof request, received_fds, 2, &received);
     if (n <= 0) ::_exit(0);  // the starting process closed its end (or is gone): our work is done
     if (n != static_cast<long>(sizeof request) || request.magic != LaunchHeader::kMagic || received != 2) {
       for (std::size_t i = 0; i < received; ++i) ::close(received_fds[i]);

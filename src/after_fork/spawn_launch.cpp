@@ -51,7 +51,7 @@ Launched spawn_launch(int record_fd, bool daemon) {
     // ---- the child until exec: async-signal-safe only ----
     after_fork::discard_inherited_output();
     if (daemon) after_fork::arm_death_signal(parent, main_thread);  // PR_SET_PDEATHSIG survives exec
-    ::fcntl(record_fd, F_SETFD, 0);                                  // the record crosses exec
+    ::fcntl(record_fd, F_SETFD, 0);                                 // the record crosses exec
     ::execve(exe, argv.data(), envp.data());
     const int error = errno;
     (void)after_fork::write_all(report_write.get(), &error, sizeof error);

@@ -132,8 +132,7 @@ TEST_F(ForkServer, UnregisteredSubclassRaisesProcessErrorSayingWhy) {
     FAIL() << "an unregistered subclass started under forkserver";
   } catch (const mp::ProcessError& error) {
     EXPECT_NE(std::string(error.what()).find("MP_REGISTER_PROCESS("), std::string::npos) << error.what();
-    EXPECT_NE(std::string(error.what()).find("NotRegistered)"), std::string::npos)
-        << error.what();
+    EXPECT_NE(std::string(error.what()).find("NotRegistered)"), std::string::npos) << error.what();
   }
   mp::set_start_method(mp::StartMethod::fork, true);
 }
@@ -213,7 +212,8 @@ TEST(StartMethods, ChangingAfterAStartNeedsForce) {
 
 // ---- through a program that calls mp::init ----------------------------------------
 
-std::string run_child_program(const std::string& mode, const std::string& method, std::string* errors = nullptr) {
+std::string run_child_program(const std::string& mode, const std::string& method,
+                              std::string* errors = nullptr) {
   std::string output;
   int status = run_helper("start_methods_child", {mode, method}, output, errors);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << mode << " " << method << ": " << output;

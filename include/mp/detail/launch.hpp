@@ -55,13 +55,14 @@ const void* code_pointer_from(CodeAddress address) noexcept;
 using LaunchEntry = void (*)(std::span<const std::byte> payload);
 
 template <class F>
-inline constexpr bool is_function_pointer_v = std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>;
+inline constexpr bool is_function_pointer_v =
+    std::is_pointer_v<F>&& std::is_function_v<std::remove_pointer_t<F>>;
 
 // target_travels<F, Args...>: the target and its arguments can be rebuilt in a
 // child from bytes.
 template <class F, class... Args>
-inline constexpr bool target_travels =
-    callable_travels<F> && ((Encodable<Args> && std::is_default_constructible_v<Args>) && ...);
+inline constexpr bool target_travels = callable_travels<F> &&
+                                       ((Encodable<Args> && std::is_default_constructible_v<Args>)&&...);
 
 template <class F>
 void put_travelling_callable(Writer& writer, const F& f) {
@@ -92,7 +93,12 @@ void run_travelled_target(std::span<const std::byte> payload) {
   Reader reader(payload, "mp::Process target");
   F f = take_travelling_callable<F>(reader);
   std::tuple<Args...> arguments{};
-  (void)std::apply([&reader](auto&... each) { (reader.value(each), ...); return 0; }, arguments);
+  (void)std::apply(
+      [&reader](auto&... each) {
+        (reader.value(each), ...);
+        return 0;
+      },
+      arguments);
   reader.finish();
   std::apply([&f](auto&... each) { std::invoke(std::move(f), std::move(each)...); }, arguments);
 }
