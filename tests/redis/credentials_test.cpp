@@ -31,9 +31,8 @@ std::string url_with(const mp::test::RedisServer& server, const std::string& use
 const char* const kMpAcl =
     "-@all +select +fcall +function|load +ping +lmove +blmove +hget +llen +lindex +sadd +set +get +blpop "
     "+lpush "
-    "+ltrim +subscribe +hset +hmget +exists +incr +decr +publish +rpop +lpop +smembers +srem +del +pexpire "
-    "+pttl "
-    "~mpq:* ~mpl:* &mpq:*";
+    "+ltrim +subscribe +hset +hmget +hincrby +hdel +exists +incr +decr +publish +rpop +rpush +lpop +smembers "
+    "+srem +del +pexpire +pttl ~mpq:* ~mpl:* &mpq:*";
 
 // expect_secret_free(what): no form of the password in an error message.
 void expect_secret_free(const std::string& what) {
