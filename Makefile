@@ -5,7 +5,7 @@ JOBS ?= 2
 
 PACKAGES := cmake ninja-build g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev \
             libhiredis-dev redis-server libboost-dev python3 clang clang-format clang-tidy \
-            libclang-rt-14-dev ccache
+            libclang-rt-14-dev ccache libssl-dev
 
 .PHONY: deps demo test test-release test-asan tsan bench lint format fuzz clean
 

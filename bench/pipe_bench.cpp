@@ -1,7 +1,11 @@
 // Pipe benchmarks: a round trip between two processes (parent sends, a forked
 // child echoes), and one-way throughput for 4 KiB and 1 MiB messages over a
 // duplex Pipe (socketpair) and a one-way Pipe(false) (pipe2).
-// bench/compare/pipe.py runs the same work with Python's multiprocessing.Pipe.
+// Listener/Client: the same round trip over a TCP connection on 127.0.0.1
+// made by mp::Listener / mp::Client with an authkey (Python's framing), as an
+// i64 in mp's codec and as a py::Object (a pickle, as Python's send() makes).
+// bench/compare/pipe.py runs the same work with Python's multiprocessing.Pipe
+// and multiprocessing.connection.Listener/Client.
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,7 +18,9 @@
 #include <vector>
 
 #include "mp/errors.hpp"
+#include "mp/listener.hpp"
 #include "mp/pipe.hpp"
+#include "mp/py.hpp"
 
 namespace {
 
@@ -132,6 +138,41 @@ BENCHMARK(BM_PipeThroughput)
     ->Args({1 << 20, 1})
     ->Args({1 << 20, 0})
     ->UseRealTime();
+
+// A round trip over a Listener/Client connection: the child connects with
+// Client<T>, the parent accepts, sends a number and gets it back plus one.
+template <class T>
+void BM_ListenerRoundTrip(benchmark::State& state) {
+  mp::Listener listener("127.0.0.1:0", 1, std::string("bench key"));
+  const std::string address = listener.address();
+  pid_t child = fork_child([&] {
+    listener.close();
+    auto conn = mp::Client<T>(address, std::string("bench key"));
+    try {
+      for (;;) {
+        T n = conn.recv();
+        if constexpr (std::is_same_v<T, mp::py::Object>) {
+          conn.send(n.as_int() + 1);
+        } else {
+          conn.send(n + 1);
+        }
+      }
+    } catch (const mp::EOFError&) {
+    }
+  });
+  auto conn = listener.accept<T>();
+  T n = std::int64_t{0};
+  for (auto _ : state) {
+    conn.send(n);
+    n = conn.recv();
+  }
+  benchmark::DoNotOptimize(n);
+  conn.close();
+  reap(child, state);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ListenerRoundTrip<std::int64_t>)->Name("BM_ListenerRoundTripInt")->UseRealTime();
+BENCHMARK(BM_ListenerRoundTrip<mp::py::Object>)->Name("BM_ListenerRoundTripPyObject")->UseRealTime();
 
 }  // namespace
 

@@ -1,7 +1,8 @@
-// src/connection.cpp — the I/O behind mp::Connection<T>: framing, partial
+// src/connection.cpp — the fd transport behind mp::Connection<T>
+// (StreamConnection, src/stream_connection.hpp): both framings, partial
 // reads and writes, EINTR, EPIPE without SIGPIPE, poll with a deadline.
 //
-// Below the ConnectionCore members, helpers are noexcept and return an
+// Below the StreamConnection members, helpers are noexcept and return an
 // outcome; the members turn outcomes into mp:: exceptions whose messages name
 // the call, the connection and the reason.
 #include <fcntl.h>
@@ -22,34 +23,42 @@
 #include <cstring>
 #include <string>
 
-#include "mp/detail/connection_core.hpp"
 #include "mp/detail/fd.hpp"
 #include "mp/detail/system_error.hpp"
 #include "mp/errors.hpp"
+#include "stream_connection.hpp"
 
 namespace mp::detail {
 namespace {
 
-// A length above this cannot come from a sender (no machine has that much
-// memory); it means the stream is not mp's framing (corrupted or foreign).
-constexpr std::uint64_t max_plausible_length = std::uint64_t{1} << 47;
-
-// The first buffer allocated for a message; larger messages grow as their
-// bytes actually arrive, so a corrupted header cannot make us allocate a
-// huge buffer up front.
-constexpr std::size_t first_chunk_limit = std::size_t{64} << 20;
+// mp framing: the payload length as a little-endian u64.
+constexpr std::size_t mp_header_size = 8;
+// Python framing: a big-endian i32; -1 announces a big-endian u64 after it.
+constexpr std::size_t python_short_header_size = 4;
+constexpr std::size_t python_long_header_size = 12;
+constexpr std::uint64_t python_short_limit = 0x7fffffff;
 
 std::string object_name(int fd) { return "connection fd " + std::to_string(fd); }
 
-void store_length(std::byte* out, std::uint64_t length) noexcept {
-  for (std::size_t i = 0; i < frame_header_size; ++i)
-    out[i] = static_cast<std::byte>((length >> (8 * i)) & 0xffU);
+void store_little_endian(std::byte* out, std::uint64_t value, std::size_t size) noexcept {
+  for (std::size_t i = 0; i < size; ++i) out[i] = static_cast<std::byte>((value >> (8 * i)) & 0xffU);
 }
 
-std::uint64_t load_length(const std::byte* in) noexcept {
-  std::uint64_t length = 0;
-  for (std::size_t i = 0; i < frame_header_size; ++i) length |= static_cast<std::uint64_t>(in[i]) << (8 * i);
-  return length;
+void store_big_endian(std::byte* out, std::uint64_t value, std::size_t size) noexcept {
+  for (std::size_t i = 0; i < size; ++i)
+    out[size - 1 - i] = static_cast<std::byte>((value >> (8 * i)) & 0xffU);
+}
+
+std::uint64_t load_little_endian(const std::byte* in, std::size_t size) noexcept {
+  std::uint64_t value = 0;
+  for (std::size_t i = 0; i < size; ++i) value |= static_cast<std::uint64_t>(in[i]) << (8 * i);
+  return value;
+}
+
+std::uint64_t load_big_endian(const std::byte* in, std::size_t size) noexcept {
+  std::uint64_t value = 0;
+  for (std::size_t i = 0; i < size; ++i) value = (value << 8) | static_cast<std::uint64_t>(in[i]);
+  return value;
 }
 
 // Writes every byte of iov[0..count) (partial writes and EINTR handled).
@@ -117,15 +126,41 @@ class SigpipeBlocker {
 };
 
 struct ReadOutcome {
-  std::size_t got = 0;  // bytes read into the buffer
-  int error = 0;        // errno that stopped it, 0 when complete or at EOF
-  bool eof = false;     // the peer closed before `size` bytes came
+  std::size_t got = 0;     // bytes read into the buffer
+  int error = 0;           // errno that stopped it, 0 when complete or at EOF
+  bool eof = false;        // the peer closed before `size` bytes came
+  bool timed_out = false;  // the deadline passed before `size` bytes came
 };
 
-// Reads exactly `size` bytes unless EOF or an error comes first.
-ReadOutcome read_exact(int fd, std::byte* buffer, std::size_t size) noexcept {
+// Waits until fd is readable or the deadline passes; false on timeout. A
+// deadline of never returns true at once (the read then blocks).
+bool wait_readable(int fd, Deadline deadline, int& error) noexcept {
+  if (deadline.is_never()) return true;
+  pollfd entry{fd, POLLIN, 0};
+  for (;;) {
+    int ready = ::poll(&entry, 1, deadline.poll_timeout_ms());
+    if (ready > 0) return true;
+    if (ready == 0) {
+      if (deadline.expired()) return false;
+      continue;
+    }
+    if (errno != EINTR) {
+      error = errno;
+      return true;
+    }
+  }
+}
+
+// Reads exactly `size` bytes unless EOF, an error or the deadline comes first.
+ReadOutcome read_exact(int fd, std::byte* buffer, std::size_t size,
+                       Deadline deadline = Deadline::never()) noexcept {
   ReadOutcome outcome;
   while (outcome.got < size) {
+    if (!wait_readable(fd, deadline, outcome.error)) {
+      outcome.timed_out = true;
+      return outcome;
+    }
+    if (outcome.error != 0) return outcome;
     ssize_t n = ::read(fd, buffer + outcome.got, size - outcome.got);
     if (n > 0) {
       outcome.got += static_cast<std::size_t>(n);
@@ -158,17 +193,17 @@ std::chrono::nanoseconds spin_budget() noexcept {
   return budget;
 }
 
-// Reads a frame header. On a socket it first spins (see spin_budget()) with
-// recv(MSG_DONTWAIT), which makes the read non-blocking for this call only:
-// the fd itself stays blocking for every process sharing it.
-ReadOutcome read_header(int fd, std::byte* header, bool is_socket) noexcept {
+// Reads a frame header of `size` bytes. On a Pipe socket it first spins (see
+// spin_budget()) with recv(MSG_DONTWAIT), which makes the read non-blocking
+// for this call only: the fd itself stays blocking for every process sharing it.
+ReadOutcome read_header(int fd, std::byte* header, std::size_t size, bool spin, Deadline deadline) noexcept {
   ReadOutcome outcome;
-  if (is_socket) {
+  if (spin) {
     const auto budget = spin_budget();
     const auto give_up = std::chrono::steady_clock::now() + budget;
     const bool spinning = budget.count() > 0;
     for (;;) {
-      ssize_t n = ::recv(fd, header, frame_header_size, MSG_DONTWAIT);
+      ssize_t n = ::recv(fd, header, size, MSG_DONTWAIT);
       if (n > 0) {
         outcome.got = static_cast<std::size_t>(n);
         break;
@@ -187,27 +222,27 @@ ReadOutcome read_header(int fd, std::byte* header, bool is_socket) noexcept {
       return outcome;
     }
   }
-  ReadOutcome rest = read_exact(fd, header + outcome.got, frame_header_size - outcome.got);
+  ReadOutcome rest = read_exact(fd, header + outcome.got, size - outcome.got, deadline);
   rest.got += outcome.got;
   return rest;
 }
 
 }  // namespace
 
-ConnectionCore::~ConnectionCore() { close(); }
+StreamConnection::~StreamConnection() { close(); }
 
-void ConnectionCore::close() noexcept {
+void StreamConnection::close() noexcept {
   int fd = fd_.exchange(-1, std::memory_order_relaxed);  // relaxed: see fd_ (no ordering needed)
   if (fd >= 0) ::close(fd);  // once, never retried on EINTR (Linux frees it anyway)
 }
 
-int ConnectionCore::fileno() const {
+int StreamConnection::fileno() const {
   int fd = fd_.load(std::memory_order_relaxed);  // relaxed: see fd_
   if (fd < 0) throw ValueError("fileno(): connection is closed");
   return fd;
 }
 
-int ConnectionCore::usable_fd(const char* call, bool for_reading) const {
+int StreamConnection::usable_fd(const char* call, bool for_reading) const {
   int fd = fd_.load(std::memory_order_relaxed);  // relaxed: see fd_
   if (fd < 0) throw ValueError(std::string(call) + "(): connection is closed");
   if (for_reading && !readable()) throw ValueError(std::string(call) + "(): connection is write-only");
@@ -215,8 +250,29 @@ int ConnectionCore::usable_fd(const char* call, bool for_reading) const {
   return fd;
 }
 
-void ConnectionCore::write_frame(int fd, std::span<const std::byte> header,
-                                 std::span<const std::byte> payload, const char* call) {
+void StreamConnection::fail_stream(int fd, const std::string& message) {
+  close();
+  throw CodecError(message + " (connection fd " + std::to_string(fd) +
+                   " was closed: the stream can no longer be trusted)");
+}
+
+std::size_t StreamConnection::store_header(std::byte* header_end, std::uint64_t length) const {
+  if (framing_ == Framing::mp) {
+    store_little_endian(header_end - mp_header_size, length, mp_header_size);
+    return mp_header_size;
+  }
+  if (length <= python_short_limit) {
+    store_big_endian(header_end - python_short_header_size, length, python_short_header_size);
+    return python_short_header_size;
+  }
+  std::byte* start = header_end - python_long_header_size;
+  store_big_endian(start, 0xffffffffU, python_short_header_size);  // -1 as a big-endian i32
+  store_big_endian(start + python_short_header_size, length, 8);
+  return python_long_header_size;
+}
+
+void StreamConnection::write_all_or_throw(int fd, std::span<const std::byte> header,
+                                          std::span<const std::byte> payload, const char* call) {
   std::array<iovec, 2> iov{};
   int count = 0;
   // iovec wants non-const pointers; the kernel only reads from them.
@@ -237,56 +293,90 @@ void ConnectionCore::write_frame(int fd, std::span<const std::byte> header,
   throw_system_error(call, object_name(fd), error);
 }
 
-void ConnectionCore::send_bytes(std::span<const std::byte> payload, const char* call) {
+void StreamConnection::send_bytes(std::span<const std::byte> payload, const char* call) {
   int fd = usable_fd(call, false);
-  std::array<std::byte, frame_header_size> header{};
-  store_length(header.data(), payload.size());
-  write_frame(fd, header, payload, call);
+  std::array<std::byte, frame_reserve> header{};
+  std::size_t size = store_header(header.data() + header.size(), payload.size());
+  write_all_or_throw(fd, std::span<const std::byte>(header).last(size), payload, call);
 }
 
-void ConnectionCore::send_frame(std::span<std::byte> frame, const char* call) {
+void StreamConnection::send_frame(std::span<std::byte> frame, const char* call) {
   int fd = usable_fd(call, false);
-  store_length(frame.data(), frame.size() - frame_header_size);
-  write_frame(fd, frame, {}, call);
+  std::size_t size = store_header(frame.data() + frame_reserve, frame.size() - frame_reserve);
+  write_all_or_throw(fd, frame.subspan(frame_reserve - size), {}, call);
 }
 
-std::vector<std::byte> ConnectionCore::recv_bytes(const char* call) {
+std::vector<std::byte> StreamConnection::recv_bytes(const char* call) {
+  return recv_message(call, limits_.max_message_size, Deadline::never());
+}
+
+std::vector<std::byte> StreamConnection::recv_message(const char* call, std::uint64_t max_size,
+                                                      Deadline deadline) {
   int fd = usable_fd(call, true);
-  std::array<std::byte, frame_header_size> header{};
-  ReadOutcome head = read_header(fd, header.data(), kind_ == Kind::socket);
-  if (head.error != 0) throw_system_error(call, object_name(fd), head.error);
-  if (head.eof) {
-    if (head.got == 0)
-      throw EOFError(std::string(call) + "(" + object_name(fd) +
-                     "): the other end of the connection was closed and every message was read");
-    throw EOFError(std::string(call) + "(" + object_name(fd) +
-                   "): the other end closed in the middle of a message header (" + std::to_string(head.got) +
-                   " of " + std::to_string(frame_header_size) + " bytes): the message was truncated");
+  // Built only on the error paths: the normal receive allocates nothing but the payload.
+  auto where = [&] { return std::string(call) + "(" + object_name(fd) + ")"; };
+  // check(outcome, expected, header): throws what a short read means. A
+  // header cut at its first byte is the clean end of the stream.
+  auto check = [&](const ReadOutcome& outcome, std::size_t expected, bool header) {
+    if (outcome.error == 0 && !outcome.timed_out && !outcome.eof) return;
+    if (outcome.error != 0) throw_system_error(call, object_name(fd), outcome.error);
+    const std::string part = header ? "message header" : std::to_string(expected) + "-byte message";
+    const std::string came =
+        header ? std::to_string(outcome.got) + " of " + std::to_string(expected) + " bytes came"
+               : std::to_string(outcome.got) + " bytes came";
+    if (outcome.timed_out)
+      throw TimeoutError(where() + ": the peer sent no complete " + part + " before the deadline (" + came +
+                         ")");
+    if (header && outcome.got == 0)
+      throw EOFError(where() + ": the other end of the connection was closed and every message was read");
+    throw EOFError(where() + ": the other end closed in the middle of a " + part + " (" + came +
+                   "): the message was truncated");
+  };
+
+  std::array<std::byte, python_long_header_size> header{};
+  std::uint64_t length = 0;
+  const bool spin = kind_ == Kind::socket && framing_ == Framing::mp && deadline.is_never();
+  if (framing_ == Framing::mp) {
+    check(read_header(fd, header.data(), mp_header_size, spin, deadline), mp_header_size, true);
+    length = load_little_endian(header.data(), mp_header_size);
+  } else {
+    check(read_header(fd, header.data(), python_short_header_size, false, deadline), python_short_header_size,
+          true);
+    auto short_length = static_cast<std::int32_t>(
+        static_cast<std::uint32_t>(load_big_endian(header.data(), python_short_header_size)));
+    if (short_length == -1) {
+      check(read_exact(fd, header.data() + python_short_header_size, 8, deadline), 8, true);
+      length = load_big_endian(header.data() + python_short_header_size, 8);
+    } else if (short_length < 0) {
+      fail_stream(fd, where() + ": message length " + std::to_string(short_length) +
+                          " is negative: the peer does not speak multiprocessing.connection's framing");
+    } else {
+      length = static_cast<std::uint64_t>(short_length);
+    }
   }
-  std::uint64_t length = load_length(header.data());
-  if (length > max_plausible_length)
-    throw CodecError(std::string(call) + "(" + object_name(fd) + "): message length " +
-                     std::to_string(length) +
-                     " is implausible: the stream is corrupted or was not written by mp::Connection");
+  if (length > max_size) {
+    if (framing_ == Framing::mp)
+      fail_stream(fd, where() + ": message length " + std::to_string(length) +
+                          " is implausible: the stream is corrupted or was not written by mp::Connection");
+    fail_stream(fd, where() + ": the peer announced a " + std::to_string(length) +
+                        "-byte message, more than the " + std::to_string(max_size) +
+                        " bytes this connection accepts");
+  }
 
   auto total = static_cast<std::size_t>(length);
-  std::vector<std::byte> payload(std::min(total, first_chunk_limit));
+  std::vector<std::byte> payload(std::min(total, limits_.first_chunk));
   std::size_t received = 0;
   while (received < total) {
     if (received == payload.size()) payload.resize(std::min(total, payload.size() * 2));
-    ReadOutcome body = read_exact(fd, payload.data() + received, payload.size() - received);
+    ReadOutcome body = read_exact(fd, payload.data() + received, payload.size() - received, deadline);
     received += body.got;
-    if (body.error != 0) throw_system_error(call, object_name(fd), body.error);
-    if (body.eof)
-      throw EOFError(std::string(call) + "(" + object_name(fd) +
-                     "): the other end closed in the middle of a " + std::to_string(total) +
-                     "-byte message (" + std::to_string(received) +
-                     " bytes came): the message was truncated");
+    body.got = received;
+    check(body, total, false);
   }
   return payload;
 }
 
-bool ConnectionCore::poll(Deadline deadline) {
+bool StreamConnection::poll(Deadline deadline) {
   int fd = usable_fd("poll", true);
   pollfd entry{fd, POLLIN, 0};
   for (;;) {
@@ -318,11 +408,12 @@ std::pair<std::shared_ptr<ConnectionCore>, std::shared_ptr<ConnectionCore>> make
   // Own the fds before allocating, so a bad_alloc cannot leak them.
   UniqueFd first(fds[0]);
   UniqueFd second(fds[1]);
-  auto first_kind = duplex ? ConnectionCore::Kind::socket : ConnectionCore::Kind::pipe_read_end;
-  auto second_kind = duplex ? ConnectionCore::Kind::socket : ConnectionCore::Kind::pipe_write_end;
-  auto first_core = std::make_shared<ConnectionCore>(first.get(), first_kind);
+  using Kind = StreamConnection::Kind;
+  auto first_kind = duplex ? Kind::socket : Kind::pipe_read_end;
+  auto second_kind = duplex ? Kind::socket : Kind::pipe_write_end;
+  auto first_core = std::make_shared<StreamConnection>(first.get(), first_kind, Framing::mp, pipe_limits);
   (void)first.release();
-  auto second_core = std::make_shared<ConnectionCore>(second.get(), second_kind);
+  auto second_core = std::make_shared<StreamConnection>(second.get(), second_kind, Framing::mp, pipe_limits);
   (void)second.release();
   return {std::move(first_core), std::move(second_core)};
 }

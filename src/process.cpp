@@ -1,7 +1,8 @@
 // mp::Process and friends (parent side). The child side is in
-// child_after_fork.cpp; pidfd watching and reaping in reap.cpp.
+// after_fork/process_child.cpp; pidfd watching and reaping in reap.cpp.
 #include "mp/process.hpp"
 
+#include <cxxabi.h>
 #include <sched.h>
 #include <signal.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <new>
 #include <string>
+#include <typeinfo>
 
 #include "mp/detail/spawn.hpp"
 #include "mp/detail/system_error.hpp"
@@ -19,6 +21,15 @@
 
 namespace mp {
 namespace detail {
+
+// demangled_name(type): the demangled name of a type, for messages.
+std::string demangled_name(const std::type_info& type) {
+  int status = 0;
+  char* demangled = abi::__cxa_demangle(type.name(), nullptr, nullptr, &status);
+  std::string name = status == 0 && demangled != nullptr ? demangled : type.name();
+  std::free(demangled);
+  return name;
+}
 
 namespace {
 // How long a daemon gets between SIGTERM and SIGKILL when its owner goes away.
@@ -104,6 +115,9 @@ Process::Process(Process&& other) noexcept {
   pidfd_ = std::move(other.pidfd_);
   exitcode_ = other.exitcode_;
   target_ = std::move(other.target_);
+  moved_from_type_ = other.moved_from_type_ != nullptr && *other.moved_from_type_ != typeid(other)
+                         ? other.moved_from_type_  // `other` was sliced already: keep the original type
+                         : &typeid(other);
   other.info_.pid_ = 0;
   std::replace(table.children.begin(), table.children.end(), &other, this);  // INV2
 }
@@ -123,6 +137,9 @@ Process& Process::operator=(Process&& other) noexcept {
   pidfd_ = std::move(other.pidfd_);
   exitcode_ = other.exitcode_;
   target_ = std::move(other.target_);
+  moved_from_type_ = other.moved_from_type_ != nullptr && *other.moved_from_type_ != typeid(other)
+                         ? other.moved_from_type_  // `other` was sliced already: keep the original type
+                         : &typeid(other);
   other.info_.pid_ = 0;
   std::replace(table.children.begin(), table.children.end(), &other, this);  // INV2
   return *this;
@@ -173,6 +190,12 @@ void Process::start() {
   check_owner("start");
   if (state() != State::created)
     throw ProcessError("Process::start(" + describe(info_) + "): cannot start a process twice");
+  if (moved_from_type_ != nullptr && *moved_from_type_ != typeid(*this))
+    throw ProcessError("Process::start(" + describe(info_) + "): this " +
+                       detail::demangled_name(typeid(*this)) + " was moved out of a " +
+                       detail::demangled_name(*moved_from_type_) +
+                       ", which sliced away that subclass's run() and fields; keep Process subclasses by "
+                       "pointer (std::unique_ptr<mp::Process>), not by value in a container of mp::Process");
   detail::ProcessTable& table = detail::process_table();
   {
     std::lock_guard lock(table.mutex);

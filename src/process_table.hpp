@@ -47,11 +47,11 @@ ProcessTable& process_table() noexcept;
 // finish_children(): what a process does with its children when it exits, as
 // Python's atexit function does: terminate() every running daemon child, then
 // reap every child (join the non-daemons). Called by the atexit hook and at
-// the end of a child (child_after_fork.cpp). Never throws.
+// the end of a child (after_fork/process_child.cpp). Never throws.
 void finish_children() noexcept;
 
 // Called by the child, table mutex held (inherited locked, INV1): makes the
-// table the child's own. Defined in child_after_fork.cpp.
+// table the child's own. Defined in after_fork/process_child.cpp.
 void reset_table_in_child(ProcessTable& table, ProcessInfo* identity) noexcept;
 
 }  // namespace mp::detail

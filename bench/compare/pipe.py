@@ -5,12 +5,15 @@ Usage: python3 bench/compare/pipe.py <build-dir>
 
 Runs <build-dir>/bench/pipe_bench (Google Benchmark, JSON) and the same work in
 Python: a round trip of an int between a parent and a forked child, and
-one-way throughput of 4 KiB and 1 MiB messages (duplex Pipe() and Pipe(False)).
+one-way throughput of 4 KiB and 1 MiB messages (duplex Pipe() and Pipe(False)),
+and the round trip over a TCP connection made by Listener/Client with an
+authkey (mp: an i64 in mp's codec and a py::Object pickle; Python: a pickle).
 Prints a table with the ratios; the goal for the round trip is
 mp <= Python / 15.
 """
 import json
 import multiprocessing as mp
+from multiprocessing.connection import Client, Listener
 import os
 import subprocess
 import sys
@@ -46,6 +49,35 @@ def python_round_trip_seconds():
         n = parent_conn.recv()
     elapsed = time.perf_counter() - start
     parent_conn.close()
+    p.join()
+    return elapsed / ROUND_TRIPS
+
+
+def listener_echo(address):
+    with Client(address, authkey=b"bench key") as conn:
+        try:
+            while True:
+                conn.send(conn.recv() + 1)
+        except EOFError:
+            pass
+
+
+def python_listener_round_trip_seconds():
+    ctx = mp.get_context("fork")
+    with Listener(("127.0.0.1", 0), authkey=b"bench key") as listener:
+        p = ctx.Process(target=listener_echo, args=(listener.address,))
+        p.start()
+        conn = listener.accept()
+    n = 0
+    for _ in range(1000):  # warm up
+        conn.send(n)
+        n = conn.recv()
+    start = time.perf_counter()
+    for _ in range(ROUND_TRIPS):
+        conn.send(n)
+        n = conn.recv()
+    elapsed = time.perf_counter() - start
+    conn.close()
     p.join()
     return elapsed / ROUND_TRIPS
 
@@ -114,6 +146,13 @@ def main():
     print(f"{'  kernel floor (bare socketpair)':34} {floor * 1e6:11.2f} us {'':>14} {py_rt / floor:9.1f}x"
           f"  (Python / bare kernel round trip)")
     print(f"{'  goal: Python / 15':34} {py_rt / GOAL_ROUND_TRIP_SPEEDUP * 1e6:11.2f} us")
+
+    py_listener = python_listener_round_trip_seconds()
+    for name, label in (("BM_ListenerRoundTripInt", "Listener/Client round trip, i64"),
+                        ("BM_ListenerRoundTripPyObject", "Listener/Client round trip, pickle")):
+        cpp_listener = seconds(cpp[name + "/real_time"])
+        print(f"{label:34} {cpp_listener * 1e6:11.2f} us {py_listener * 1e6:11.2f} us"
+              f" {py_listener / cpp_listener:9.1f}x  (TCP on 127.0.0.1, authkey)")
 
     for size, label in ((4096, "4 KiB"), (1 << 20, "1 MiB")):
         for duplex in (1, 0):

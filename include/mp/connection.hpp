@@ -4,7 +4,11 @@
 // encodes x with the codec (mp/codec.hpp) and writes one message; recv()
 // reads one message and decodes it as T. send_bytes / recv_bytes move raw
 // bytes. Message boundaries are kept, the empty message included, and a
-// message may have any size. Make connections with mp::Pipe<T>() (mp/pipe.hpp).
+// message may have any size. Make connections with mp::Pipe<T>() (mp/pipe.hpp),
+// or between unrelated programs (and Python) with mp::Listener / mp::Client
+// (mp/listener.hpp); how the bytes travel is the transport's business
+// (mp/detail/connection_core.hpp). Connection<mp::py::Object> (mp/py.hpp)
+// sends and receives pickles, as Python's Connection.send()/recv() do.
 //
 //   auto [a, b] = mp::Pipe<std::string>();
 //   a.send("hello");
@@ -56,6 +60,7 @@
 #include "mp/codec.hpp"
 #include "mp/detail/clock.hpp"
 #include "mp/detail/connection_core.hpp"
+#include "mp/detail/message_format.hpp"
 #include "mp/errors.hpp"
 
 namespace mp {
@@ -69,7 +74,7 @@ std::pair<Connection<T>, Connection<T>> Pipe(bool duplex = true);
 
 template <class T>
 class Connection {
-  static_assert(Encodable<T>,
+  static_assert(Encodable<T> || detail::message_format<T>::specialised,
                 "mp::Connection<T> / mp::Pipe<T>: T is not Encodable, so it cannot travel between processes; "
                 "give it a `template <class Archive> void serialize(Archive& ar)` member or a mp::codec<T> "
                 "specialisation (see mp/codec.hpp)");
@@ -80,8 +85,12 @@ class Connection {
   // buffer is full. Throws ValueError if closed or read-only, ConnectionError
   // if the other end was closed (EPIPE; never SIGPIPE), mp::Error otherwise.
   void send(const T& value) {
-    std::vector<std::byte> frame(detail::frame_header_size);
-    mp::encode_into(frame, value);
+    std::vector<std::byte> frame(detail::ConnectionCore::frame_reserve);
+    if constexpr (detail::message_format<T>::specialised) {
+      detail::message_format<T>::encode_into(frame, value);
+    } else {
+      mp::encode_into(frame, value);
+    }
     core("send").send_frame(frame, "send");
   }
 
@@ -92,11 +101,21 @@ class Connection {
   T recv() {
     std::vector<std::byte> payload = core("recv").recv_bytes("recv");
     try {
-      return mp::decode<T>(std::span<const std::byte>(payload));
+      if constexpr (detail::message_format<T>::specialised) {
+        return detail::message_format<T>::decode(std::span<const std::byte>(payload));
+      } else {
+        return mp::decode<T>(std::span<const std::byte>(payload));
+      }
     } catch (const CodecError& error) {
+      std::string expected;
+      if constexpr (detail::message_format<T>::specialised) {
+        expected = detail::message_format<T>::name();
+      } else {
+        expected = mp::codec_signature<T>();
+      }
       throw CodecError("recv(connection fd " + std::to_string(core_->fileno()) + "): a " +
-                       std::to_string(payload.size()) + "-byte message does not decode as " +
-                       mp::codec_signature<T>() + ": " + error.what());
+                       std::to_string(payload.size()) + "-byte message does not decode as " + expected +
+                       ": " + error.what());
     }
   }
 
@@ -134,7 +153,7 @@ class Connection {
 
  private:
   explicit Connection(std::shared_ptr<detail::ConnectionCore> core) noexcept : core_(std::move(core)) {}
-  friend std::pair<Connection<T>, Connection<T>> Pipe<T>(bool duplex);
+  friend struct detail::ConnectionAccess;
 
   // The end behind this handle; a moved-from handle has none (ValueError).
   detail::ConnectionCore& core(const char* call) const {

@@ -10,9 +10,11 @@
 
 #include "mp/codec.hpp"
 #include "mp/errors.hpp"
+#include "mp/listener.hpp"
 #include "mp/pipe.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
+#include "mp/py.hpp"
 #include "mp/queue.hpp"
 #include "mp/shared.hpp"
 #include "mp/synchronize.hpp"

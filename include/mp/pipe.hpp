@@ -41,7 +41,8 @@ namespace mp {
 template <class T>
 std::pair<Connection<T>, Connection<T>> Pipe(bool duplex) {  // duplex defaults to true (mp/connection.hpp)
   auto [first, second] = detail::make_connection_pair(duplex);
-  return {Connection<T>(std::move(first)), Connection<T>(std::move(second))};
+  return {detail::ConnectionAccess::wrap<Connection<T>>(std::move(first)),
+          detail::ConnectionAccess::wrap<Connection<T>>(std::move(second))};
 }
 
 }  // namespace mp

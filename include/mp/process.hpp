@@ -15,7 +15,9 @@
 // it never runs the parent's atexit handlers or static destructors. C stdio
 // and std::cout/cerr/clog are flushed before fork() and in the child before
 // _exit(), so output buffered before start() is never printed twice (flush
-// your own std::ofstream or FILE* opened with a custom buffer yourself).
+// your own std::ofstream or FILE* opened with a custom buffer yourself). The
+// child discards, never flushes, the stdout/stderr buffers it inherited: what
+// other threads printed after the pre-fork flush is printed by the parent only.
 //
 // States: created --start()--> started --(reaped by join/is_alive/exitcode)--> ended.
 // Misuse is an mp::ProcessError: start() twice, join()/terminate()/sentinel()
@@ -67,6 +69,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -148,7 +151,28 @@ class Process {
         std::forward<F>(target), std::forward<Args>(args)...);
   }
 
+  // Process::Process(Process&&): takes over `other`'s child (or target).
   Process(Process&& other) noexcept;
+
+  // Slicing (issue 9, defect 10): a subclass keeps its run() and fields in the
+  // derived part, which a plain mp::Process cannot hold. So
+  //   mp::Process p = Squarer(3);                     // does not compile
+  //   std::vector<mp::Process> v; v.emplace_back(Squarer(3));   // does not compile
+  // (this constructor is protected: only a subclass's own constructors may
+  // pass a subclass object to Process's move constructor). The language still
+  // lets a Squarer bind to `Process&&`, so `v.push_back(Squarer(3))` compiles;
+  // that Process remembers it was moved out of a Squarer and start() throws
+  // ProcessError saying so, instead of silently running the empty base run().
+  // Keep subclasses by pointer: std::vector<std::unique_ptr<mp::Process>>.
+ protected:
+  template <class Subclass_would_be_sliced_keep_it_by_pointer>
+  requires(std::is_base_of_v<Process, std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>> &&
+           !std::is_same_v<std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>, Process>)
+      Process(Subclass_would_be_sliced_keep_it_by_pointer&& subclass_object)
+  noexcept  // NOLINT(bugprone-forwarding-reference-overload)
+      : Process(static_cast<Process&&>(subclass_object)) {}
+
+ public:
   // Process::operator=(Process&&): applies ~Process's policy to the child this
   // object held, then takes over `other`'s.
   Process& operator=(Process&& other) noexcept;
@@ -249,6 +273,10 @@ class Process {
   detail::UniqueFd pidfd_;  // the sentinel
   int exitcode_ = 0;        // valid in State::ended
   std::unique_ptr<detail::ProcessTarget> target_;
+  // The dynamic type of the object this one was moved from (nullptr: never
+  // moved into). start() compares it with its own dynamic type: a mismatch
+  // means a subclass was sliced into a plain Process (see "Slicing").
+  const std::type_info* moved_from_type_ = nullptr;
 };
 
 // mp::current_process(): "MainProcess" in the main program; in a child, the

@@ -5,6 +5,18 @@
 // shared-memory twins, over one Redis 7 server, so code moves between one
 // machine and many by changing one type. Processes meet by url and name.
 //
+// The url is redis://[[user]:password@]host:port[/db]: a Redis 6+ ACL user, or
+// only a password for requirepass (percent-encode @ : / % in it). The login is
+// sent on every connection and reconnection; a server that refuses it raises
+// mp::AuthenticationError at once (never retried as an outage), one that
+// refuses the database mp::ValueError at once; no error message shows the
+// password (urls appear as redis://user:***@host:port).
+//
+// Timeouts: a call with a timeout ends within it plus 0.5 s, even against a
+// frozen server; a call without one gives up Options::server_timeout (10 s)
+// after the server fell silent, with mp::ConnectionError. Dropping a handle
+// never waits more than about a second for the server.
+//
 //   mp::redis::JoinableQueue<int> q("redis://127.0.0.1:6379", "jobs");
 //   q.put(42);
 //   int job = q.get();

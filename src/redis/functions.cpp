@@ -9,15 +9,21 @@
 //
 // Keys of one queue share the hash tag {name} (one cluster slot):
 //   mpq:{N}:items        LIST   ready items; put LPUSHes at the left, get takes from the right (FIFO)
-//   mpq:{N}:meta         HASH   signature (codec_signature<T>), maxsize, shutdown
+//   mpq:{N}:meta         HASH   signature (codec_signature<T>), maxsize, max_deliveries, shutdown
 //   mpq:{N}:unfinished   STRING items put and not yet acknowledged (task_done, or a plain get)
 //   mpq:{N}:inflight:C   LIST   items handed to consumer C of a JoinableQueue, newest at the left
-//   mpq:{N}:hb:C         STRING consumer C's lease (PX)
+//   mpq:{N}:hb:C         STRING consumer C's lease (PX); its value: when it was last renewed
+//                               (unix ms, the consumer's clock), for mp-redis stats
 //   mpq:{N}:consumers    SET    consumers that may hold items (the reaper's registry)
 //   mpq:{N}:notfull      LIST   wake-up hints for producers blocked on a full queue (<= 64)
 //   mpq:{N}:producers    HASH   producer -> sequence of its last applied put (PX 10 min): a retried
 //                               put is applied once
 //   mpq:{N}:acks         HASH   acker -> sequence of its last applied task_done (same, for task_done)
+//   mpq:{N}:stats        HASH   done (items acknowledged), failed (deliveries lost with a dead
+//                               consumer, handed out again), dead (items moved to the dead letters)
+//   mpq:{N}:deliveries   HASH   sha1(item) -> failed deliveries so far (only with max_deliveries)
+//   mpq:{N}:dead         LIST   dead letters: items whose consumers died max_deliveries times
+//                               (newest at the left); mp-redis retry puts them back
 //   channel mpq:{N}:joined      published when unfinished reaches 0
 // A lock N:
 //   mpl:{N}:lock         STRING the holder's random token, PX lease
@@ -31,11 +37,12 @@ const char* const kLibraryName = "mp2";
 
 const char* const kFunctionLibrary = R"lua(#!lua name=mp2
 
--- open: KEYS meta; ARGV signature, maxsize -> {signature, maxsize}
+-- open: KEYS meta; ARGV signature, maxsize, max_deliveries -> {signature, maxsize}
 -- Creates the queue's meta hash once; later openers read what the first wrote.
 redis.register_function('mp2_open', function(keys, args)
   if redis.call('EXISTS', keys[1]) == 0 then
-    redis.call('HSET', keys[1], 'signature', args[1], 'maxsize', args[2], 'version', '1')
+    redis.call('HSET', keys[1], 'signature', args[1], 'maxsize', args[2], 'version', '2',
+               'max_deliveries', args[3] or '0')
   end
   return redis.call('HMGET', keys[1], 'signature', 'maxsize')
 end)
@@ -74,9 +81,15 @@ local function hint_not_full(meta, notfull, items)
   end
 end
 
+-- The queue's other keys from one of its keys: 'mpq:{N}:unfinished' -> 'mpq:{N}:' .. name.
+local function sibling(key, own, name)
+  return string.sub(key, 1, #key - #own) .. name
+end
+
 local function acknowledge(unfinished, channel)
   local left = redis.call('DECR', unfinished)
   if left <= 0 then redis.call('PUBLISH', channel, left) end
+  redis.call('HINCRBY', sibling(unfinished, 'unfinished', 'stats'), 'done', 1)
   return left
 end
 
@@ -121,9 +134,12 @@ redis.register_function('mp2_task_done', function(keys, args)
   if redis.call('HGET', keys[3], args[2]) == args[3] then
     return tonumber(redis.call('GET', keys[2]) or '0')
   end
-  if not redis.call('RPOP', keys[1]) then
+  local item = redis.call('RPOP', keys[1])
+  if not item then
     return redis.error_reply('NOLEASE no item in flight for this consumer')
   end
+  local deliveries = sibling(keys[2], 'unfinished', 'deliveries')
+  if redis.call('EXISTS', deliveries) == 1 then redis.call('HDEL', deliveries, redis.sha1hex(item)) end
   redis.call('HSET', keys[3], args[2], args[3])
   redis.call('PEXPIRE', keys[3], 600000)
   return acknowledge(keys[2], args[1])
@@ -135,18 +151,72 @@ local function requeue(inflight, items)
   return n
 end
 
--- reap: KEYS consumers, items; ARGV prefix ('mpq:{N}:') -> items handed back
+-- A delivery failed (its consumer died): count it; past max_deliveries the item becomes a
+-- dead letter (no longer unfinished, so join() does not wait for it); else it goes back.
+local function requeue_failed(prefix, inflight, items, max_deliveries)
+  if max_deliveries <= 0 then return requeue(inflight, items) end
+  local n = 0
+  while true do
+    local item = redis.call('LPOP', inflight)
+    if not item then break end
+    local id = redis.sha1hex(item)
+    if redis.call('HINCRBY', prefix .. 'deliveries', id, 1) >= max_deliveries then
+      redis.call('HDEL', prefix .. 'deliveries', id)
+      redis.call('LPUSH', prefix .. 'dead', item)
+      redis.call('HINCRBY', prefix .. 'stats', 'dead', 1)
+      local left = redis.call('DECR', prefix .. 'unfinished')
+      if left <= 0 then redis.call('PUBLISH', prefix .. 'joined', left) end
+    else
+      redis.call('RPUSH', items, item)
+    end
+    n = n + 1
+  end
+  return n
+end
+
+-- reap: KEYS consumers, items; ARGV prefix ('mpq:{N}:') -> deliveries that failed
 -- Every consumer whose lease ran out gives its in-flight items back, oldest
--- next in line; unfinished is unchanged, so join() still waits for them.
+-- next in line; unfinished is unchanged, so join() still waits for them (unless
+-- an item ran out of deliveries: a dead letter).
 redis.register_function('mp2_reap', function(keys, args)
   local n = 0
+  local max_deliveries = tonumber(redis.call('HGET', args[1] .. 'meta', 'max_deliveries') or '0') or 0
   for _, cid in ipairs(redis.call('SMEMBERS', keys[1])) do
     if redis.call('EXISTS', args[1] .. 'hb:' .. cid) == 0 then
-      n = n + requeue(args[1] .. 'inflight:' .. cid, keys[2])
+      n = n + requeue_failed(args[1], args[1] .. 'inflight:' .. cid, keys[2], max_deliveries)
       redis.call('SREM', keys[1], cid)
     end
   end
+  if n > 0 then redis.call('HINCRBY', args[1] .. 'stats', 'failed', n) end
   return n
+end)
+
+-- retry_dead: KEYS items, dead, unfinished -> items put back
+-- Dead letters go back to the queue (behind what waits now), unfinished again.
+redis.register_function('mp2_retry_dead', function(keys, args)
+  local n = 0
+  while true do
+    local item = redis.call('RPOP', keys[2])
+    if not item then break end
+    redis.call('LPUSH', keys[1], item)
+    redis.call('INCR', keys[3])
+    n = n + 1
+  end
+  return n
+end)
+
+-- purge: KEYS items, dead, unfinished; ARGV channel -> items removed
+-- Removes the waiting items and the dead letters (not what consumers hold now);
+-- waiting items count as finished, so join() is not left waiting for them.
+redis.register_function('mp2_purge', function(keys, args)
+  local waiting = redis.call('LLEN', keys[1])
+  local dead = redis.call('LLEN', keys[2])
+  redis.call('DEL', keys[1], keys[2])
+  if waiting > 0 then
+    local left = redis.call('DECRBY', keys[3], waiting)
+    if left <= 0 then redis.call('PUBLISH', args[1], left) end
+  end
+  return waiting + dead
 end)
 
 -- leave: KEYS consumers, items, inflight, hb; ARGV cid -> items handed back

@@ -42,19 +42,26 @@ using namespace mp::redis::impl;  // NOLINT(google-build-using-namespace): this 
 
 namespace {
 
+// now_ms(): the wall clock in unix ms: a lease's value, so that mp-redis can show when it was renewed.
+std::string now_ms() {
+  return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
+}
+
 // The queue consumer's renewal: SET hb XX PX; a nil reply means the lease was lost (expired, or
 // the server lost it): what the consumer held is (or will be) reaped and handed out again, so it
 // continues under a new identity, and late task_done()s for the old items are refused.
 LeaseKeeper::Renew consumer_renewal(const QueueKeys& keys, std::chrono::milliseconds lease) {
   return [&keys, lease](Link& link, const std::string& cid, Deadline deadline) -> std::optional<std::string> {
-    Command renew{"SET", keys.heartbeat(cid), "1", "XX", "PX"};
+    Command renew{"SET", keys.heartbeat(cid), now_ms(), "XX", "PX"};
     renew.add(static_cast<long long>(lease.count()));
     Reply reply = link.run1(renew, deadline);
     throw_if_error(reply, "renewing a consumer's lease");
     if (!is_nil(reply.get())) return cid;
     std::string fresh = new_consumer_id();
     std::vector<Command> reg{Command{"SADD", keys.consumers, fresh},
-                             Command{"SET", keys.heartbeat(fresh), "1", "PX"}};
+                             Command{"SET", keys.heartbeat(fresh), now_ms(), "PX"}};
     reg[1].add(static_cast<long long>(lease.count()));
     for (auto& r : link.run(reg, deadline)) throw_if_error(r, "registering a consumer again");
     return fresh;
@@ -72,7 +79,7 @@ std::string QueueCore::Impl::current_cid(ProcessQueueState& state, Link& link, R
   if (state.keeper) return state.keeper->holder();
   std::string cid = new_consumer_id();
   std::vector<Command> reg{Command{"SADD", keys.consumers, cid},
-                           Command{"SET", keys.heartbeat(cid), "1", "PX"}};
+                           Command{"SET", keys.heartbeat(cid), now_ms(), "PX"}};
   reg[1].add(static_cast<long long>(options.lease.count()));
   auto sent_at = Clock::now();
   auto replies = link.run(reg, retry.reply_deadline());
@@ -131,15 +138,18 @@ QueueCore::QueueCore(std::string_view url, std::string_view name, std::size_t ma
   if (options.lease < std::chrono::milliseconds(30)) {
     throw mp::ValueError("mp::redis queue \"" + std::string(name) + "\": the lease must be at least 30 ms");
   }
+  if (options.max_deliveries < 0) {
+    throw mp::ValueError("mp::redis queue \"" + std::string(name) + "\": max_deliveries must be >= 0");
+  }
   impl_ = std::make_unique<Impl>(url, name, maxsize, joinable, std::move(signature), options);
   auto& state = impl_->local();
   auto retry = impl_->retry(Deadline::never(), "opening");
   auto link = state.pool.take();
   const std::string what = "opening " + impl_->described;
   Reply reply = retry([&] {
-    return link->run1(
-        Command{"FCALL", "mp2_open", "1", impl_->keys.meta, impl_->signature, std::to_string(maxsize)},
-        retry.reply_deadline());
+    return link->run1(Command{"FCALL", "mp2_open", "1", impl_->keys.meta, impl_->signature,
+                              std::to_string(maxsize), std::to_string(options.max_deliveries)},
+                      retry.reply_deadline());
   });
   std::string stored_signature = text_of(element_of(reply.get(), 0, what), what);
   const redisReply* stored_max = element_of(reply.get(), 1, what);

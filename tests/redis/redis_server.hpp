@@ -104,6 +104,9 @@ class RedisServer {
 
   // RedisServer::command({...}): runs one command on a fresh connection (for inspection).
   RedisReplyPtr command(std::initializer_list<std::string> args) const {
+    return command_argv(std::vector<std::string>(args));
+  }
+  RedisReplyPtr command_argv(const std::vector<std::string>& args) const {
     redisContext* c = redisConnect("127.0.0.1", port_);
     if (c == nullptr || c->err != 0) {
       if (c != nullptr) redisFree(c);

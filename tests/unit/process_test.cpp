@@ -29,85 +29,17 @@
 #include <vector>
 
 #include "common/leak_check.hpp"
+#include "unit/process_test_support.hpp"
 #include "mp/detail/fd.hpp"
 #include "mp/errors.hpp"
 #include "mp/process.hpp"
 
-extern char** environ;
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace mp::test;
 using mp::detail::UniqueFd;
-
-struct TestPipe {
-  UniqueFd read_end;
-  UniqueFd write_end;
-};
-
-TestPipe make_pipe() {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) std::abort();
-  return {UniqueFd(fds[0]), UniqueFd(fds[1])};
-}
-
-void write_text(int fd, const std::string& text) {
-  if (::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) std::abort();
-}
-
-char read_byte(int fd) {
-  char c = 0;
-  while (::read(fd, &c, 1) < 0 && errno == EINTR) {
-  }
-  return c;
-}
-
-std::string read_all(int fd) {
-  std::string text;
-  char buffer[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return text;
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
-}
-
-bool readable_now(int fd) {
-  pollfd entry{fd, POLLIN, 0};
-  return ::poll(&entry, 1, 0) == 1;
-}
-
-int number_in_name(const std::string& name) { return std::stoi(name.substr(name.rfind('-') + 1)); }
-
-bool contains(const std::vector<mp::Process*>& list, const mp::Process* p) {
-  return std::find(list.begin(), list.end(), p) != list.end();
-}
-
-// run_helper(name, args, output): runs tests/helpers/<name> with stdout and
-// stderr on a pipe, reaps it, returns its wait status.
-int run_helper(const std::string& name, std::vector<std::string> args, std::string& output) {
-  TestPipe out = make_pipe();
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out.write_end.get(), 1);
-  posix_spawn_file_actions_adddup2(&actions, out.write_end.get(), 2);
-  std::string path = std::string(MP_HELPERS_DIR) + "/" + name;
-  args.insert(args.begin(), path);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) ADD_FAILURE() << "posix_spawn " << path << ": " << rc;
-  out.write_end.reset();
-  output = read_all(out.read_end.get());
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return status;
-}
 
 // ---- names, identity ---------------------------------------------------------
 
@@ -635,11 +567,7 @@ TEST(Process, BufferedIostreamsAreNotPrintedTwice) {
   std::string output;
   int status = run_helper("buffered_output", {}, output);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
-  auto count = [&output](const std::string& what) {
-    std::size_t n = 0;
-    for (auto at = output.find(what); at != std::string::npos; at = output.find(what, at + 1)) ++n;
-    return n;
-  };
+  auto count = [&output](const std::string& what) { return count_of(output, what); };
   EXPECT_EQ(count("cout-pending"), 1u) << output;
   EXPECT_EQ(count("stdio-pending"), 1u) << output;
   EXPECT_EQ(count("[child-cout]"), 1u) << output;

@@ -1,27 +1,36 @@
-// mp/detail/connection_core.hpp — the untyped end of a Pipe: one fd, framed messages.
+// mp/detail/connection_core.hpp — the transport seam under mp::Connection<T>.
 //
-// Every mp::Connection<T> handle holds a shared_ptr to one ConnectionCore; the
-// template only encodes and decodes, all I/O is here (src/connection.cpp).
+// A Connection<T> handle holds a shared_ptr to one ConnectionCore: the untyped
+// end of a connection that moves whole messages (byte strings, the empty one
+// included). The template above it only encodes and decodes; how the bytes
+// travel is the core's business, behind these virtual members:
 //
-// Wire format (one message): an 8-byte little-endian unsigned length N, then N
-// payload bytes. N may be 0 (the empty message). Nothing else is ever written,
-// so message boundaries are exactly the frames.
+//   transport            made by                      framing of one message
+//   -------------------  ---------------------------  ------------------------------------------
+//   StreamConnection,    Pipe(): socketpair / pipe2   8-byte little-endian length, then payload
+//     mp framing
+//   StreamConnection,    Listener::accept, Client     Python's multiprocessing.connection: 4-byte
+//     Python framing     (a Unix or TCP socket)       big-endian signed length; -1 then an 8-byte
+//                                                     big-endian length beyond 2^31 - 1 bytes
+//   (issue 10)           Pipe() over shared memory    rings in a shared mapping (a later transport)
+//
+// StreamConnection lives in src/stream_connection.hpp; a new transport derives
+// from ConnectionCore and is handed to Connection<T> by a factory, nothing in
+// the template changes.
 //
 // Safety: like Python's Connection, one end is meant to be used by one thread
 // at a time in each direction: a sender and a receiver may use the same
 // duplex end concurrently, but two threads sending (or two receiving) on the
 // same end interleave their bytes, and close() must not race another thread's
-// call on the same end. The fd number is an atomic only so that such misuse
-// is a documented error rather than a data race.
-// Visibility: a message is complete in the kernel's buffer before the
-// sender's send() returns; what a process wrote to memory before send() is
-// not made visible to the receiver (processes do not share that memory).
-// Lifetime: the fd is O_CLOEXEC and closed by close() or when the last handle
-// in this process drops the core; a forked child holds its own copy of the fd.
+// call on the same end.
+// Visibility: a message is complete in the transport before the sender's
+// send() returns; nothing else is shared between the processes.
+// Lifetime: the core owns what it transports over (an fd, a mapping); close()
+// or the last handle in this process dropping the core releases it.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <utility>
@@ -31,62 +40,66 @@
 
 namespace mp::detail {
 
-// The size of a frame header: the payload length as a little-endian u64.
-inline constexpr std::size_t frame_header_size = 8;
-
 class ConnectionCore {
  public:
-  enum class Kind : unsigned char { socket, pipe_read_end, pipe_write_end };
+  // Bytes a sender reserves at the front of an encoded frame (see
+  // send_frame): room for any transport's header, so the header and the
+  // payload leave in one write without copying the payload.
+  static constexpr std::size_t frame_reserve = 16;
 
-  ConnectionCore(int fd, Kind kind) noexcept : fd_(fd), kind_(kind) {}
-  ~ConnectionCore();
+  ConnectionCore() = default;
+  virtual ~ConnectionCore() = default;
   ConnectionCore(const ConnectionCore&) = delete;
   ConnectionCore& operator=(const ConnectionCore&) = delete;
 
-  // ConnectionCore::send_bytes(payload): writes one frame (header + payload,
-  // one writev). Blocks until all is in the kernel. ValueError when closed or
-  // read-only; ConnectionError when the peer closed (EPIPE); mp::Error else.
-  void send_bytes(std::span<const std::byte> payload, const char* call);
+  // ConnectionCore::send_bytes(payload): writes one message. Blocks until it
+  // is all in the transport. ValueError when closed or read-only;
+  // ConnectionError when the peer closed (EPIPE; never SIGPIPE); CodecError
+  // when the message exceeds what the framing or the peer allows.
+  virtual void send_bytes(std::span<const std::byte> payload, const char* call) = 0;
 
-  // ConnectionCore::send_frame(frame): `frame` already starts with
-  // frame_header_size reserved bytes followed by the payload; fills in the
-  // header and writes everything with one write. Errors as send_bytes.
-  void send_frame(std::span<std::byte> frame, const char* call);
+  // ConnectionCore::send_frame(frame): `frame` starts with frame_reserve
+  // spare bytes followed by the payload; the transport may write its header
+  // into the spare bytes. Errors as send_bytes.
+  virtual void send_frame(std::span<std::byte> frame, const char* call) = 0;
 
-  // ConnectionCore::recv_bytes(): blocks for one whole frame and returns its
-  // payload. EOFError when the peer closed at a message boundary, or in the
-  // middle of a message (says so); ValueError when closed or write-only.
-  [[nodiscard]] std::vector<std::byte> recv_bytes(const char* call);
+  // ConnectionCore::recv_bytes(): blocks for one whole message and returns
+  // it. EOFError when the peer closed at a message boundary, or in the middle
+  // of a message (says so); ValueError when closed or write-only; CodecError
+  // when the stream is not this transport's framing or a message is larger
+  // than the connection accepts (the connection is then closed: the stream
+  // can no longer be trusted).
+  [[nodiscard]] virtual std::vector<std::byte> recv_bytes(const char* call) = 0;
 
-  // ConnectionCore::poll(deadline): true when the fd is readable or at EOF
-  // (recv would not block, or would raise EOFError). ValueError when closed
-  // or write-only.
-  [[nodiscard]] bool poll(Deadline deadline);
+  // ConnectionCore::poll(deadline): true when recv would not block (a
+  // message is there, or the peer closed). ValueError when closed or
+  // write-only.
+  [[nodiscard]] virtual bool poll(Deadline deadline) = 0;
 
-  // ConnectionCore::close(): closes the fd once; later calls do nothing.
-  void close() noexcept;
+  // ConnectionCore::close(): releases the transport once; later calls do nothing.
+  virtual void close() noexcept = 0;
 
-  [[nodiscard]] bool closed() const noexcept { return fd_.load(std::memory_order_relaxed) < 0; }
-  [[nodiscard]] bool readable() const noexcept { return kind_ != Kind::pipe_write_end; }
-  [[nodiscard]] bool writable() const noexcept { return kind_ != Kind::pipe_read_end; }
+  [[nodiscard]] virtual bool closed() const noexcept = 0;
+  [[nodiscard]] virtual bool readable() const noexcept = 0;
+  [[nodiscard]] virtual bool writable() const noexcept = 0;
 
-  // ConnectionCore::fileno(): the fd; ValueError when closed.
-  [[nodiscard]] int fileno() const;
-
- private:
-  int usable_fd(const char* call, bool for_reading) const;
-  void write_frame(int fd, std::span<const std::byte> header, std::span<const std::byte> payload,
-                   const char* call);
-
-  // The fd, or -1 once closed. Relaxed everywhere: the number itself is the
-  // only state, and ordering against other memory is not needed (see Safety).
-  std::atomic<int> fd_;
-  Kind kind_;
+  // ConnectionCore::fileno(): an fd that polls readable when recv would not
+  // block (for mp::wait); ValueError when closed.
+  [[nodiscard]] virtual int fileno() const = 0;
 };
 
 // make_connection_pair(duplex): the two cores of a Pipe. duplex: a
 // socketpair(AF_UNIX, SOCK_STREAM); else pipe2: first reads, second writes.
-// Both fds O_CLOEXEC. Throws mp::Error naming the call on failure.
+// Both fds O_CLOEXEC, mp framing. Throws mp::Error naming the call on failure.
 std::pair<std::shared_ptr<ConnectionCore>, std::shared_ptr<ConnectionCore>> make_connection_pair(bool duplex);
+
+// ConnectionAccess: how factories outside the template (Pipe, Listener,
+// Client) wrap a core in a typed handle without making the constructor public.
+struct ConnectionAccess {
+  template <class Handle>
+  static Handle wrap(std::shared_ptr<ConnectionCore> core) noexcept {
+    return Handle(std::move(core));
+  }
+};
 
 }  // namespace mp::detail

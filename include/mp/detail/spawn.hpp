@@ -7,7 +7,7 @@
 // wait_and_reap(pidfd, deadline) to learn the exit code; signal_child(pidfd,
 // SIGTERM) to stop it. mp::Process (src/process.cpp) is the reference user.
 //
-// What the child does (src/child_after_fork.cpp, the only code between fork()
+// What the child does (src/after_fork/process_child.cpp, with all code between fork()
 // and _exit()): it resets mp's process table (no inherited children, name
 // counter from 1), makes `*identity` its current_process(), arms the daemon
 // death signal when asked, calls body.run(body.context), prints an escaping

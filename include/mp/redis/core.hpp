@@ -33,6 +33,10 @@ struct Options {
   // How long a call keeps trying to regain a lost server when it has no
   // timeout of its own, before mp::ConnectionError.
   std::chrono::milliseconds server_timeout{std::chrono::seconds(10)};
+  // JoinableQueue: an item whose consumers died holding it this many times becomes a
+  // dead letter (mp-redis dead / retry / purge) instead of being handed out again;
+  // 0: handed out again forever. Fixed by whoever creates the queue.
+  int max_deliveries = 0;
 };
 
 namespace detail {

@@ -42,7 +42,8 @@ namespace mp::redis {
 class Lock {
  public:
   // Lock(url, name, lease = 10s, options = {}): no server round trip yet;
-  // ValueError for a malformed url or an empty name.
+  // ValueError for a malformed url or an empty name. The url may carry a login
+  // (see mp/redis.hpp); a refused one is AuthenticationError at the first call.
   template <class Rep = long long, class Period = std::ratio<1>>
   Lock(std::string_view url, std::string_view name,
        std::chrono::duration<Rep, Period> lease = std::chrono::seconds(10), Options options = {})

@@ -31,8 +31,10 @@
 //
 // Errors: Full / Empty / ShutDown / ValueError as for mp::Queue;
 // mp::ConnectionError when the server cannot be reached, or is lost and not
-// regained within the call's timeout (Options::server_timeout, 10 s, for calls
-// without one); mp::CodecError when an item's bytes do not decode as T.
+// regained within the call's timeout plus 0.5 s (Options::server_timeout, 10 s
+// after the server fell silent, for calls without one);
+// mp::AuthenticationError when the server refuses the url's login;
+// mp::CodecError when an item's bytes do not decode as T.
 // A call that lost the server mid-way retries once it is back, exactly once
 // (puts and task_dones carry a sequence number the server checks); only when
 // ConnectionError ends a put is that put in doubt (it may have been stored).
@@ -69,9 +71,10 @@ class Queue {
 
  public:
   // Queue(url, name, maxsize = 0, options = {}): opens (or creates) the queue
-  // `name` on the server at url ("redis://host:port[/db]"). ValueError for a
-  // malformed url or another item type under this name; ConnectionError when
-  // the server cannot be reached.
+  // `name` on the server at url ("redis://[[user]:password@]host:port[/db]").
+  // ValueError for a malformed url, a database the server refuses or another
+  // item type under this name; AuthenticationError when the server refuses the
+  // login; ConnectionError when the server cannot be reached.
   Queue(std::string_view url, std::string_view name, std::size_t maxsize = 0, Options options = {})
       : Queue(url, name, maxsize, options, false) {}
 
