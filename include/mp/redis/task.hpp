@@ -92,6 +92,6 @@ constexpr std::string_view qualified_name() {
 // MP_TASK(fn): at namespace scope; registers fn under its qualified name.
 #define MP_TASK(fn)                                                                            \
   [[maybe_unused]] static const bool MP_DETAIL_TASK_CONCAT(mp_task_registered_, __COUNTER__) = \
-      ::mp::redis::detail::register_task(::mp::redis::detail::qualified_name<&fn>(),           \
-                                         reinterpret_cast<const void*>(&fn),                   \
-                                         &::mp::redis::detail::invoke_task<&fn>)
+      ::mp::redis::detail::register_task(::mp::redis::detail::qualified_name<&(fn)>(),         \
+                                         reinterpret_cast<const void*>(&(fn)),                 \
+                                         &::mp::redis::detail::invoke_task<&(fn)>)
