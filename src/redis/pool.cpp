@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "command.hpp"
+#include "link.hpp"
 #include "mp/pool.hpp"
 #include "mp/redis/pool.hpp"
 #include "mp/redis/queue.hpp"
@@ -227,6 +228,19 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
     queue->put(ResultRecord{std::get<0>(task), static_cast<std::int32_t>(status), std::move(payload),
                             std::move(type), std::move(message)});
   };
+  // dead_letter(task): a task out of attempts is kept on the queue's dead-letter list (best effort:
+  // the submitter hears WorkerLost either way).
+  const impl::Endpoint endpoint = impl::parse_url(url);
+  impl::Link admin(endpoint);
+  const std::string prefix = "mpq:{" + std::string(name) + "}:";
+  auto dead_letter = [&](const TaskRecord& task) {
+    try {
+      std::vector<impl::Command> commands{impl::Command{"LPUSH", prefix + "dead"}.add(mp::encode(task)),
+                                          impl::Command{"HINCRBY", prefix + "stats", "dead", "1"}};
+      (void)admin.run(commands, impl::Deadline::after(std::chrono::seconds(5)));
+    } catch (...) {  // NOLINT(bugprone-empty-catch): best effort, see above
+    }
+  };
   {
     mp::Pool local(processes);
     struct Running {
@@ -247,8 +261,10 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
           ++std::get<4>(again);
           tasks.put(again);
         } else {
+          dead_letter(r.task);
           reply(r.task, Status::worker_lost, {}, "mp::WorkerLost",
-                std::string(e.what()) + " (after " + std::to_string(std::get<5>(r.task)) + " attempts)");
+                std::string(e.what()) + " (after " + std::to_string(std::get<5>(r.task)) +
+                    " attempts; kept as a dead letter: mp-redis dead)");
         }
       }
       tasks.task_done();

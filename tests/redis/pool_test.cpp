@@ -85,7 +85,8 @@ TEST(RedisPool, ATaskWhoseWorkerDiesIsRetriedThenFailsWithWorkerLost) {
     } catch (const mp::WorkerLost& e) {
       EXPECT_NE(std::string(e.what()).find("3 attempts"), std::string::npos) << e.what();
     }
-    EXPECT_EQ(pool.apply(&pooltasks::square, 5), 25);  // the host keeps serving
+    EXPECT_EQ(server.integer({"LLEN", "mpq:{dying}:dead"}), 1);  // kept as a dead letter
+    EXPECT_EQ(pool.apply(&pooltasks::square, 5), 25);            // the host keeps serving
   }
   ::kill(host, SIGTERM);
   EXPECT_EQ(mp::test::wait_exit(host), 0);

@@ -13,12 +13,13 @@
 //   std::vector<int> v = pool.map(&app::square, std::vector{1, 2, 3});   // {1, 4, 9}
 //
 // Delivery: at least once. A task whose worker process dies is put back with
-// attempt + 1, up to PoolOptions::max_attempts, then fails with WorkerLost; a
+// attempt + 1, up to PoolOptions::max_attempts, then fails with WorkerLost (and
+// is kept on the queue's dead-letter list: mp-redis dead / retry); a
 // task held by a host that dies goes back once the host's lease runs out. An
 // exception in a task fails it at once with RemoteError (not retried). Results
 // come back to the submitter only, in order for map. Make tasks idempotent.
-// Not yet: PoolOptions::task_timeout (needs mp::Pool's task_timeout) and
-// dead letters for tasks whose host keeps dying (they are handed out again).
+// Not yet: PoolOptions::task_timeout (needs mp::Pool's task_timeout), and a
+// limit for tasks whose host keeps dying (they are handed out again).
 //
 // Safety: a Pool may be used from several threads. Lifetime: ~Pool stops
 // waiting for results (pending ones are abandoned); serve() returns 0 on
