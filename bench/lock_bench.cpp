@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 
 #include "mp/lock.hpp"
@@ -83,7 +84,8 @@ BENCHMARK(BM_RawPlainSharedMutex);
 // Two processes, one lock, one counter. Code between fork() and _exit() is
 // the loop in the child below: no allocation, no exceptions escaping.
 void BM_TwoProcessCounter(benchmark::State& state) {
-  constexpr long kPerProcess = 1'000'000;
+  // MP_BENCH_QUICK (bench/run.sh's plumbing test): a token run.
+  const long kPerProcess = std::getenv("MP_BENCH_QUICK") != nullptr ? 10'000 : 1'000'000;
   double seconds = 0;
   long total = 0;
   for (auto _ : state) {

@@ -2,18 +2,17 @@
 // barrier.hpp).
 //
 // Waiting: an arriving party changes the state under the barrier's robust
-// mutex and reads `sequence` before unlocking; whoever ends the round, breaks
-// or resets the barrier bumps `sequence` under the same mutex and then wakes
-// every sleeper. So a change that comes after a waiter unlocked alters the
-// word, and the kernel's "word still what I read?" check in futex_wait fails
-// or the wake finds the waiter asleep: no wake-up is lost. A woken waiter
+// mutex and prepares its wait on the event count (detail/event_count.hpp)
+// before unlocking; whoever ends the round, breaks or resets the barrier does
+// so under the same mutex and then notifies. The mutex orders the change after
+// the prepare, so the event count's guarantee applies: the wait returns (after
+// a short spin, or from the futex) and no wake-up is lost. A woken waiter
 // takes the mutex and reads its round's outcome.
 #include "mp/barrier.hpp"
 
 #include <cerrno>
 #include <string>
 
-#include "mp/detail/futex.hpp"
 #include "mp/detail/shm.hpp"
 #include "mp/detail/system_error.hpp"
 #include "mp/errors.hpp"
@@ -44,8 +43,8 @@ class Critical {
     int rc = b.mutex.lock_native();
     if (rc == EOWNERDEAD) {
       // A process died in here. Each change is a single store (INV1), so the
-      // state is one of the table's; but it may have died before bumping
-      // `sequence` and waking: do that for it (INV3). Waiters look again.
+      // state is one of the table's; but it may have died before
+      // notifying: do that for it (INV3). Waiters look again.
       wake_all();
     } else if (rc != 0) {
       detail::throw_system_error("pthread_mutex_lock", "Barrier", rc);
@@ -55,12 +54,9 @@ class Critical {
   Critical& operator=(const Critical&) = delete;
   ~Critical() { b_.mutex.unlock(); }
 
-  // wake_all(): INV3. Release: pairs with nothing in particular (waiters take
-  // the mutex before reading state); the mutex orders the state itself.
-  void wake_all() noexcept {
-    b_.sequence.fetch_add(1, std::memory_order_release);
-    detail::futex_wake(b_.sequence);
-  }
+  // wake_all(): INV3 (waiters take the mutex before reading the state, so
+  // the mutex orders the state itself).
+  void wake_all() noexcept { b_.waiters.notify_all(); }
 
  private:
   BarrierState& b_;
@@ -78,7 +74,7 @@ int Barrier::wait_until(const detail::Deadline& deadline) {
   auto& b = *state_;
   std::uint32_t round;
   std::uint32_t index;
-  std::uint32_t expected;
+  detail::EventCount::Key key;
   {
     Critical hold(b);
     if (b.broken.load(std::memory_order_relaxed))
@@ -97,11 +93,11 @@ int Barrier::wait_until(const detail::Deadline& deadline) {
       return static_cast<int>(index);
     }
     b.round_and_arrived.store(pack(round, index + 1), std::memory_order_relaxed);  // INV1: one store
-    // Read under the mutex: any later change bumps it (file comment).
-    expected = b.sequence.load(std::memory_order_relaxed);
+    // Prepared under the mutex: any later change notifies us (file comment).
+    key = b.waiters.prepare_wait();
   }
   for (;;) {
-    const detail::WaitResult result = detail::futex_wait(b.sequence, expected, deadline);
+    const detail::WaitResult result = b.waiters.wait(key, deadline);
     Critical hold(b);
     const std::uint64_t packed = b.round_and_arrived.load(std::memory_order_relaxed);
     if (round_of(packed) != round) {
@@ -118,7 +114,7 @@ int Barrier::wait_until(const detail::Deadline& deadline) {
       throw BrokenBarrier(
           "Barrier::wait(timeout): timed out before all parties arrived; the barrier is now broken");
     }
-    expected = b.sequence.load(std::memory_order_relaxed);  // under the mutex again
+    key = b.waiters.prepare_wait();  // under the mutex again
   }
 }
 

@@ -1,30 +1,85 @@
-// src/condition.cpp — the protocol behind mp::Condition (INV1, INV2 in
-// condition.hpp).
+// src/condition.cpp — the protocol behind mp::Condition (cohorts and
+// INV1..INV4 in condition.hpp).
 //
-// Why no notify is lost: a waiter reads `sequence` (the value it will sleep
-// on) while it still holds the lock, and notify() bumps `sequence` while
-// holding the lock; so a notify() that comes after the waiter released the
-// lock changes the word, and the kernel's "word still what I read?" check in
-// futex_wait fails or the wake finds it asleep.
+// Why no notify is lost: a waiter prepares its wait on the event count while
+// it still holds the lock, and notify() changes the cohorts while holding the
+// lock and then notifies; the lock orders the two, so the event count's
+// guarantee (detail/event_count.hpp) applies: the waiter's wait returns.
 //
 // Why notify(n) wakes at most n: a waiter returns "notified" only by taking a
-// grant, and notify(n) creates at most n grants. It wakes every sleeper
-// (FUTEX_WAKE all) so that a woken waiter killed before taking its grant
-// cannot strand the grant: another entitled waiter (INV2) takes it. Woken
-// waiters that find no grant go back to sleep without touching the lock.
+// grant of its own cohort (INV2), and notify(n) makes at most n grants, each
+// to a cohort with at least that many ungranted members, all of whom were
+// waiting at that moment. A waiter killed inside wait() stays a member of its
+// cohort: its cohort may receive one grant that nobody takes (one wake-up
+// fewer), but that grant can never be taken by a later waiter, who is always
+// in a newer cohort (issue 9, defect 13: the old single grant counter let two
+// later waiters share a dead one's spare grant and wake two for a notify(1)).
+// Every sleeper is woken on each notify (the event count wakes all), so a
+// woken waiter killed before taking its grant cannot strand it: another
+// member of that cohort takes it; the others find no grant and sleep again.
 #include "mp/condition.hpp"
 
 #include <algorithm>
 #include <climits>
 #include <string>
 
-#include "mp/detail/futex.hpp"
 #include "mp/detail/shm.hpp"
 #include "mp/errors.hpp"
 
 namespace mp {
 
+using detail::ConditionCohort;
 using detail::ConditionState;
+
+namespace {
+
+// All of these run under the user's lock.
+
+// remove_cohort(c, index): INV1: a cohort with no member left goes.
+void remove_cohort(ConditionState& c, std::uint32_t index) noexcept {
+  std::copy(c.cohorts + index + 1, c.cohorts + c.cohort_count, c.cohorts + index);
+  --c.cohort_count;
+}
+
+// join_cohort(c): INV3: the newest cohort while it has no grants, else a new
+// one. Returns the cohort id the waiter looks for later.
+std::uint32_t join_cohort(ConditionState& c) noexcept {
+  if (c.cohort_count > 0) {
+    ConditionCohort& newest = c.cohorts[c.cohort_count - 1];
+    if (newest.granted == 0) {
+      ++newest.waiting;
+      return newest.id;
+    }
+  }
+  if (c.cohort_count == ConditionState::kMaxCohorts) {
+    // Full: the two oldest are fully granted (INV3, kMaxCohorts > 3), so
+    // their members are notified alike; merge the older into the newer.
+    c.cohorts[1].waiting += c.cohorts[0].waiting;
+    c.cohorts[1].granted += c.cohorts[0].granted;
+    remove_cohort(c, 0);
+  }
+  const std::uint32_t id = c.next_cohort_id++;
+  c.cohorts[c.cohort_count++] = ConditionCohort{id, 1, 0};
+  return id;
+}
+
+// find_cohort(c, id): INV3: the first cohort whose id >= id (ids compared
+// modulo 2^32); cohort_count if none (only after corruption by a holder
+// that died mid-update).
+std::uint32_t find_cohort(const ConditionState& c, std::uint32_t id) noexcept {
+  for (std::uint32_t i = 0; i < c.cohort_count; ++i)
+    if (static_cast<std::int32_t>(c.cohorts[i].id - id) >= 0) return i;
+  return c.cohort_count;
+}
+
+// leave_cohort(c, index, granted): INV2: a member leaves, taking a grant or not.
+void leave_cohort(ConditionState& c, std::uint32_t index, bool granted) noexcept {
+  ConditionCohort& cohort = c.cohorts[index];
+  if (granted) --cohort.granted;
+  if (--cohort.waiting == 0) remove_cohort(c, index);
+}
+
+}  // namespace
 
 Condition::Condition() : Condition(RLock()) {}
 
@@ -41,39 +96,23 @@ bool Condition::wait_until(const detail::Deadline& deadline) {
   if (!detail::lock_held_by_caller(lock))
     throw ValueError("Condition::wait(): the calling process/thread must hold the condition's lock");
   auto& c = *state_;
-  // Under the lock (as every notify()): relaxed is enough, the lock orders it.
-  const std::uint32_t entry = c.sequence.load(std::memory_order_relaxed);
-  ++c.sleepers;  // INV1: we are in
-  std::uint32_t expected = entry;
+  const std::uint32_t cohort = join_cohort(c);
   for (;;) {
-    // `expected` was read under the lock: see "no notify is lost" above.
+    // Prepared under the lock: see "no notify is lost" above.
+    const auto key = c.waiters.prepare_wait();
     const std::uint32_t depth = detail::lock_release_fully(lock);
-    detail::WaitResult result;
-    for (;;) {
-      result = detail::futex_wait(c.sequence, expected, deadline);
-      if (result == detail::WaitResult::timed_out) break;
-      // Acquire: pairs with the release fetch_add in notify_up_to(), so the
-      // grants it made are visible when we see its sequence value.
-      const std::uint32_t now = c.sequence.load(std::memory_order_acquire);
-      // Relaxed: only a hint whether taking the lock is worth it; the grant
-      // is taken under the lock below.
-      if (now != entry && c.grants.load(std::memory_order_relaxed) != 0) break;
-      // Spurious, or every grant is taken: sleep on. A notify() after the
-      // load above changes the word, so sleeping on `now` misses nothing.
-      expected = now;
-    }
+    const detail::WaitResult result = c.waiters.wait(key, deadline);
     detail::lock_reacquire(lock, depth);
-    // Under the lock again: INV1 and INV2 decide.
-    std::uint32_t grants = c.grants.load(std::memory_order_relaxed);
-    if (c.sequence.load(std::memory_order_relaxed) != entry && grants != 0) {
-      c.grants.store(grants - 1, std::memory_order_relaxed);  // under the lock; INV1: we leave notified
+    // Under the lock again: INV2 and INV3 decide.
+    const std::uint32_t index = find_cohort(c, cohort);
+    if (index < c.cohort_count && c.cohorts[index].granted != 0) {
+      leave_cohort(c, index, true);  // we leave notified
       return true;
     }
     if (result == detail::WaitResult::timed_out || deadline.expired()) {
-      --c.sleepers;  // INV1: we leave not notified (sleepers >= 1: we are counted there)
+      if (index < c.cohort_count) leave_cohort(c, index, false);  // we leave not notified
       return false;
     }
-    expected = c.sequence.load(std::memory_order_relaxed);  // under the lock, for the next sleep
   }
 }
 
@@ -88,15 +127,16 @@ void Condition::notify_up_to(std::uint32_t n, const char* caller) {
   if (!detail::lock_held_by_caller(*lock_))
     throw ValueError(std::string(caller) + ": the calling process/thread must hold the condition's lock");
   auto& c = *state_;
-  const std::uint32_t moved = std::min(n, c.sleepers);
-  if (moved == 0) return;  // nobody waits: no system call
-  c.sleepers -= moved;     // INV1: they move to grants
-  // Relaxed: under the lock; the release below publishes it to lock-free readers.
-  c.grants.store(c.grants.load(std::memory_order_relaxed) + moved, std::memory_order_relaxed);
-  // Release: pairs with the acquire load in wait_until(): a waiter that sees
-  // this sequence value sees the grants above.
-  c.sequence.fetch_add(1, std::memory_order_release);
-  detail::futex_wake(c.sequence);
+  std::uint32_t granted = 0;
+  // INV3: oldest cohorts first (Python wakes the longest waiting first).
+  for (std::uint32_t i = 0; i < c.cohort_count && n > 0; ++i) {
+    ConditionCohort& cohort = c.cohorts[i];
+    const std::uint32_t give = std::min(n, cohort.waiting - cohort.granted);  // INV2
+    cohort.granted += give;
+    n -= give;
+    granted += give;
+  }
+  if (granted != 0) c.waiters.notify_all();  // INV4; nobody waits: no system call
 }
 
 }  // namespace mp

@@ -1,15 +1,12 @@
-// src/event.cpp — the futex protocol behind mp::Event (INV1, INV2 in event.hpp).
+// src/event.cpp — the protocol behind mp::Event (INV1, INV2 in event.hpp).
 //
-// Why no wake-up is lost: a waiter does  sleepers += 1 ; read state  and set()
-// does  state = new generation | flag ; read sleepers , all seq_cst. In their
-// total order either the waiter reads the raised flag (and returns), or set()
-// sees the sleeper and wakes it; a wake that comes before the waiter is inside
-// futex_wait makes the kernel's "state still what I read?" check fail. Because
-// every set() changes the generation, a set() followed by clear() still
-// changes the word, so a sleeper can neither miss it nor sleep through it.
+// Why no wake-up is lost: the event count's argument (detail/event_count.hpp):
+// set() changes `state` and then notifies; a waiter's condition ("flag up or
+// generation moved") is re-checked after it prepared to sleep. Because every
+// set() changes the generation, a set() followed at once by clear() still
+// satisfies every waiter that was already waiting.
 #include "mp/event.hpp"
 
-#include "mp/detail/futex.hpp"
 #include "mp/detail/shm.hpp"
 
 namespace mp {
@@ -26,14 +23,13 @@ void Event::set() noexcept {
     // Already up: nothing changes and nobody needs waking (a set() that
     // changes nothing promises waiters nothing either).
     if (old & EventState::kFlag) return;
-    // seq_cst: release half publishes what the setter wrote (pairs with the
-    // acquire loads in is_set()/wait_until()); total order with the sleepers
-    // load below is the no-lost-wake-up argument. Generation + 1 (INV1).
-    if (s.state.compare_exchange_weak(old, (old + 2) | EventState::kFlag, std::memory_order_seq_cst,
+    // Release: publishes what the setter wrote (pairs with the acquire loads
+    // in is_set() and wait_until()). Generation + 1 (INV1).
+    if (s.state.compare_exchange_weak(old, (old + 2) | EventState::kFlag, std::memory_order_release,
                                       std::memory_order_relaxed))
       break;
   }
-  if (s.sleepers.load(std::memory_order_seq_cst) != 0) detail::futex_wake(s.state);
+  s.waiters.notify_all();  // INV2
 }
 
 void Event::clear() noexcept {
@@ -51,29 +47,18 @@ bool Event::is_set() const noexcept {
 bool Event::wait_until(const detail::Deadline& deadline) noexcept {
   auto& s = *state_;
   // Acquire: pairs with set() (see is_set()).
-  std::uint32_t seen = s.state.load(std::memory_order_acquire);
+  const std::uint32_t seen = s.state.load(std::memory_order_acquire);
   if (seen & EventState::kFlag) return true;
   const std::uint32_t generation = seen >> 1;
-  s.sleepers.fetch_add(1, std::memory_order_seq_cst);  // pairs with the sleepers load in set()
-  bool raised = false;
-  for (;;) {
-    // seq_cst: the other half of the pair with set() (file comment); it also
-    // acquires what the setter published.
-    std::uint32_t now = s.state.load(std::memory_order_seq_cst);
-    if ((now & EventState::kFlag) || (now >> 1) != generation) {
-      raised = true;  // raised now, or raised and cleared since we started
-      break;
-    }
-    if (detail::futex_wait(s.state, now, deadline) == detail::WaitResult::timed_out) {
-      // One last look: a set() racing with the timeout still counts.
-      std::uint32_t last = s.state.load(std::memory_order_acquire);
-      raised = (last & EventState::kFlag) || (last >> 1) != generation;
-      break;
-    }
-  }
-  // Relaxed: only a hint for set() whether to call futex_wake.
-  s.sleepers.fetch_sub(1, std::memory_order_relaxed);
-  return raised;
+  // Raised now, or raised (and maybe cleared) since we started. Acquire:
+  // pairs with the release CAS in set(). The event count re-checks this after
+  // each prepare, so a set() racing with the deadline still counts.
+  return s.waiters.await(
+      [&] {
+        const std::uint32_t now = s.state.load(std::memory_order_acquire);
+        return (now & EventState::kFlag) != 0 || (now >> 1) != generation;
+      },
+      deadline);
 }
 
 }  // namespace mp

@@ -14,10 +14,12 @@
 #include <string>
 #include <typeinfo>
 
+#include "mp/context.hpp"
 #include "mp/detail/spawn.hpp"
 #include "mp/detail/system_error.hpp"
 #include "mp/errors.hpp"
 #include "process_table.hpp"
+#include "start_methods.hpp"
 
 namespace mp {
 namespace detail {
@@ -35,7 +37,10 @@ namespace {
 // How long a daemon gets between SIGTERM and SIGKILL when its owner goes away.
 constexpr auto kDaemonGrace = std::chrono::seconds(2);
 
-void exit_hook() { finish_children(); }
+void exit_hook() {
+  finish_children();
+  stop_forkserver();  // after the children: joining a forkserver child needs the server
+}
 }  // namespace
 
 ProcessTable& process_table() noexcept {
@@ -115,6 +120,8 @@ Process::Process(Process&& other) noexcept {
   pidfd_ = std::move(other.pidfd_);
   exitcode_ = other.exitcode_;
   target_ = std::move(other.target_);
+  method_ = other.method_;
+  status_fd_ = std::move(other.status_fd_);
   moved_from_type_ = other.moved_from_type_ != nullptr && *other.moved_from_type_ != typeid(other)
                          ? other.moved_from_type_  // `other` was sliced already: keep the original type
                          : &typeid(other);
@@ -137,6 +144,8 @@ Process& Process::operator=(Process&& other) noexcept {
   pidfd_ = std::move(other.pidfd_);
   exitcode_ = other.exitcode_;
   target_ = std::move(other.target_);
+  method_ = other.method_;
+  status_fd_ = std::move(other.status_fd_);
   moved_from_type_ = other.moved_from_type_ != nullptr && *other.moved_from_type_ != typeid(other)
                          ? other.moved_from_type_  // `other` was sliced already: keep the original type
                          : &typeid(other);
@@ -196,15 +205,27 @@ void Process::start() {
                        detail::demangled_name(*moved_from_type_) +
                        ", which sliced away that subclass's run() and fields; keep Process subclasses by "
                        "pointer (std::unique_ptr<mp::Process>), not by value in a container of mp::Process");
+  const StartMethod method = method_.value_or(get_start_method());
   detail::ProcessTable& table = detail::process_table();
   {
     std::lock_guard lock(table.mutex);
-    table.children.reserve(table.children.size() + 1);  // so registering after fork cannot fail
+    table.children.reserve(table.children.size() + 1);  // so registering after the start cannot fail
     if (!table.exit_hook_registered) {
       if (std::atexit(&detail::exit_hook) != 0) throw std::bad_alloc();
       table.exit_hook_registered = true;
     }
   }
+  detail::note_process_started();
+  if (method == StartMethod::fork) {
+    detail::warn_if_forking_with_threads(method_.has_value());
+    start_forked();
+  } else {
+    start_travelling(method);
+  }
+}
+
+void Process::start_forked() {
+  detail::ProcessTable& table = detail::process_table();
   detail::SpawnResult spawned =
       detail::spawn_child({&info_, daemon_}, detail::ChildBody{&Process::child_entry, this});
   if (spawned.error != 0)
@@ -215,6 +236,44 @@ void Process::start() {
   state_.store(spawned.already_reaped ? State::lost : State::started,
                std::memory_order_relaxed);  // under the table lock
   table.children.push_back(this);           // INV2 (capacity reserved above)
+}
+
+void Process::start_travelling(StartMethod method) {
+  detail::LaunchRequest request;
+  request.name = info_.name();
+  request.identity = detail::ProcessInfoAccess::identity(info_);
+  request.daemon = daemon_;
+  const std::string why =
+      std::string("Process::start(") + info_.name() + "): under the " + to_string(method) + " start method ";
+  if (target_) {
+    if (!target_->encode(request.payload, request.entry))
+      throw ProcessError(
+          why +
+          "the target must travel to a fresh process: a function pointer, a capture-less lambda or a "
+          "function object with trivially copyable or codec-serialisable state, and arguments that "
+          "are codec-serialisable and default-constructible; this one is not (use "
+          "StartMethod::fork, or Process(StartMethod::fork, ...))");
+  } else if (typeid(*this) != typeid(Process)) {
+    const detail::RegisteredProcess* registered = detail::find_registered_process(typeid(*this));
+    if (registered == nullptr)
+      throw ProcessError(
+          why + "a Process subclass must be registered: add MP_REGISTER_PROCESS(" +
+          detail::demangled_name(typeid(*this)) +
+          ") at namespace scope (and give it a serialize() member with the fields run() needs)");
+    registered->encode(*this, request.payload);
+    request.entry = registered->entry;
+  }
+  detail::UniqueFd record = detail::write_launch_record(request);
+  detail::Launched launched = method == StartMethod::forkserver
+                                  ? detail::forkserver_launch(record.get(), daemon_)
+                                  : detail::spawn_launch(record.get(), daemon_);
+  detail::ProcessTable& table = detail::process_table();
+  std::lock_guard lock(table.mutex);
+  info_.pid_ = launched.pid;
+  pidfd_ = std::move(launched.pidfd);
+  status_fd_ = std::move(launched.status_fd);
+  state_.store(State::started, std::memory_order_relaxed);  // under the table lock
+  table.children.push_back(this);                           // INV2 (capacity reserved above)
 }
 
 int Process::child_entry(void* self) {
@@ -229,6 +288,20 @@ void Process::run() {
 
 Process::State Process::refresh_locked() {
   if (state() != State::started) return state();
+  if (status_fd_) {
+    // forkserver: the server reaped the child and writes its exit code here.
+    int code = 0;
+    const ssize_t n = ::read(status_fd_.get(), &code, sizeof code);
+    if (n == static_cast<ssize_t>(sizeof code)) {
+      exitcode_ = code;
+      state_.store(State::ended, std::memory_order_relaxed);  // under the table lock, after exitcode_
+    } else if (n >= 0) {
+      state_.store(State::lost, std::memory_order_relaxed);  // the server ended without reporting
+    } else if (errno != EAGAIN && errno != EINTR) {
+      detail::throw_system_error("read", describe(info_) + " (exit status from the fork server)", errno);
+    }
+    return state();
+  }
   detail::ReapOutcome outcome = detail::try_reap(pidfd_.get());
   switch (outcome.state) {
     case detail::ChildState::running: break;
@@ -261,7 +334,7 @@ bool Process::join_until(detail::Deadline deadline) {
     State state = poll_state();
     if (state == State::lost) throw_lost();
     if (state == State::ended) return true;
-    int rc = detail::wait_readable(pidfd_.get(), deadline);
+    int rc = detail::wait_readable(watched_fd(), deadline);
     if (rc == ETIMEDOUT) {
       state = poll_state();
       if (state == State::lost) throw_lost();
@@ -311,7 +384,7 @@ void Process::kill() { send(SIGKILL, "kill"); }
 int Process::sentinel() const {
   check_started("sentinel");
   if (state() == State::moved_from) throw ProcessError("Process::sentinel(): this Process was moved from");
-  return pidfd_.get();
+  return watched_fd();
 }
 
 // Process::set_daemon(daemonic)

@@ -35,6 +35,7 @@ struct ProcessTable {
   std::vector<Process*> children;        // INV2
   int name_counter = 0;                  // the N of the next "Process-N"
   const ProcessInfo* current = nullptr;  // current_process(); nullptr: the main process
+  const ProcessInfo* parent = nullptr;   // parent_process(); nullptr: the main process
   ProcessInfo main_info;                 // "MainProcess"
   bool in_child = false;                 // true in a child started by spawn_child
   bool exit_hook_registered = false;
@@ -49,6 +50,10 @@ ProcessTable& process_table() noexcept;
 // reap every child (join the non-daemons). Called by the atexit hook and at
 // the end of a child (after_fork/process_child.cpp). Never throws.
 void finish_children() noexcept;
+
+// finish_child_and_exit(code): the one way out of a child mp started (also
+// mp::exit's): finish_children(), flush, _exit(code). In process_child.cpp.
+[[noreturn]] void finish_child_and_exit(int code) noexcept;
 
 // Called by the child, table mutex held (inherited locked, INV1): makes the
 // table the child's own. Defined in after_fork/process_child.cpp.

@@ -1,24 +1,20 @@
 // src/semaphore.cpp — the futex protocol behind mp::Semaphore (INV1, INV2 in
 // semaphore.hpp).
 //
-// Why no wake-up is lost: a waiter does  sleepers += 1 ; read count  and a
-// releaser does  count += 1 ; read sleepers , all four seq_cst. In their
-// single total order either the waiter's read comes after the releaser's
-// increment (it sees a token and does not sleep), or the releaser's read comes
-// after the waiter's announcement (it sees a sleeper and calls futex_wake). If
-// the wake comes before the waiter is inside futex_wait, the kernel's check
-// "count still 0?" fails (EAGAIN) and it retries. A count that went 0 -> 1 -> 0
-// before the waiter slept means someone else took the token: sleeping is right.
+// Why no wake-up is lost: the event count's argument (detail/event_count.hpp):
+// release() bumps the count and then notifies; a waiter re-checks "a token is
+// there" after it prepared to sleep. A count that went 0 -> 1 -> 0 before the
+// waiter looked means someone else took the token: waiting on is right.
 //
-// Why wake everyone: a waiter woken alone and killed before taking the token
-// would strand it while others sleep. Waking all sleepers lets each retry; the
-// losers go back to sleep. The cost is paid only when someone sleeps.
+// Why wake everyone (the event count always does): a waiter woken alone and
+// killed before taking the token would strand it while others sleep. Waking
+// all lets each retry; the losers wait again. The cost is paid only when
+// someone sleeps.
 #include "mp/semaphore.hpp"
 
 #include <climits>
 #include <string>
 
-#include "mp/detail/futex.hpp"
 #include "mp/detail/shm.hpp"
 #include "mp/errors.hpp"
 
@@ -48,17 +44,11 @@ bool Semaphore::acquire_with(detail::AcquireWait wait, const detail::Deadline& d
                                         std::memory_order_relaxed))
         return true;
     }
-    if (wait == detail::AcquireWait::no || deadline.expired()) return false;
-    // Announce, then re-read: the seq_cst pair with release() (file comment).
-    s.sleepers.fetch_add(1, std::memory_order_seq_cst);
-    detail::WaitResult result = detail::WaitResult::woken;
-    if (s.count.load(std::memory_order_seq_cst) == 0) result = detail::futex_wait(s.count, 0, deadline);
-    // Relaxed: the count is only a hint for releasers to call futex_wake.
-    s.sleepers.fetch_sub(1, std::memory_order_relaxed);
-    count = s.count.load(std::memory_order_relaxed);
-    if (result == detail::WaitResult::timed_out && count == 0) return false;
-    // Woken, interrupted, or timed out with a token in sight: try again (the
-    // expired() check above ends a timed-out wait that loses the race).
+    if (wait == detail::AcquireWait::no) return false;
+    // Acquire: pairs with the release half of the CAS in release(). A false
+    // await means the deadline passed with no token in sight.
+    if (!s.waiters.await([&] { return s.count.load(std::memory_order_acquire) > 0; }, deadline)) return false;
+    count = s.count.load(std::memory_order_relaxed);  // a guess for the CAS above
   }
 }
 
@@ -72,12 +62,11 @@ void Semaphore::release() {
                                               : "BoundedSemaphore::release(): released too many times "
                                                 "(the value would exceed its initial value " +
                                                     std::to_string(s.max_value) + ")");
-    // seq_cst: its release half pairs with the acquire CAS in acquire_with();
-    // its total order with the sleepers load below is the no-lost-wake-up
-    // argument in the file comment.
+    // Release: pairs with the acquire CAS in acquire_with() (and the acquire
+    // loads in its wait): the taker sees what the releaser wrote.
   } while (
-      !s.count.compare_exchange_weak(count, count + 1, std::memory_order_seq_cst, std::memory_order_relaxed));
-  if (s.sleepers.load(std::memory_order_seq_cst) != 0) detail::futex_wake(s.count);
+      !s.count.compare_exchange_weak(count, count + 1, std::memory_order_release, std::memory_order_relaxed));
+  s.waiters.notify_all();  // INV2; a system call only if someone sleeps
 }
 
 int Semaphore::get_value() const noexcept {

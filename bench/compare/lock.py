@@ -5,22 +5,24 @@ Usage: python3 bench/compare/lock.py <build-dir>
 
 Runs <build-dir>/bench/lock_bench (Google Benchmark, JSON) and the same work in
 Python: an uncontended acquire+release, and two processes each incrementing a
-shared counter under one lock. Prints a table with the ratios and the goals
-(Lock acquire+release <= 15 ns; <= 30 ns per increment with 2 processes).
-CPU time is shown beside wall time for the single-process cases: on a busy
-shared machine wall time includes time the benchmark was not running at all.
+shared counter under one lock. Prints a table (bench/mpbench.py) with the ratios and issue 10's goals:
+Lock acquire+release <= 15 ns; 2 processes incrementing: <= 30 ns per
+increment and >= 20x Python.
 """
-import json
 import multiprocessing as mp
 import os
-import subprocess
 import sys
 import time
 
-ACQUIRES = 1_000_000
-INCREMENTS_PER_PROCESS = 200_000
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import mpbench  # noqa: E402
+
+ACQUIRES = mpbench.scaled(1_000_000)
+INCREMENTS_PER_PROCESS = mpbench.scaled(200_000)
+# Issue 10's goals.
 GOAL_ACQUIRE_NS = 15.0
 GOAL_INCREMENT_NS = 30.0
+GOAL_INCREMENT_RATIO = 20.0
 
 
 def python_acquire_release_ns():
@@ -54,60 +56,32 @@ def python_two_process_counter_ns():
     return elapsed * 1e9 / (2 * INCREMENTS_PER_PROCESS)
 
 
-def cpp_results(build):
-    binary = os.path.join(build, "bench", "lock_bench")
-    out = subprocess.run(
-        [binary, "--benchmark_format=json", "--benchmark_repetitions=3",
-         "--benchmark_report_aggregates_only=true"],
-        check=True, capture_output=True, text=True).stdout
-    results = {}
-    for b in json.loads(out)["benchmarks"]:
-        if b.get("aggregate_name") != "median":
-            continue
-        name = b["run_name"].split("/")[0]
-        scale = {"ns": 1.0, "us": 1e3, "ms": 1e6}[b["time_unit"]]
-        results[name] = {"real": b["real_time"] * scale, "cpu": b["cpu_time"] * scale,
-                         "per_increment": b.get("ns_per_increment")}
-    return results
-
-
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build/release"
-    cpp = cpp_results(build)
+    cpp = mpbench.gbench(os.path.join(build, "bench", "lock_bench"), repetitions=3)
     py_acquire = python_acquire_release_ns()
     py_counter = python_two_process_counter_ns()
 
-    print("mp::Lock vs multiprocessing.Lock (medians of 3; ns)")
-    header = (f"{'case':44} {'mp wall':>9} {'mp cpu':>9} {'py wall':>9} {'py cpu':>9} "
-              f"{'speed-up':>9} {'goal':>8}")
-    print(header)
-    print("-" * len(header))
+    # Single-process rows are judged on CPU time (on a busy machine wall time
+    # includes time the benchmark was not running at all); the two-process
+    # row on wall time (it is what it measures).
+    def cpu_ns(name):
+        return cpp[name]["cpu_time"] * mpbench.ns(cpp[name]) / cpp[name]["real_time"] if name in cpp else None
 
-    def cell(value):
-        return f"{value:9.1f}" if value is not None else f"{'':>9}"
-
-    # Single-process rows are judged and compared on CPU time (the machine may
-    # be shared); the two-process row on wall time (it is what it measures).
-    def row(label, wall, cpu, py_wall, py_cpu, goal):
-        mine = cpu if cpu is not None else wall
-        theirs = py_cpu if (cpu is not None and py_cpu is not None) else py_wall
-        ok = "ok" if goal is None or mine <= goal else "MISSED"
-        ratio = f"{theirs / mine:8.1f}x" if theirs is not None else f"{'':>9}"
-        goal_text = f"<={goal:.0f} {ok}" if goal is not None else ""
-        print(f"{label:44} {cell(wall)} {cell(cpu)} {cell(py_wall)} {cell(py_cpu)} {ratio} {goal_text}")
-
-    lock = cpp["BM_LockAcquireRelease"]
-    row("Lock acquire+release, uncontended", lock["real"], lock["cpu"], py_acquire[0], py_acquire[1],
-        GOAL_ACQUIRE_NS)
+    table = mpbench.Table("Lock: mp::Lock vs multiprocessing.Lock (medians of 3; CPU time for one process)")
+    table.row("Lock acquire+release, uncontended", cpu_ns("BM_LockAcquireRelease"), py_acquire[1], "ns", True,
+              mp_goal=GOAL_ACQUIRE_NS)
     for name, label in [("BM_LockGuard", "  via std::lock_guard"),
                         ("BM_RLockAcquireRelease", "RLock acquire+release"),
                         ("BM_SemaphoreAcquireRelease", "Semaphore acquire+release"),
                         ("BM_RawRobustMutex", "  floor: bare robust pshared pthread mutex"),
                         ("BM_RawPlainSharedMutex", "  bare non-robust pshared pthread mutex")]:
         if name in cpp:
-            row(label, cpp[name]["real"], cpp[name]["cpu"], None, None, None)
-    counter = cpp["BM_TwoProcessCounter"]["per_increment"]
-    row("2 processes x increment under one Lock", counter, None, py_counter, None, GOAL_INCREMENT_NS)
+            table.row(label, cpu_ns(name), None, "ns", True)
+    counter = cpp.get("BM_TwoProcessCounter", {}).get("ns_per_increment")
+    table.row("2 processes x increment under one Lock", counter, py_counter, "ns", True,
+              ratio_goal=GOAL_INCREMENT_RATIO, mp_goal=GOAL_INCREMENT_NS)
+    table.print()
 
 
 if __name__ == "__main__":

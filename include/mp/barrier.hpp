@@ -37,6 +37,7 @@
 #include <type_traits>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/detail/robust_mutex.hpp"
 
@@ -55,27 +56,26 @@ namespace detail {
 // INV2  history bit (r % 64) tells how round r ended: 0 completed, 1 reset;
 //       valid for a waiter of round r while fewer than 64 rounds have ended
 //       since (a waiter wakes long before that).
-// INV3  `sequence` (the futex word) changes after every change a waiter must
-//       see: round end, break, reset, and repair after a holder died.
+// INV3  `waiters` is notified after every change a waiter must see: round
+//       end, break, reset, and repair after a holder died.
 struct BarrierState {
   static constexpr std::uint32_t kMagic = 0x5242504d;  // "MPBR"
-  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint32_t kVersion = 2;
 
   explicit BarrierState(std::uint32_t n) noexcept : parties(n) {}
 
   const std::uint32_t magic = kMagic;
   const std::uint32_t version = kVersion;
   const std::uint32_t parties;
-  std::atomic<std::uint32_t> sequence{0};           // INV3; the futex word
+  std::atomic<std::uint32_t> broken{0};
+  EventCount waiters;                               // INV3
   std::atomic<std::uint64_t> round_and_arrived{0};  // INV1
   std::atomic<std::uint64_t> history{0};            // INV2
-  std::atomic<std::uint32_t> broken{0};
-  std::uint32_t reserved = 0;
-  RobustMutex mutex;  // guards every change above
+  RobustMutex mutex;                                // guards every change above
 };
 
 static_assert(std::is_standard_layout_v<BarrierState>, "BarrierState is shared between processes");
-static_assert(sizeof(BarrierState) == 40 + sizeof(pthread_mutex_t),
+static_assert(sizeof(BarrierState) == 48 + sizeof(pthread_mutex_t),
               "BarrierState layout changed: bump kVersion");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
@@ -87,7 +87,7 @@ class MP_API Barrier {
   // Barrier::Barrier(parties): mp::ValueError if parties <= 0.
   explicit Barrier(int parties);
 
-  // Barrier::wait(): blocks (futex) until `parties` have arrived this round;
+  // Barrier::wait(): blocks (event count: a short spin, then futex) until `parties` have arrived this round;
   // returns this caller's arrival index 0..parties-1. mp::BrokenBarrier if
   // the barrier is or becomes broken, or is reset, while waiting.
   int wait() { return wait_until(detail::Deadline::never()); }

@@ -15,19 +15,20 @@
 // same depth before returning; wait(timeout) returns false if the timeout ran
 // out first. notify(n) wakes at most n of the threads waiting at that moment;
 // notify_all() all of them. wait()/notify() without holding the lock throw
-// mp::ValueError (Python: RuntimeError). As everywhere, a waiter may also
-// return without a notify in rare cases (see below): check your predicate in a
-// loop, or use wait_for().
+// mp::ValueError (Python: RuntimeError). As with any condition variable,
+// check your predicate in a loop, or use wait_for().
 //
-// Protocol (src/condition.cpp): counters kept under the user's lock and one
-// futex sequence word. A waiter counts itself in `sleepers` and notes the
-// sequence; notify(n) moves up to n sleepers to `grants`, bumps the sequence and
-// wakes the sleepers; a woken waiter that saw the sequence move since it began
-// takes a grant under the lock and returns, the others sleep again. notify()
-// with nobody waiting makes no system call. A waiter killed while waiting leaves
-// one count behind: a later notify may then wake one fewer live waiter than
-// asked, or a later waiter may return early (a "spurious" wake-up, which the
-// Condition contract allows); nobody is ever stranded or deadlocked.
+// Protocol (src/condition.cpp): waiters are grouped, under the user's lock,
+// into cohorts: those that started waiting between two notifies that woke
+// someone. notify(n) grants up to n wake-ups to the oldest cohorts first
+// (Python's FIFO order), then notifies the event count every mp wait goes
+// through (detail/event_count.hpp); a woken waiter takes the lock and
+// returns "notified" only by taking a grant of its own cohort. So a grant is
+// only ever taken by a waiter that was waiting when it was made, and notify(n)
+// wakes at most n. notify() with nobody waiting makes no system call. A waiter
+// killed while waiting stays counted in its cohort: one later notify may then
+// wake one fewer live waiter than asked (its grant goes to the dead one), and
+// never more; nobody is ever stranded or deadlocked.
 //
 // Safety: a handle may be copied and used from any thread of any process that
 // has it; all copies name one condition and one lock.
@@ -46,6 +47,7 @@
 
 #include "mp/detail/acquirable.hpp"
 #include "mp/detail/clock.hpp"
+#include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/detail/lock_state.hpp"
 #include "mp/lock.hpp"
@@ -55,28 +57,41 @@ namespace mp {
 
 namespace detail {
 
-// INV1  sleepers + grants = the number of threads inside wait() (counting any
-//       killed there): each enters with sleepers += 1 and leaves either by
-//       taking a grant or, timed out with no grant, by sleepers -= 1. All three
-//       happen under the user's lock, as do notify()'s moves.
-// INV2  a waiter may take a grant only if `sequence` changed since it began
-//       (a notify() came after it started waiting); every grant was made for a
-//       waiter present at that notify(), so some waiter is always entitled to it.
+// A cohort: the waiters that began waiting while it was the newest cohort
+// with no grants. Every field is read and written only under the user's lock.
+struct ConditionCohort {
+  std::uint32_t id;       // increasing along the table (INV1)
+  std::uint32_t waiting;  // members inside wait(), counting any killed there
+  std::uint32_t granted;  // grants made to this cohort and not yet taken (INV2)
+};
+
+// INV1  cohorts[0..cohort_count) are ordered by id, oldest first; an entry
+//       with waiting == 0 is removed at once.
+// INV2  0 <= granted <= waiting for each cohort; a waiter returns notified
+//       only by taking one of its own cohort's grants (granted -= 1,
+//       waiting -= 1), so each grant wakes at most one waiter.
+// INV3  notify() grants oldest first, so every cohort but the newest two is
+//       fully granted (granted == waiting); a new waiter joins the newest
+//       cohort while it has no grants, else opens a new one. Fully granted
+//       cohorts may merge (their members are all notified alike): a waiter
+//       finds its cohort as the first entry whose id >= its own.
+// INV4  every notify() that grants is followed by waiters.notify_all().
 struct ConditionState {
   static constexpr std::uint32_t kMagic = 0x4e43504d;  // "MPCN"
-  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint32_t kVersion = 2;
+  static constexpr std::uint32_t kMaxCohorts = 32;
 
   const std::uint32_t magic = kMagic;
   const std::uint32_t version = kVersion;
-  std::atomic<std::uint32_t> sequence{0};  // the futex word: +1 per notify that grants
-  std::uint32_t sleepers = 0;              // INV1; under the lock
-  std::atomic<std::uint32_t> grants{0};    // INV1, INV2; written under the lock, read outside as a hint
-  std::uint32_t reserved = 0;
+  std::uint32_t cohort_count = 0;    // INV1; under the lock
+  std::uint32_t next_cohort_id = 0;  // under the lock
+  EventCount waiters;                // INV4
+  ConditionCohort cohorts[kMaxCohorts] = {};
 };
 
 static_assert(std::is_standard_layout_v<ConditionState>, "ConditionState is shared between processes");
-static_assert(sizeof(ConditionState) == 24, "ConditionState layout changed: bump kVersion");
-static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(sizeof(ConditionState) == 32 + 12 * ConditionState::kMaxCohorts,
+              "ConditionState layout changed: bump kVersion");
 
 }  // namespace detail
 
@@ -94,7 +109,7 @@ class MP_API Condition : public detail::Acquirable<Condition> {
   // Condition::release() (also unlock()): mp::ValueError if not held.
   void release() { detail::lock_release(*lock_); }
 
-  // Condition::wait(): releases the lock fully, sleeps (futex) until
+  // Condition::wait(): releases the lock fully, sleeps (event count) until
   // notified, re-acquires it. mp::ValueError if the caller does not hold it.
   void wait() { (void)wait_until(detail::Deadline::never()); }
 

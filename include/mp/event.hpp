@@ -13,12 +13,13 @@
 // by clear() still wakes, and returns true to, every thread already waiting
 // (as threading.Event), because set() also advances a generation number.
 //
-// Protocol: one 32-bit futex word `state` = generation << 1 | flag. A waiter
-// reads it, and sleeps while it still reads that same value; set() stores a new
-// generation with the flag up and calls futex_wake only when `sleepers` says
-// someone may sleep, so set()/is_set()/clear() without waiters make no system
-// call. A waiter killed while asleep leaves `sleepers` one too high: later
-// set()s pay a futex_wake call, nothing else.
+// Protocol: one 32-bit word `state` = generation << 1 | flag, and the event
+// count every mp wait goes through (detail/event_count.hpp: spins briefly,
+// then sleeps; notify makes a system call only when someone sleeps). A waiter
+// waits until the flag is up or the generation moved; set() stores a new
+// generation with the flag up, then notifies. So set()/is_set()/clear()
+// without waiters make no system call, and a waiter killed at any point
+// costs at most one later set() one needless FUTEX_WAKE.
 //
 // Safety: a handle may be copied and used from any thread of any process that
 // has it; all copies name one event.
@@ -35,6 +36,7 @@
 #include <type_traits>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
 
 namespace mp {
@@ -43,21 +45,22 @@ namespace detail {
 
 // INV1  state = generation << 1 | flag; the generation grows (mod 2^31) at
 //       every set() that raises the flag, and never otherwise.
-// INV2  `sleepers` >= the number of live threads inside wait() (errs upwards
-//       only, for waiters killed inside wait()).
+// INV2  every change of `state` that a waiter waits for (a set() that raises
+//       the flag) is followed by waiters.notify_all().
 struct EventState {
   static constexpr std::uint32_t kMagic = 0x5645504d;  // "MPEV"
-  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint32_t kVersion = 2;
   static constexpr std::uint32_t kFlag = 1;
 
   const std::uint32_t magic = kMagic;
   const std::uint32_t version = kVersion;
-  std::atomic<std::uint32_t> state{0};     // the futex word; INV1
-  std::atomic<std::uint32_t> sleepers{0};  // INV2
+  std::atomic<std::uint32_t> state{0};  // INV1
+  std::uint32_t reserved = 0;
+  EventCount waiters;  // INV2
 };
 
 static_assert(std::is_standard_layout_v<EventState>, "EventState is shared between processes");
-static_assert(sizeof(EventState) == 16, "EventState layout changed: bump kVersion");
+static_assert(sizeof(EventState) == 32, "EventState layout changed: bump kVersion");
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 }  // namespace detail
@@ -76,7 +79,8 @@ class MP_API Event {
   // Event::is_set(): the flag now.
   [[nodiscard]] bool is_set() const noexcept;
 
-  // Event::wait(): blocks (futex) until the flag is raised.
+  // Event::wait(): blocks (event count: a short spin, then futex) until the
+  // flag is raised.
   void wait() { (void)wait_until(detail::Deadline::never()); }
 
   // Event::wait(timeout): blocks until the flag is raised (true) or the

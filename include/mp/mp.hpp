@@ -14,6 +14,7 @@
 #include "mp/listener.hpp"
 #include "mp/pipe.hpp"
 #include "mp/pool.hpp"
+#include "mp/context.hpp"
 #include "mp/process.hpp"
 #include "mp/py.hpp"
 #include "mp/queue.hpp"

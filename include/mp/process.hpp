@@ -7,6 +7,9 @@
 //   p.join();                                   // wait and reap
 //   assert(p.exitcode() == 0);
 //
+// (That is the "fork" start method, the default; "forkserver", safe in a
+// program that runs threads, and "spawn" are in mp/context.hpp.)
+//
 // Or subclass and override run(). The child runs run(); run() returning gives
 // exit code 0, mp::exit(n) gives n, an exception escaping run() prints
 //   Process Process-1:
@@ -76,6 +79,7 @@
 #include "mp/detail/clock.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/detail/fd.hpp"
+#include "mp/detail/launch.hpp"
 #include "mp/wait.hpp"
 
 namespace mp {
@@ -83,7 +87,13 @@ namespace mp {
 class Process;
 namespace detail {
 struct ProcessInfoAccess;  // src/: fills in a child's own pid right after fork
-}
+struct ProcessAccess;      // src/ and MP_REGISTER_PROCESS: run() and the fields a launch needs
+}  // namespace detail
+
+// How a child is made (see mp/context.hpp, "Start methods"): fork (the child
+// is a copy of this process), forkserver (forked by a single-threaded server
+// started from a quiet state), spawn (a fresh run of this program).
+enum class StartMethod { fork, forkserver, spawn };
 
 // Who a process is: the value current_process() returns.
 class ProcessInfo {
@@ -111,6 +121,9 @@ class ProcessTarget {
  public:
   virtual ~ProcessTarget() = default;
   virtual void invoke() = 0;
+  // ProcessTarget::encode(out, entry): for forkserver/spawn: the payload and
+  // trampoline of the target; false when the types cannot travel.
+  virtual bool encode(std::vector<std::byte>& out, LaunchEntry& entry) const = 0;
 };
 
 template <class F, class... Args>
@@ -121,6 +134,15 @@ class BoundProcessTarget final : public ProcessTarget {
   // Called once, in the child: like std::thread, the copies are passed as rvalues.
   void invoke() override {
     std::apply([](auto&... parts) { std::invoke(std::move(parts)...); }, bound_);
+  }
+  bool encode(std::vector<std::byte>& out, LaunchEntry& entry) const override {
+    if constexpr (target_travels<F, Args...>) {
+      std::apply([&out](const auto&... parts) { encode_target(out, parts...); }, bound_);
+      entry = &run_travelled_target<F, Args...>;
+      return true;
+    } else {
+      return false;
+    }
   }
 
  private:
@@ -143,7 +165,8 @@ class MP_API Process {
   // target and arguments are decay-copied now, as std::thread does; a callable
   // that cannot be called with those arguments does not compile.
   template <class F, class... Args>
-  requires(!std::is_same_v<std::remove_cvref_t<F>, Process>) explicit Process(F&& target, Args&&... args)
+  requires(!std::is_same_v<std::remove_cvref_t<F>, Process> &&
+           !std::is_same_v<std::remove_cvref_t<F>, StartMethod>) explicit Process(F&& target, Args&&... args)
       : Process() {
     static_assert(std::is_invocable_v<std::decay_t<F>, std::decay_t<Args>...>,
                   "mp::Process: the target cannot be called with these arguments (they are decay-copied "
@@ -153,6 +176,25 @@ class MP_API Process {
   }
 
   // Process::Process(Process&&): takes over `other`'s child (or target).
+  // Process::Process(method, target, args...): as above, started with the
+  // given start method whatever get_start_method() says (see mp/context.hpp).
+  // Under forkserver and spawn the target and arguments must be able to travel
+  // (what Pool accepts): anything else does not compile.
+  template <class F, class... Args>
+  explicit Process(StartMethod method, F&& target, Args&&... args)
+      : Process(std::forward<F>(target), std::forward<Args>(args)...) {
+    static_assert(
+        detail::callable_travels<std::decay_t<F>>,
+        "mp::Process(StartMethod, ...): under forkserver and spawn the target must travel to a "
+        "fresh process: a function pointer, a capture-less lambda, or a function object whose state "
+        "is trivially copyable or codec-serialisable (use StartMethod::fork for any callable)");
+    static_assert(
+        ((Encodable<std::decay_t<Args>> && std::is_default_constructible_v<std::decay_t<Args>>)&&...),
+        "mp::Process(StartMethod, ...): under forkserver and spawn the arguments travel by mp's codec: "
+        "each must be codec-serialisable and default-constructible (use StartMethod::fork for others)");
+    method_ = method;
+  }
+
   Process(Process&& other) noexcept;
 
   // Slicing (issue 9, defect 10): a subclass keeps its run() and fields in the
@@ -166,12 +208,15 @@ class MP_API Process {
   // ProcessError saying so, instead of silently running the empty base run().
   // Keep subclasses by pointer: std::vector<std::unique_ptr<mp::Process>>.
  protected:
+  // clang-format off
+  // NOLINTBEGIN(bugprone-forwarding-reference-overload): constrained to subclasses, on purpose
   template <class Subclass_would_be_sliced_keep_it_by_pointer>
-  requires(std::is_base_of_v<Process, std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>> &&
-           !std::is_same_v<std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>, Process>)
-      Process(Subclass_would_be_sliced_keep_it_by_pointer&& subclass_object)
-  noexcept  // NOLINT(bugprone-forwarding-reference-overload)
+    requires(std::is_base_of_v<Process, std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>> &&
+             !std::is_same_v<std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>, Process>)
+  Process(Subclass_would_be_sliced_keep_it_by_pointer&& subclass_object) noexcept
       : Process(static_cast<Process&&>(subclass_object)) {}
+  // NOLINTEND(bugprone-forwarding-reference-overload)
+  // clang-format on
 
  public:
   // Process::operator=(Process&&): applies ~Process's policy to the child this
@@ -260,6 +305,10 @@ class MP_API Process {
   [[noreturn]] void throw_lost() const;
 
   friend std::vector<Process*> active_children();
+  friend struct detail::ProcessAccess;
+  void start_forked();
+  void start_travelling(StartMethod method);
+  [[nodiscard]] int watched_fd() const noexcept { return status_fd_ ? status_fd_.get() : pidfd_.get(); }
   static int child_entry(void* self);
 
   ProcessInfo info_;  // name and pid (pid 0 before start)
@@ -278,6 +327,11 @@ class MP_API Process {
   // moved into). start() compares it with its own dynamic type: a mismatch
   // means a subclass was sliced into a plain Process (see "Slicing").
   const std::type_info* moved_from_type_ = nullptr;
+  // The start method chosen for this Process (unset: get_start_method() at start()).
+  std::optional<StartMethod> method_;
+  // forkserver: the child is the server's, not ours; the server reaps it and
+  // writes its exit code (an int) into this pipe, whose read end is the sentinel.
+  detail::UniqueFd status_fd_;
 };
 
 // mp::current_process(): "MainProcess" in the main program; in a child, the

@@ -1,5 +1,5 @@
 // mp/queue.hpp — Queue<T>, JoinableQueue<T> and SimpleQueue<T>: Python's
-// multiprocessing queues over one anonymous shared-memory region each.
+// multiprocessing queues over one shared-memory region (a memfd) each.
 //
 //   mp::Queue<std::string> q(10);              // at most 10 items waiting
 //   mp::Process child([](mp::Queue<std::string> q) { q.put("hello"); }, q);
@@ -10,10 +10,24 @@
 // Items are values of T, carried by the codec (mp/codec.hpp); values whose
 // encoding is their object bytes (ints, doubles, PODs) go straight into the
 // shared ring. Any number of producer and consumer processes may use one
-// queue; items come out in the order each producer put them. An item of any
-// size is delivered: one larger than an eighth of the ring (256 KiB by default)
-// is streamed through it in chunks, so the shared memory a queue keeps stays
-// at the ring's size (2 MiB by default) however large the items are.
+// queue; items come out in the order each producer put them.
+//
+// Memory: maxsize 0 means no limit, as in Python: one process may put
+// millions of items and then get them back. The ring is a 2 GiB reservation
+// of address space over a sparse memfd; memory is used only for the backlog
+// and is given back (punched) as consumers pass it, so a drained queue holds
+// about 1 MiB. An item larger than an eighth of the ring (256 MiB by default)
+// is streamed through it in chunks, so an item of any size is delivered.
+//
+// Timeouts: put_nowait, try_put and a timed put never block past their
+// timeout whatever the item's size; a streamed item whose put runs out of
+// time half-way is aborted (consumers drop the part they saw, as for a
+// producer that died) and the put raises Full. A timed get never blocks past
+// its timeout, even while a producer is stalled half-way through a large
+// item: it gives the item up and raises Empty, and the producer sends that
+// item again from its start, so nothing is lost or duplicated. (An item that
+// cannot cross the ring within a get's timeout needs a longer timeout.)
+// shutdown() wakes a get waiting for the rest of an item the same way.
 //
 // Safety: a handle (and its copies) may be used from any thread of any process
 // that inherited it through fork (mp::Process, mp::Pool). A process killed
@@ -51,9 +65,11 @@
 
 namespace mp {
 
-// Tuning a queue beyond Python's maxsize. ring_bytes is the shared memory the
-// queue keeps (rounded up to a power of two between 4 KiB and 1 GiB); items
-// above an eighth of it are streamed in chunks.
+// Tuning a queue beyond Python's maxsize. ring_bytes bounds the bytes that may
+// wait in the queue (rounded up to a power of two between 4 KiB and 2 GiB,
+// the default); items above an eighth of it are streamed in chunks. Rings of
+// 8 MiB or more give their memory back as consumers pass it; smaller ones
+// keep the pages they touched.
 struct QueueOptions {
   std::size_t ring_bytes = detail::kDefaultRingCapacity;
 };
@@ -106,9 +122,9 @@ class Queue {
       "or a type with a serialize(Archive&) member)");
 
  public:
-  // Queue::Queue(maxsize): a new, empty queue. maxsize 0 means no limit on the
-  // number of items (the ring's bytes still bound what waits; a put may then
-  // wait for room). Throws mp::Error if the shared memory cannot be mapped.
+  // Queue::Queue(maxsize): a new, empty queue. maxsize 0 means no limit (the
+  // 2 GiB ring reservation is the only bound: see the notes at the top).
+  // Throws mp::Error if the shared memory cannot be mapped.
   explicit Queue(std::size_t maxsize = 0) : Queue(maxsize, QueueOptions{}) {}
   Queue(std::size_t maxsize, QueueOptions options)
       : ring_(detail::Ring::create(maxsize, ring_capacity(options.ring_bytes))),
@@ -118,12 +134,14 @@ class Queue {
   // ValueError after close() in this process.
   void put(const T& item) { put_impl(item, detail::Deadline::never(), false, "put"); }
   // Queue::put(item, timeout): Full if no room came within timeout (a
-  // negative timeout is zero). A streamed item that has started is finished.
+  // negative timeout is zero). A streamed item not finished by then is
+  // aborted (consumers drop what they saw of it) and raises Full.
   template <class Rep, class Period>
   void put(const T& item, std::chrono::duration<Rep, Period> timeout) {
     put_impl(item, detail::Deadline::after(timeout), false, "put");
   }
-  // Queue::put_nowait(item): Full at once if there is no room.
+  // Queue::put_nowait(item): Full at once if there is no room (for a streamed
+  // item: room for all of it).
   void put_nowait(const T& item) { put_impl(item, detail::Deadline::never(), true, "put_nowait"); }
   // Queue::try_put(item): false instead of Full or ShutDown; for hot loops.
   // Still ValueError after close() (misuse, not a state of the queue).
@@ -134,7 +152,8 @@ class Queue {
   // Queue::get(): blocks until an item comes; ShutDown once the queue is shut
   // down and empty; ValueError after close() in this process.
   T get() { return *get_impl(detail::Deadline::never(), false, "get"); }
-  // Queue::get(timeout): Empty if nothing came within timeout.
+  // Queue::get(timeout): Empty if nothing came within timeout, also while a
+  // large item's producer stalls half-way (the item is sent again later).
   template <class Rep, class Period>
   T get(std::chrono::duration<Rep, Period> timeout) {
     return *get_impl(detail::Deadline::after(timeout), false, "get");
@@ -173,7 +192,7 @@ class Queue {
   static std::uint32_t ring_capacity(std::size_t bytes) {
     if (bytes > detail::kMaxRingCapacity)
       throw ValueError("mp::Queue: QueueOptions::ring_bytes " + std::to_string(bytes) +
-                       " is above the 1 GiB limit (large items are streamed; a big ring is not needed)");
+                       " is above the 2 GiB limit (large items are streamed; a big ring is not needed)");
     return static_cast<std::uint32_t>(bytes);
   }
 

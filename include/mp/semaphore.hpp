@@ -14,12 +14,13 @@
 // that would raise the count above its initial value (mp::ValueError). A
 // process that dies holding tokens does not give them back (as in Python).
 //
-// Protocol (all in src/semaphore.cpp): the count word is itself the futex word.
-// A waiter announces itself in `sleepers`, re-reads the count, and sleeps only
-// while it reads 0; release() bumps the count first and calls futex_wake only
-// when `sleepers` is non-zero, so an uncontended acquire/release makes no
-// system call. A waiter killed while asleep leaves `sleepers` one too high,
-// which only costs later releases a futex_wake call.
+// Protocol (src/semaphore.cpp): a count word, and the event count every mp
+// wait goes through (detail/event_count.hpp). A waiter waits until it sees a
+// token (a short spin, then futex) and then competes for it with a
+// compare-exchange; release() bumps the count and notifies, which makes a
+// system call only when someone sleeps, so an uncontended acquire/release
+// makes none. A waiter killed at any point costs at most one later release()
+// one needless FUTEX_WAKE.
 //
 // Safety: a handle may be copied and used from any thread of any process that
 // has it; all copies name one semaphore.
@@ -36,6 +37,7 @@
 
 #include "mp/detail/acquirable.hpp"
 #include "mp/detail/clock.hpp"
+#include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
 
 namespace mp {
@@ -43,11 +45,10 @@ namespace mp {
 namespace detail {
 
 // INV1  0 <= count <= max_value (max_value = INT32_MAX for an unbounded one).
-// INV2  `sleepers` >= the number of live threads between their announcement
-//       and their withdrawal in acquire(); it only errs upwards (dead waiters).
+// INV2  every increment of `count` is followed by waiters.notify_all().
 struct SemaphoreState {
   static constexpr std::uint32_t kMagic = 0x4d53504d;  // "MPSM"
-  static constexpr std::uint32_t kVersion = 1;
+  static constexpr std::uint32_t kVersion = 2;
 
   SemaphoreState(std::uint32_t initial, std::uint32_t maximum) noexcept
       : max_value(maximum), count(initial) {}
@@ -55,8 +56,8 @@ struct SemaphoreState {
   const std::uint32_t magic = kMagic;
   const std::uint32_t version = kVersion;
   const std::uint32_t max_value;
-  std::atomic<std::uint32_t> count;                    // the futex word; INV1
-  alignas(64) std::atomic<std::uint32_t> sleepers{0};  // INV2; own cache line: waiters write it
+  std::atomic<std::uint32_t> count;  // INV1
+  alignas(64) EventCount waiters;    // INV2; own cache line: waiters write its flag
 };
 
 static_assert(std::is_standard_layout_v<SemaphoreState>, "SemaphoreState is shared between processes");
@@ -72,7 +73,8 @@ class MP_API Semaphore : public detail::Acquirable<Semaphore> {
   explicit Semaphore(int value = 1);
 
   // Semaphore::acquire...(), lock(), try_lock...(): from detail::Acquirable:
-  // take one token, blocking (futex) while there is none, until the deadline.
+  // take one token, blocking (event count: a short spin, then futex) while
+  // there is none, until the deadline.
 
   // Semaphore::release() (also unlock()): gives one token back and wakes the
   // sleepers. mp::ValueError above the bound of a BoundedSemaphore, or at INT_MAX.

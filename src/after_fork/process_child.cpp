@@ -29,13 +29,12 @@
 
 namespace mp {
 namespace detail {
-namespace {
-
-// finish_and_exit(code): the one way out of a child (also mp::exit's).
-[[noreturn]] void finish_and_exit(int code) noexcept {
+void finish_child_and_exit(int code) noexcept {
   finish_children();  // the child's own children: terminate daemons, join the rest (as Python)
   after_fork::flush_and_exit(code);
 }
+
+namespace {
 
 // run_child(...): the child branch of spawn_child(); never returns.
 [[noreturn]] void run_child(ProcessTable& table, const SpawnOptions& options, ChildBody body, pid_t parent,
@@ -50,12 +49,13 @@ namespace {
     after_fork::print_exception(options.identity ? options.identity->name().c_str() : "?");
     code = 1;
   }
-  finish_and_exit(code);
+  finish_child_and_exit(code);
 }
 
 }  // namespace
 
 void reset_table_in_child(ProcessTable& table, ProcessInfo* identity) noexcept {
+  table.parent = table.current != nullptr ? table.current : &table.main_info;  // who forked us
   if (identity != nullptr) {
     ProcessInfoAccess::set_pid(*identity, ::getpid());
     table.current = identity;
@@ -109,7 +109,7 @@ SpawnResult spawn_child(const SpawnOptions& options, ChildBody body) noexcept {
 }  // namespace detail
 
 void exit(int code) {
-  if (detail::process_table().in_child) detail::finish_and_exit(code);
+  if (detail::process_table().in_child) detail::finish_child_and_exit(code);
   std::exit(code);
 }
 

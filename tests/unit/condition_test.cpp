@@ -194,6 +194,47 @@ TEST(Condition, WaiterKilledMidWaitDoesNotSwallowANotify) {
   EXPECT_TRUE(woken);
 }
 
+TEST(Condition, GrantLeftByAKilledWaiterWakesNoLaterWaiter) {
+  // Issue 9, defect 13: a waiter killed inside wait() after a notify(1) made
+  // it a grant left that grant spare, and a later notify(1) then woke two.
+  mp::Condition cond;
+  mp::Value<int> ready(0);  // under the lock: how many are inside wait()
+  auto ready_is = [&](int n) {
+    std::lock_guard hold(cond);
+    return ready.value() == n;
+  };
+  pid_t child = fork_child([&] {
+    std::lock_guard hold(cond);
+    ready.value() = 1;
+    cond.wait();
+    return 0;
+  });
+  ASSERT_TRUE(mp::test::eventually([&] { return ready_is(1); }));  // the child is inside wait()
+  ::kill(child, SIGSTOP);  // cannot take the grant the notify below makes for it
+  {
+    std::lock_guard hold(cond);
+    cond.notify(1);
+  }
+  EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+  std::atomic<int> notified{0};
+  std::vector<std::thread> waiters;
+  for (int t = 0; t < 2; ++t)
+    waiters.emplace_back([&] {
+      std::lock_guard hold(cond);
+      ++ready.value();
+      // Long enough for the notified one to return however loaded the
+      // machine; the other one times out.
+      if (cond.wait(1s)) notified.fetch_add(1);
+    });
+  ASSERT_TRUE(mp::test::eventually([&] { return ready_is(3); }));  // both inside wait()
+  {
+    std::lock_guard hold(cond);
+    cond.notify(1);
+  }
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(notified.load(), 1) << "notify(1) must wake at most one";
+}
+
 TEST(Condition, HolderKilledWhileHoldingTheLockIsReportedToTheWokenWaiter) {
   mp::Lock lock;
   mp::Condition cond(lock);

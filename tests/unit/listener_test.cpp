@@ -188,6 +188,25 @@ TEST(Listener, ASilentPeerFailsTheChallengeAfterTheHandshakeTimeout) {
   ::close(silent);
 }
 
+TEST(Listener, GarbageDuringTheChallengeIsRefusedAndTheListenerGoesOn) {
+  mp::Listener listener(unique_abstract_name("garbage"), 4, std::string("key"));
+  int garbage = raw_connect(listener.address());
+  // Claims a 1 GiB answer: more than the 256 bytes a challenge answer may have.
+  std::array<unsigned char, 4> header{0x40, 0, 0, 0};
+  ASSERT_EQ(::write(garbage, header.data(), header.size()), 4);
+  try {
+    (void)listener.accept<int>();
+    ADD_FAILURE() << "a garbage answer was accepted";
+  } catch (const mp::AuthenticationError& error) {
+    EXPECT_NE(std::string(error.what()).find("longer than 256"), std::string::npos) << error.what();
+  }
+  ::close(garbage);
+  auto good = std::async(std::launch::async,
+                         [&] { mp::Client<int>(listener.address(), std::string("key")).send(5); });
+  EXPECT_EQ(listener.accept<int>().recv(), 5);
+  good.get();
+}
+
 TEST(Listener, AHugeClaimedLengthIsRefusedBeforeAllocation) {
   mp::Listener listener(unique_abstract_name("huge"));
   int raw = raw_connect(listener.address());
@@ -202,6 +221,19 @@ TEST(Listener, AHugeClaimedLengthIsRefusedBeforeAllocation) {
     EXPECT_NE(std::string(error.what()).find("more than the"), std::string::npos) << error.what();
   }
   EXPECT_TRUE(conn.closed()) << "the stream cannot be trusted after a bad header";
+  ::close(raw);
+}
+
+TEST(Listener, TheLongHeaderFormIsRead) {
+  // Python announces a message beyond 2^31 - 1 bytes as -1 then an 8-byte
+  // big-endian length; the reader takes that form for any length.
+  mp::Listener listener(unique_abstract_name("long"));
+  int raw = raw_connect(listener.address());
+  auto conn = listener.accept<std::string>();
+  std::array<unsigned char, 17> frame{0xff, 0xff, 0xff, 0xff, 0,   0,   0,   0,  0,
+                                      0,    0,    5,    'h',  'e', 'l', 'l', 'o'};
+  ASSERT_EQ(::write(raw, frame.data(), frame.size()), 17);
+  EXPECT_EQ(text_of(conn.recv_bytes()), "hello");
   ::close(raw);
 }
 
@@ -261,6 +293,39 @@ TEST(Listener, TwoHundredConnectionsLeakNoFds) {
     conn.send(conn.recv() + 1);
   }
   EXPECT_TRUE(clients.get());
+}
+
+}  // namespace
+
+namespace {
+
+// Threads in one process (run under ThreadSanitizer by `make tsan`): two
+// threads accept on one Listener while four client threads connect, each
+// with its own authenticated round trip.
+TEST(ListenerThreads, TwoAcceptingThreadsServeFourClients) {
+  mp::Listener listener("@mp-listener-threads-" + std::to_string(::getpid()), 8, std::string("k"));
+  constexpr int clients_per_acceptor = 2;
+  auto acceptor = [&] {
+    for (int i = 0; i < clients_per_acceptor; ++i) {
+      auto conn = listener.accept<int>();
+      conn.send(conn.recv() * 2);
+      (void)listener.last_accepted();
+    }
+  };
+  std::thread first(acceptor);
+  std::thread second(acceptor);
+  std::vector<std::future<int>> clients;
+  for (int i = 0; i < 2 * clients_per_acceptor; ++i) {
+    clients.push_back(std::async(std::launch::async, [&, i] {
+      auto conn = mp::Client<int>(listener.address(), std::string("k"));
+      conn.send(i);
+      return conn.recv();
+    }));
+  }
+  for (int i = 0; i < 2 * clients_per_acceptor; ++i)
+    EXPECT_EQ(clients[static_cast<std::size_t>(i)].get(), 2 * i);
+  first.join();
+  second.join();
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -201,6 +202,47 @@ TEST(RingThreads, ManyProducersManyConsumersLoseNothingAndKeepEachProducersOrder
   for (int p = 0; p < kProducers; ++p)
     for (int i = 0; i < kPerProducer; ++i) ASSERT_EQ(count[p][i], 1) << "producer " << p << " item " << i;
   EXPECT_EQ(ring.size(), 0u);
+}
+
+// INV9: timed readers that give a stream up half-way (their deadline passes
+// while the producer still writes it) make the producer send it again; every
+// item still arrives exactly once and in order. Every fourth get is untimed,
+// so the run always progresses.
+TEST(RingThreads, ReadersThatGiveUpAStreamHalfWayLoseAndDuplicateNothing) {
+  Ring ring = Ring::create(0, 4096);  // streams above 512 bytes; 20 KB items need a reader to free room
+  constexpr int kItems = 60;
+  std::thread producer([&] {
+    for (int i = 0; i < kItems; ++i) {
+      auto item = pattern(20'000, static_cast<std::uint32_t>(i));
+      std::memcpy(item.data(), &i, sizeof i);
+      ASSERT_EQ(put(ring, item), RingStatus::ok);
+    }
+  });
+  std::vector<std::byte> out;
+  int expected = 0, gave_up = 0;
+  for (int attempt = 0; expected < kItems; ++attempt) {
+    GetTarget target{nullptr, 0, &out, false};
+    const Deadline deadline =
+        attempt % 4 == 3 ? Deadline::never() : Deadline::after(std::chrono::microseconds(50));
+    const RingStatus status = ring.get(target, deadline, false);
+    if (status == RingStatus::would_block) {
+      ++gave_up;
+      continue;
+    }
+    ASSERT_EQ(status, RingStatus::ok);
+    int i = -1;
+    std::memcpy(&i, out.data(), sizeof i);
+    ASSERT_EQ(i, expected);
+    auto want = pattern(20'000, static_cast<std::uint32_t>(i));
+    std::memcpy(want.data(), &i, sizeof i);
+    ASSERT_EQ(out, want);
+    ++expected;
+  }
+  producer.join();
+  EXPECT_EQ(ring.size(), 0u);
+  std::vector<std::byte> rest;
+  EXPECT_EQ(get(ring, rest, true), RingStatus::would_block);
+  std::printf("timed gets that gave up: %d\n", gave_up);
 }
 
 TEST(RingThreads, ShutdownWakesBlockedGettersAndPutters) {

@@ -2,10 +2,19 @@
 //
 // Design notes (copied into the README)
 // -------------------------------------
-// A queue is ONE anonymous MAP_SHARED region: a RingHeader (limits, two robust
-// mutexes, the commit words, futex sequence words) followed by a power-of-two
-// byte ring of records `[payload_bytes | kind | stream id | payload]`.
+// A queue is ONE shared region (a memfd, mp/detail/shm.hpp): a RingHeader
+// (limits, two robust mutexes, the commit words, futex sequence words) in the
+// first page, followed by a power-of-two byte ring of records
+// `[payload_bytes | kind | stream id | payload]`.
 //
+// * Memory follows the backlog. The ring is 2 GiB of reserved address space
+//   over a sparse memfd that has its full size from the start: a page exists
+//   only once a producer writes into it, and consumers punch whole granules
+//   (1 MiB) back out of the file as they pass them (INV8). So `maxsize == 0`
+//   has no hidden bound short of 2 GiB of waiting bytes (10 million `long`
+//   items take 240 MB), every process (forked before or after) sees every
+//   page without remapping, and a drained queue holds about 1 MiB. Rings made
+//   smaller than 8 MiB (QueueOptions::ring_bytes) keep their pages.
 // * Two sides. Producers serialise on `producer_mutex` and own `tail`;
 //   consumers serialise on `consumer_mutex` and own `head`. A producer only
 //   reads the consumers' commit word (to learn about free space, cached under
@@ -24,9 +33,13 @@
 //   eighth of the ring) is sent as BEGIN, CHUNK..., LAST records while the
 //   producer keeps `producer_mutex` (the "stream right"); the consumer that
 //   takes BEGIN keeps `consumer_mutex` and copies the chunks out as they are
-//   published, so a 256 MiB item flows through a 2 MiB ring and the memory at
-//   rest stays at the ring's size. The item counts as put when LAST is
-//   published (INV4).
+//   published, so an item larger than the ring flows through it. The item
+//   counts as put when LAST is published (INV4). Deadlines hold on both
+//   sides: a producer out of time half-way aborts the stream (as a dead one
+//   is aborted) and reports Full; a reader out of time (or shut down) with
+//   nothing new to read abandons the stream (INV9) and reports Empty, and
+//   its producer sends the item again from the start, so a stalled or
+//   SIGSTOPped producer holds no get past its timeout and nothing is lost.
 // * No system call on the fast path. Sleepers raise a flag before they
 //   re-check and FUTEX_WAIT on a sequence word; a waker lowers the flag and
 //   bumps the word and calls FUTEX_WAKE only when the flag was raised (INV7):
@@ -69,6 +82,20 @@
 //         change), or the waker's comes second, sees the 1 and bumps the word
 //         the sleeper sleeps on. A sleeper killed asleep leaves the flag raised:
 //         that costs one needless FUTEX_WAKE, once.
+//   INV8  Producers write only below `reclaimed` + capacity, and `reclaimed`
+//         <= head. A consumer moves it (under consumer_mutex) only after
+//         committing head and punching the granules in between out of the
+//         file, so a producer never writes into a page being punched; a
+//         consumer killed between the punch and the store leaves `reclaimed`
+//         behind, and the next commit punches again (harmless) and moves it.
+//   INV9  RingHeader::stream_state holds the open stream's id from before its
+//         BEGIN is published until after its LAST or ABORT is. Its reader may
+//         give it up only by a CAS id -> id|kStreamAbandoned; its producer may
+//         publish LAST only after a CAS id -> id|kStreamFinishing. One of the
+//         two wins: an abandoned stream never gets a LAST (its producer
+//         aborts it and sends the item again, or reports Full/ShutDown), and
+//         a finishing one is always waited for, so an abandoned partial copy
+//         never loses an item and a resent one is never a duplicate.
 //
 // Memory ordering: record bytes travel with release/acquire on write_word
 // (producer -> consumer) and read_word (consumer -> producer, "these bytes may
@@ -77,8 +104,9 @@
 //
 // Safety: a Ring handle may be used from any thread of any process that has
 // the mapping. Visibility: everything a process wrote before put(x) returned is
-// visible to the process whose get() returns x. Lifetime: the region is an
-// anonymous shared mapping inherited by fork; the last unmap frees it.
+// visible to the process whose get() returns x. Lifetime: the region is a
+// memfd mapping inherited by fork (or adopted from its fd); the last fd and
+// mapping to go free it.
 #pragma once
 
 #include <atomic>
@@ -92,14 +120,22 @@
 #include "mp/detail/clock.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/detail/robust_mutex.hpp"
+#include "mp/detail/shm.hpp"
 
 namespace mp::detail {
 
 inline constexpr std::uint32_t kRingMagic = 0x6d705251;  // "mpRQ"
-inline constexpr std::uint32_t kRingVersion = 1;
-inline constexpr std::uint32_t kDefaultRingCapacity = 2u << 20;  // 2 MiB of ring at rest
+inline constexpr std::uint32_t kRingVersion = 2;
+// The ring's bytes are a reservation: a sparse memfd whose pages exist only
+// where the backlog touched them and are punched back behind the consumers.
+inline constexpr std::uint32_t kMaxRingCapacity = 1u << 31;  // positions are u32: 2 GiB at most
+inline constexpr std::uint32_t kDefaultRingCapacity = kMaxRingCapacity;
 inline constexpr std::uint32_t kMinRingCapacity = 4096;
-inline constexpr std::uint32_t kMaxRingCapacity = 1u << 30;
+inline constexpr std::size_t kRingDataOffset = 4096;  // the header's page; the data starts page-aligned
+// Rings of at least kPunchMinCapacity give their bytes back in granules of
+// kReclaimGranule as consumers pass them (INV8); smaller rings keep their pages.
+inline constexpr std::uint32_t kPunchMinCapacity = 8u << 20;
+inline constexpr std::uint32_t kReclaimGranule = 1u << 20;
 
 // Kinds of record (RecordHeader::kind). The numbers are part of the ABI.
 enum class RecordKind : std::uint32_t {
@@ -129,11 +165,14 @@ struct alignas(64) RingHeader {
   std::uint32_t capacity;          // bytes of ring, a power of two
   std::uint32_t stream_threshold;  // records bigger than this are streamed
   std::uint64_t maxsize;           // items; 0 = no limit
+  std::uint32_t reclaim_granule;   // 0: nothing is punched (INV8)
+  std::uint32_t reserved0;
 
   // --- producer side: plain fields under producer_mutex ---
   alignas(64) RobustMutex producer_mutex;
   std::atomic<std::uint64_t> write_word;  // puts << 32 | tail; stored only under producer_mutex
-  std::uint64_t cached_read_word;         // a possibly stale copy of read_word (only ever behind)
+  std::uint32_t cached_reclaimed;         // a possibly stale copy of `reclaimed` (only ever behind)
+  std::uint32_t cached_gets;              // a possibly stale copy of read_word's count (only ever behind)
   std::uint64_t open_stream_id;           // != 0 while a stream is being written (INV5)
   std::uint64_t next_stream_id;
   std::atomic<std::uint32_t> producer_streaming;  // hint for non-blocking puts: the lock is held long
@@ -142,6 +181,7 @@ struct alignas(64) RingHeader {
   // --- consumer side: plain fields under consumer_mutex ---
   alignas(64) RobustMutex consumer_mutex;
   std::atomic<std::uint64_t> read_word;           // gets << 32 | head; stored only under consumer_mutex
+  std::atomic<std::uint32_t> reclaimed;           // producers may write below reclaimed + capacity (INV8)
   std::atomic<std::uint32_t> consumer_streaming;  // hint for non-blocking gets: the lock is held long
   std::atomic<std::uint32_t> consumer_repairs;    // how many times a consumer lock was taken from the dead
 
@@ -156,6 +196,9 @@ struct alignas(64) RingHeader {
   std::atomic<std::uint32_t> tasks_done;         // task_done() calls; unfinished = puts - tasks_done
   std::atomic<std::uint32_t> join_seq;           // bumped when unfinished reaches 0 and joiners sleep
   std::atomic<std::uint32_t> joiners_waiting;    // sleepers flag (INV7) for join()
+
+  // --- the open stream's fate (INV9) ---
+  alignas(64) std::atomic<std::uint64_t> stream_state;  // 0, id, id | kStreamFinishing, id | kStreamAbandoned
 };
 static_assert(std::is_standard_layout_v<RingHeader>);
 static_assert(sizeof(RingHeader) % 64 == 0 && sizeof(RingHeader) <= 512);
@@ -164,6 +207,10 @@ static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(sizeof(std::atomic<std::uint64_t>) == 8 && sizeof(std::atomic<std::uint32_t>) == 4);
 
 inline constexpr std::uint32_t kShutdownBit = 1;
+// RingHeader::stream_state: the open stream's id with at most one of these.
+inline constexpr std::uint64_t kStreamFinishing = std::uint64_t{1} << 63;  // its producer is publishing LAST
+inline constexpr std::uint64_t kStreamAbandoned = std::uint64_t{1} << 62;  // its reader gave up on it
+inline constexpr std::uint64_t kStreamIdMask = kStreamAbandoned - 1;
 
 enum class RingStatus {
   ok,
@@ -186,17 +233,27 @@ struct GetTarget {
 class MP_API Ring {
  public:
   // Ring::create(maxsize, capacity): a new region; capacity is rounded up to a
-  // power of two within [kMinRingCapacity, kMaxRingCapacity]. Throws mp::Error
-  // if the kernel refuses the mapping.
+  // power of two within [kMinRingCapacity, kMaxRingCapacity]. The capacity is
+  // reserved address space over a sparse memfd: memory is used only for the
+  // backlog (INV8). Throws mp::Error if the kernel refuses the memfd or mapping.
   static Ring create(std::uint64_t maxsize, std::uint32_t capacity = kDefaultRingCapacity);
 
   // Ring::put(payload, deadline, nonblocking): appends one item. Blocks (until
-  // `deadline`) on room: fewer than maxsize items and enough free bytes. An item
-  // larger than stream_threshold is streamed; once its first chunk is out the
-  // put finishes regardless of the deadline (or is aborted by shutdown()).
+  // `deadline`; not at all when nonblocking) on room: fewer than maxsize items
+  // and enough free bytes. An item larger than stream_threshold is streamed:
+  // a non-blocking put streams it only if all of it fits now; a put whose
+  // deadline passes half-way through the stream aborts it (an ABORT record:
+  // readers drop what they read of it, as for a dead producer) and reports
+  // would_block: the item was not put. shutdown() aborts a stream too. A
+  // stream its reader abandoned (INV9) is sent again while time remains.
   RingStatus put(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
 
-  // Ring::get(target, deadline, nonblocking): removes the oldest item.
+  // Ring::get(target, deadline, nonblocking): removes the oldest item. Never
+  // waits past `deadline`, even for a streamed item whose producer stalls: a
+  // reader whose deadline passes (or that sees shutdown) half-way through a
+  // stream abandons it (INV9) and reports would_block (shut_down); its
+  // producer then sends the item again from the start (or, out of time or
+  // shut down, aborts it), so nothing is lost or duplicated.
   RingStatus get(GetTarget& target, const Deadline& deadline, bool nonblocking);
 
   [[nodiscard]] std::uint32_t size() const noexcept;        // puts - gets (INV2)
@@ -205,7 +262,12 @@ class MP_API Ring {
   [[nodiscard]] std::uint32_t capacity() const noexcept { return header_->capacity; }
   [[nodiscard]] std::uint32_t stream_threshold() const noexcept { return header_->stream_threshold; }
   [[nodiscard]] bool is_shut_down() const noexcept;
-  [[nodiscard]] std::size_t mapped_bytes() const noexcept { return mapped_bytes_; }
+  [[nodiscard]] std::size_t mapped_bytes() const noexcept { return region_.size(); }
+  // Ring::resident_bytes(): the memory the region's memfd holds now (its
+  // allocated blocks), the header page included.
+  [[nodiscard]] std::size_t resident_bytes() const noexcept;
+  // Ring::fd(): the region's memfd (owned by the ring; dup it to keep it).
+  [[nodiscard]] int fd() const noexcept { return region_.fd(); }
 
   // Ring::shutdown(): sets the shutdown bit and wakes every sleeper.
   void shutdown() noexcept;
@@ -222,17 +284,26 @@ class MP_API Ring {
   [[nodiscard]] RingHeader* header() const noexcept { return header_; }
 
  private:
-  Ring(std::shared_ptr<std::byte> mapping, std::size_t mapped_bytes);
+  explicit Ring(SharedRegion region);
+
+  // How a stream's reader ended (read_stream).
+  enum class StreamEnd { complete, aborted, timed_out, shut_down, corrupted };
+  // What stream_once() found: done (ok or a final status) or abandoned (send again).
+  static constexpr RingStatus kResend = static_cast<RingStatus>(100);
 
   RingStatus put_item(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
   RingStatus put_stream(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
-  RingStatus read_stream(const RecordHeader& begin, std::uint64_t& read_word, GetTarget& target);
+  StreamEnd read_stream(const RecordHeader& begin, std::uint64_t& read_word, GetTarget& target,
+                        const Deadline& deadline);
   LockOutcome lock_side(RobustMutex& mutex, const std::atomic<std::uint32_t>& streaming_hint,
                         const Deadline& deadline, bool nonblocking) noexcept;
   void repair_producer() noexcept;
   void abort_open_stream() noexcept;
-  bool producer_gone_without_finishing(std::uint64_t stream_id) noexcept;
-  std::uint32_t free_bytes(std::uint64_t write_word, std::uint64_t read_word) const noexcept;
+  RingStatus stream_once(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
+  bool producer_gone_without_finishing(std::uint64_t stream_id, std::uint32_t read_position) noexcept;
+  std::uint32_t free_bytes(std::uint64_t write_word, std::uint32_t reclaimed) const noexcept;
+  std::uint32_t free_bytes_now(std::uint64_t write_word) const noexcept;
+  void commit_read(std::uint64_t read_word) noexcept;
   void write_record(std::uint32_t tail, RecordKind kind, std::uint64_t stream_id,
                     std::span<const std::byte> a, std::span<const std::byte> b = {}) noexcept;
   void copy_in(std::uint32_t position, const std::byte* source, std::size_t n) noexcept;
@@ -241,8 +312,7 @@ class MP_API Ring {
   void wake_getters() noexcept;
   void wake_putters() noexcept;
 
-  std::shared_ptr<std::byte> mapping_;
-  std::size_t mapped_bytes_ = 0;
+  SharedRegion region_;
   RingHeader* header_ = nullptr;
   std::byte* data_ = nullptr;
 };

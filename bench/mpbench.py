@@ -1,0 +1,102 @@
+"""Shared helpers for bench/compare/*.py (import with
+sys.path.append(<bench dir>); `python3 -P` keeps the standard library first).
+
+  condition()   "idle" or "busy": set by bench/run.sh (MP_BENCH_CONDITION), which
+                runs every comparison twice, the second time with one busy-looping
+                process per core started by itself.
+  quick()       MP_BENCH_QUICK=1: a plumbing test, every benchmark shortened
+                (figures meaningless); scaled(n) shrinks Python-side loop counts.
+  gbench(path)  runs a Google Benchmark binary (JSON) and returns
+                {name: record}, the median when repetitions were asked for.
+  Table         the one table format: case, mp, Python, ratio, goal, met.
+"""
+import json
+import os
+import subprocess
+
+
+def condition():
+    return os.environ.get("MP_BENCH_CONDITION", "idle")
+
+
+def quick():
+    return os.environ.get("MP_BENCH_QUICK", "") not in ("", "0")
+
+
+def scaled(n, minimum=1):
+    """n, or n/100 (at least `minimum`) in quick mode."""
+    return max(minimum, n // 100) if quick() else n
+
+
+def gbench(binary, repetitions=1, extra=()):
+    """{benchmark name: record}, the name with its arguments ("BM_X/4096") but
+    without option parts ("/iterations:3"); with repetitions > 1, the medians."""
+    args = [binary, "--benchmark_format=json", *extra]
+    if quick():
+        args.append("--benchmark_min_time=0.01")
+        repetitions = 1
+    if repetitions > 1:
+        args += [f"--benchmark_repetitions={repetitions}", "--benchmark_report_aggregates_only=true"]
+    out = subprocess.run(args, check=True, capture_output=True, text=True).stdout
+    results = {}
+    for b in json.loads(out)["benchmarks"]:
+        if repetitions > 1 and b.get("aggregate_name") != "median":
+            continue
+        name = "/".join(part for part in b.get("run_name", b["name"]).split("/") if ":" not in part)
+        results[name] = b
+    return results
+
+
+def ns(record):
+    """A Google Benchmark record's real time in ns."""
+    return record["real_time"] * {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}[record["time_unit"]]
+
+
+def _goal_for(goal):
+    """A goal may differ by condition: {"idle": x, "busy": y}."""
+    if isinstance(goal, dict):
+        return goal.get(condition())
+    return goal
+
+
+class Table:
+    """Rows of mp against Python measured in the same run.
+
+    row(case, mp, python, unit, lower_is_better, ratio_goal=None, mp_goal=None):
+      ratio is how many times better mp is (python/mp for times, mp/python for
+      rates); ratio_goal is the least acceptable ratio, mp_goal an absolute
+      bound on mp's own figure (<= for times, >= for rates). Either may be a
+      dict by condition. A row with no goal says "(info)".
+    """
+
+    def __init__(self, title):
+        self.title = title
+        self.rows = []
+
+    def row(self, case, mp, python, unit, lower_is_better, ratio_goal=None, mp_goal=None):
+        ratio = None
+        if mp is not None and python is not None and mp > 0 and python > 0:
+            ratio = python / mp if lower_is_better else mp / python
+        goals, met = [], []
+        ratio_goal, mp_goal = _goal_for(ratio_goal), _goal_for(mp_goal)
+        if ratio_goal is not None:
+            goals.append(f">= {ratio_goal:g}x")
+            met.append(ratio is not None and ratio >= ratio_goal)
+        if mp_goal is not None:
+            goals.append(f"{'<=' if lower_is_better else '>='} {mp_goal:g} {unit}")
+            met.append(mp is not None and (mp <= mp_goal if lower_is_better else mp >= mp_goal))
+        verdict = ("met" if all(met) else "NOT MET") if met else "(info)"
+        self.rows.append((case, mp, python, unit, ratio, ", ".join(goals), verdict))
+
+    def print(self):
+        print(f"{self.title} [{condition()}{', QUICK: figures meaningless' if quick() else ''}]")
+        header = f"{'case':46} {'mp':>12} {'python':>12} {'unit':6} {'ratio':>8}  {'goal':22} met"
+        print(header)
+        print("-" * len(header))
+
+        def cell(v):
+            return f"{v:12.2f}" if v is not None else f"{'-':>12}"
+
+        for case, mp, python, unit, ratio, goal, verdict in self.rows:
+            ratio_text = f"{ratio:7.1f}x" if ratio is not None else f"{'-':>8}"
+            print(f"{case:46} {cell(mp)} {cell(python)} {unit:6} {ratio_text}  {goal:22} {verdict}")

@@ -1,0 +1,305 @@
+// src/redis/pool.cpp — mp::redis::Pool (submitter) and serve() (worker host).
+//
+// Records (codec tuples):
+//   task   (id, function, arguments, reply_to, attempt, max_attempts) on JoinableQueue `name`
+//   result (id, status, payload, error type, error message) on Queue reply_to, one per submitter
+// A worker host takes at most 2 x processes tasks at a time, runs them in a local mp::Pool and
+// acknowledges them in the order it took them (task_done acknowledges the oldest held item),
+// after the result was pushed: a host that dies leaves its unacknowledged tasks to be handed out
+// again once its lease runs out.
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "command.hpp"
+#include "link.hpp"
+#include "mp/pool.hpp"
+#include "mp/redis/pool.hpp"
+#include "mp/redis/queue.hpp"
+
+namespace mp::redis::detail {
+
+namespace {
+
+using TaskRecord =
+    std::tuple<std::string, std::string, std::vector<std::byte>, std::string, std::int32_t, std::int32_t>;
+using ResultRecord = std::tuple<std::string, std::int32_t, std::vector<std::byte>, std::string, std::string>;
+
+// run_task(function, arguments): what a local worker process runs.
+std::vector<std::byte> run_task(const std::string& function, const std::vector<std::byte>& arguments) {
+  return find_task(function)(arguments);
+}
+
+std::atomic<bool> g_stop_serving{false};  // set by the signal handler; read by serve()'s loop
+
+void on_stop_signal(int) { g_stop_serving.store(true, std::memory_order_relaxed); }  // relaxed: a flag polled
+
+}  // namespace
+
+// ---- TaskState ------------------------------------------------------------------
+
+struct TaskState::Shared {
+  std::mutex mutex;
+  std::condition_variable changed;
+  bool done = false;  // guarded by mutex, and so is everything below
+  Status status = Status::ok;
+  std::vector<std::byte> payload;
+  std::string type, message;
+};
+
+TaskState::TaskState() : shared_(std::make_shared<Shared>()) {}
+
+void TaskState::finish(Status status, std::vector<std::byte> payload, std::string type, std::string message) {
+  {
+    std::lock_guard lock(shared_->mutex);
+    if (shared_->done) return;
+    shared_->done = true;
+    shared_->status = status;
+    shared_->payload = std::move(payload);
+    shared_->type = std::move(type);
+    shared_->message = std::move(message);
+  }
+  shared_->changed.notify_all();
+}
+
+bool TaskState::wait(mp::detail::Deadline deadline) {
+  std::unique_lock lock(shared_->mutex);
+  while (!shared_->done) {
+    if (deadline.is_never()) {
+      shared_->changed.wait(lock);
+    } else if (shared_->changed.wait_until(lock, deadline.when()) == std::cv_status::timeout) {
+      return shared_->done;
+    }
+  }
+  return true;
+}
+
+bool TaskState::ready() {
+  std::lock_guard lock(shared_->mutex);
+  return shared_->done;
+}
+
+bool TaskState::successful() {
+  std::lock_guard lock(shared_->mutex);
+  return shared_->done && shared_->status == Status::ok;
+}
+
+std::vector<std::byte> TaskState::take() {
+  std::lock_guard lock(shared_->mutex);
+  switch (shared_->status) {
+    case Status::ok: return shared_->payload;
+    case Status::remote_error: throw mp::RemoteError(shared_->type, shared_->message);
+    case Status::worker_lost: throw mp::WorkerLost(shared_->message);
+    case Status::lost_server: throw mp::ConnectionError(shared_->message);
+  }
+  throw mp::Error("mp::redis::Pool: a result with an unknown status");
+}
+
+// ---- PoolCore (submitter) -----------------------------------------------------------
+
+struct PoolCore::Impl {
+  Impl(std::string_view url, std::string_view pool_name, PoolOptions opts)
+      : name(pool_name),
+        options(opts),
+        submitter(impl::random_hex(8)),
+        reply_to(name + ".results." + submitter),
+        tasks(url, name, 0, queue_options(opts)),
+        results(url, reply_to) {
+    if (opts.max_attempts < 1)
+      throw mp::ValueError("mp::redis::Pool \"" + name + "\": max_attempts must be >= 1");
+    receiver = std::thread([this] { receive(); });
+  }
+  static Options queue_options(const PoolOptions& opts) {
+    Options o;
+    o.lease = opts.lease;
+    return o;
+  }
+
+  void receive() {
+    while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled every 200 ms
+      ResultRecord record;
+      try {
+        record = results.get(std::chrono::milliseconds(200));
+      } catch (const mp::Empty&) {
+        continue;
+      } catch (const mp::Error& e) {  // the server is lost: every pending task fails with it
+        std::map<std::string, std::shared_ptr<TaskState>> failed;
+        {
+          std::lock_guard lock(mutex);
+          failed.swap(pending);
+        }
+        for (auto& [id, state] : failed) state->finish(TaskState::Status::lost_server, {}, "", e.what());
+        continue;
+      }
+      std::shared_ptr<TaskState> state;
+      {
+        std::lock_guard lock(mutex);
+        auto it = pending.find(std::get<0>(record));
+        if (it == pending.end()) continue;  // a duplicate (at-least-once) or abandoned
+        state = it->second;
+        pending.erase(it);
+      }
+      state->finish(static_cast<TaskState::Status>(std::get<1>(record)), std::move(std::get<2>(record)),
+                    std::move(std::get<3>(record)), std::move(std::get<4>(record)));
+    }
+  }
+
+  std::string name;
+  PoolOptions options;
+  std::string submitter, reply_to;
+  JoinableQueue<TaskRecord> tasks;
+  Queue<ResultRecord> results;
+  std::mutex mutex;
+  std::map<std::string, std::shared_ptr<TaskState>> pending;  // guarded by mutex
+  std::uint64_t next_id = 0;                                  // guarded by mutex
+  bool closed = false;                                        // guarded by mutex
+  std::atomic<bool> stop{false};
+  std::thread receiver;
+};
+
+PoolCore::PoolCore(std::string_view url, std::string_view name, PoolOptions options)
+    : impl_(std::make_unique<Impl>(url, name, options)) {}
+
+PoolCore::~PoolCore() {
+  impl_->stop.store(true, std::memory_order_relaxed);  // relaxed: the receiver polls it
+  if (impl_->receiver.joinable()) impl_->receiver.join();
+}
+
+void PoolCore::close() {
+  std::lock_guard lock(impl_->mutex);
+  impl_->closed = true;
+}
+
+std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<std::byte> arguments) {
+  auto state = std::make_shared<TaskState>();
+  std::string id;
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->closed)
+      throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": submitted after close()");
+    id = impl_->submitter + ":" + std::to_string(impl_->next_id++);
+    impl_->pending.emplace(id, state);
+  }
+  try {
+    impl_->tasks.put(TaskRecord{id, std::move(function), std::move(arguments), impl_->reply_to, 1,
+                                impl_->options.max_attempts});
+  } catch (...) {
+    std::lock_guard lock(impl_->mutex);
+    impl_->pending.erase(id);
+    throw;
+  }
+  return state;
+}
+
+}  // namespace mp::redis::detail
+
+namespace mp::redis {
+
+using detail::ResultRecord;
+using detail::TaskRecord;
+using Status = detail::TaskState::Status;
+
+int serve(std::string_view url, std::string_view name, ServeOptions options) {
+  struct sigaction stop_action {};
+  stop_action.sa_handler = detail::on_stop_signal;
+  sigemptyset(&stop_action.sa_mask);
+  struct sigaction old_term {
+  }, old_int{};
+  detail::g_stop_serving.store(false, std::memory_order_relaxed);
+  ::sigaction(SIGTERM, &stop_action, &old_term);
+  ::sigaction(SIGINT, &stop_action, &old_int);
+
+  int processes =
+      options.processes > 0 ? options.processes : static_cast<int>(std::thread::hardware_concurrency());
+  if (processes < 1) processes = 1;
+  Options queue_options;
+  queue_options.lease = options.lease;
+  JoinableQueue<TaskRecord> tasks(url, name, 0, queue_options);
+  std::map<std::string, std::unique_ptr<Queue<ResultRecord>>> replies;
+  auto reply = [&](const TaskRecord& task, Status status, std::vector<std::byte> payload, std::string type,
+                   std::string message) {
+    auto& queue = replies[std::get<3>(task)];
+    if (!queue) queue = std::make_unique<Queue<ResultRecord>>(url, std::get<3>(task));
+    queue->put(ResultRecord{std::get<0>(task), static_cast<std::int32_t>(status), std::move(payload),
+                            std::move(type), std::move(message)});
+  };
+  // dead_letter(task): a task out of attempts is kept on the queue's dead-letter list (best effort:
+  // the submitter hears WorkerLost either way).
+  const impl::Endpoint endpoint = impl::parse_url(url);
+  impl::Link admin(endpoint);
+  const std::string prefix = "mpq:{" + std::string(name) + "}:";
+  auto dead_letter = [&](const TaskRecord& task) {
+    try {
+      std::vector<impl::Command> commands{impl::Command{"LPUSH", prefix + "dead"}.add(mp::encode(task)),
+                                          impl::Command{"HINCRBY", prefix + "stats", "dead", "1"}};
+      (void)admin.run(commands, impl::Deadline::after(std::chrono::seconds(5)));
+    } catch (...) {  // NOLINT(bugprone-empty-catch): best effort, see above
+    }
+  };
+  {
+    mp::Pool local(processes);
+    struct Running {
+      TaskRecord task;
+      mp::AsyncResult<std::vector<std::byte>> result;
+    };
+    std::deque<Running> running;
+    const std::size_t window = static_cast<std::size_t>(processes) * 2;
+    // finish(front): sends its result (or puts it back), then acknowledges it: in the order taken.
+    auto finish = [&](Running& r) {
+      try {
+        reply(r.task, Status::ok, r.result.get(), "", "");
+      } catch (const mp::RemoteError& e) {
+        reply(r.task, Status::remote_error, {}, e.type_name(), e.what());
+      } catch (const mp::WorkerLost& e) {
+        if (std::get<4>(r.task) < std::get<5>(r.task)) {
+          TaskRecord again = r.task;
+          ++std::get<4>(again);
+          tasks.put(again);
+        } else {
+          dead_letter(r.task);
+          reply(r.task, Status::worker_lost, {}, "mp::WorkerLost",
+                std::string(e.what()) + " (after " + std::to_string(std::get<5>(r.task)) +
+                    " attempts; kept as a dead letter: mp-redis dead)");
+        }
+      }
+      tasks.task_done();
+    };
+    while (!detail::g_stop_serving.load(std::memory_order_relaxed)) {  // relaxed: a polled flag
+      while (!running.empty() && running.front().result.ready()) {
+        finish(running.front());
+        running.pop_front();
+      }
+      if (running.size() >= window) {
+        (void)running.front().result.wait(std::chrono::milliseconds(100));
+        continue;
+      }
+      TaskRecord task;
+      try {
+        task = tasks.get(running.empty() ? std::chrono::milliseconds(200) : std::chrono::milliseconds(0));
+      } catch (const mp::Empty&) {
+        if (!running.empty()) (void)running.front().result.wait(std::chrono::milliseconds(20));
+        continue;
+      }
+      auto result = local.apply_async(detail::run_task, std::get<1>(task), std::get<2>(task));
+      running.push_back(Running{std::move(task), std::move(result)});
+    }
+    // Stopping: what is done is delivered; the rest stays unacknowledged and goes back to the
+    // queue when the handle leaves (below) or, if this process dies first, when its lease runs out.
+    while (!running.empty() && running.front().result.ready()) {
+      finish(running.front());
+      running.pop_front();
+    }
+    running.clear();
+    local.terminate();
+  }
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  ::sigaction(SIGINT, &old_int, nullptr);
+  return 0;
+}
+
+}  // namespace mp::redis

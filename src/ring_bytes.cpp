@@ -1,0 +1,110 @@
+// src/ring_bytes.cpp — byte-level helpers of the ring: free room, copies in
+// and out across the wrap, record writing.
+#include "mp/detail/ring.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <bit>
+#include <climits>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "mp/detail/futex.hpp"
+#include "mp/detail/shm.hpp"
+#include "ring_internal.hpp"
+
+namespace mp::detail {
+
+using namespace ring_internal;  // NOLINT(google-build-using-namespace): this file's own helpers
+
+std::uint32_t Ring::free_bytes(std::uint64_t write_word, std::uint32_t reclaimed) const noexcept {
+  // A stale `reclaimed` (the producers' cache) may lag so far that the
+  // difference exceeds the capacity: that means "no room known", not wrap-around.
+  const std::uint32_t used = position_of(write_word) - reclaimed;
+  return used >= header_->capacity ? 0 : header_->capacity - used;
+}
+
+std::uint32_t Ring::free_bytes_now(std::uint64_t write_word) const noexcept {
+  // pairs with the release store in commit_read(): the bytes below it were read and may be reused (INV8)
+  return free_bytes(write_word, header_->reclaimed.load(std::memory_order_acquire));
+}
+
+// Ring::commit_read(r): under consumer_mutex; frees the records before r's
+// position and counts r's gets (one store: INV2), then gives back whole
+// granules the consumers have passed (INV8): punch first, then publish the
+// new `reclaimed`, so producers write there only once the punch is done. A
+// consumer killed between the two leaves `reclaimed` behind: the next commit
+// punches the same bytes again (harmless) and moves it on.
+void Ring::commit_read(std::uint64_t r) noexcept {
+  RingHeader& h = *header_;
+  h.read_word.store(r, std::memory_order_release);  // pairs with the producers' acquire of read_word (counts)
+  const std::uint32_t head = position_of(r);
+  const std::uint32_t from = h.reclaimed.load(std::memory_order_relaxed);  // only stored under our lock
+  std::uint32_t upto = head;
+  if (h.reclaim_granule != 0) {
+    upto = head & ~(h.reclaim_granule - 1);
+    if (upto == from) return;
+    // Punch [from, upto) of the ring: granule-aligned, so the file ranges are
+    // page-aligned and never straddle the wrap within one piece.
+    std::uint32_t position = from;
+    std::uint32_t left = upto - from;
+    while (left != 0) {
+      const std::uint32_t offset = position & (h.capacity - 1);
+      const std::uint32_t piece = std::min(left, h.capacity - offset);
+      // Failure (an old kernel without punch support) only keeps the pages.
+      (void)::fallocate(region_.fd(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                        static_cast<off_t>(kRingDataOffset + offset), static_cast<off_t>(piece));
+      position += piece;
+      left -= piece;
+    }
+  } else if (upto == from) {
+    return;
+  }
+  h.reclaimed.store(upto,
+                    std::memory_order_release);  // pairs with the acquire in free_bytes_now(): room is free
+}
+
+std::size_t Ring::resident_bytes() const noexcept {
+  struct stat st {};
+  if (::fstat(region_.fd(), &st) != 0) return 0;
+  return static_cast<std::size_t>(st.st_blocks) * 512;
+}
+
+void Ring::copy_in(std::uint32_t position, const std::byte* source, std::size_t n) noexcept {
+  if (n == 0) return;
+  const std::uint32_t mask = header_->capacity - 1;
+  const std::size_t offset = position & mask;
+  const std::size_t first = std::min<std::size_t>(n, header_->capacity - offset);
+  std::memcpy(data_ + offset, source, first);
+  if (first < n) std::memcpy(data_, source + first, n - first);
+}
+
+void Ring::copy_out(std::uint32_t position, std::byte* destination, std::size_t n) const noexcept {
+  if (n == 0) return;
+  const std::uint32_t mask = header_->capacity - 1;
+  const std::size_t offset = position & mask;
+  const std::size_t first = std::min<std::size_t>(n, header_->capacity - offset);
+  std::memcpy(destination, data_ + offset, first);
+  if (first < n) std::memcpy(destination + first, data_, n - first);
+}
+
+void Ring::append_out(std::uint32_t position, std::size_t n, std::vector<std::byte>& buffer) const {
+  const std::uint32_t mask = header_->capacity - 1;
+  const std::size_t offset = position & mask;
+  const std::size_t first = std::min<std::size_t>(n, header_->capacity - offset);
+  buffer.insert(buffer.end(), data_ + offset, data_ + offset + first);
+  if (first < n) buffer.insert(buffer.end(), data_, data_ + (n - first));
+}
+
+void Ring::write_record(std::uint32_t tail, RecordKind kind, std::uint64_t stream_id,
+                        std::span<const std::byte> a, std::span<const std::byte> b) noexcept {
+  RecordHeader record{static_cast<std::uint32_t>(a.size() + b.size()), kind, stream_id};
+  copy_in(tail, reinterpret_cast<const std::byte*>(&record), sizeof record);
+  copy_in(tail + static_cast<std::uint32_t>(sizeof record), a.data(), a.size());
+  copy_in(tail + static_cast<std::uint32_t>(sizeof record + a.size()), b.data(), b.size());
+}
+
+}  // namespace mp::detail

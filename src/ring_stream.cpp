@@ -1,0 +1,294 @@
+// src/ring_stream.cpp — large items streamed through the ring in chunks
+// (BEGIN, CHUNK..., LAST or ABORT) and the repair of a dead streaming producer
+// (see include/mp/detail/ring.hpp, INV3..INV6).
+#include "mp/detail/ring.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <climits>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "mp/detail/futex.hpp"
+#include "mp/detail/shm.hpp"
+#include "ring_internal.hpp"
+
+namespace mp::detail {
+
+using namespace ring_internal;  // NOLINT(google-build-using-namespace): this file's own helpers
+
+// ---- producer side -----------------------------------------------------------
+
+// Ring::repair_producer(): called with producer_mutex just taken from a dead
+// holder. Non-stream puts need nothing (INV1, INV2); an open stream is ended
+// with ABORT. Crashing in here only repeats the ABORT next time, which INV6
+// makes harmless.
+void Ring::repair_producer() noexcept {
+  header_->producer_repairs.fetch_add(1, std::memory_order_relaxed);  // a statistic
+  abort_open_stream();
+}
+
+// Ring::abort_open_stream(): under producer_mutex; ends the open stream (if
+// any) with ABORT, for which INV5 kept room.
+void Ring::abort_open_stream() noexcept {
+  RingHeader& h = *header_;
+  if (h.open_stream_id != 0) {
+    const std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // we hold producer_mutex
+    if (free_bytes_now(w) >= record_bytes(0)) {                            // INV5
+      write_record(position_of(w), RecordKind::stream_abort, h.open_stream_id, {});
+      // pairs with the acquire loads of write_word in get(): publishes the ABORT
+      h.write_word.store(pack(count_of(w), position_of(w) + record_bytes(0)), std::memory_order_release);
+    }
+    h.open_stream_id = 0;
+    h.stream_state.store(0, std::memory_order_release);  // pairs with the reader's CAS: no stream is open
+    wake_getters();
+  }
+  h.producer_streaming.store(0, std::memory_order_relaxed);  // hint only
+}
+
+// Ring::put_stream(): BEGIN, then CHUNKs as room comes, then LAST, all under
+// producer_mutex (INV3). Deadlines: a non-blocking put opens the stream only
+// if all of it fits now; a put whose deadline passes (or that sees shutdown)
+// while it waits for room half-way through ends the stream with ABORT
+// (readers drop what they read of it, exactly as for a dead producer) and
+// reports would_block (shut_down): the item was not put. A stream whose
+// reader abandoned it (INV9) is aborted and sent again while time remains.
+RingStatus Ring::put_stream(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
+  RingHeader& h = *header_;
+  if (is_shut_down()) return RingStatus::shut_down;
+  const LockOutcome outcome = lock_side(h.producer_mutex, h.producer_streaming, deadline, nonblocking);
+  if (outcome == LockOutcome::timed_out) return RingStatus::would_block;
+  if (outcome == LockOutcome::error) return RingStatus::lock_error;
+  SideLock lock(h.producer_mutex);
+  if (outcome == LockOutcome::owner_died) repair_producer();
+  h.producer_streaming.store(1, std::memory_order_relaxed);  // hint: we hold the lock for long now
+  struct ClearHint {
+    std::atomic<std::uint32_t>& hint;
+    ~ClearHint() { hint.store(0, std::memory_order_relaxed); }
+  } clear_hint{h.producer_streaming};
+  for (;;) {
+    const RingStatus status = stream_once(payload, deadline, nonblocking);
+    if (status != kResend) return status;
+    // Abandoned by its reader (INV9): already aborted; send it again.
+    if (is_shut_down()) return RingStatus::shut_down;
+    if (nonblocking || deadline.expired()) return RingStatus::would_block;
+  }
+}
+
+// Ring::stream_once(): one attempt at the stream, under producer_mutex.
+RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
+  RingHeader& h = *header_;
+  const std::uint32_t begin_record = record_bytes(sizeof(std::uint64_t));
+  const std::size_t chunk_max = h.stream_threshold - sizeof(RecordHeader);
+  // Ring bytes the whole stream takes at most (BEGIN, every chunk with its
+  // header and padding, the ABORT reserve): what a non-blocking put needs now.
+  const std::uint64_t chunks = (payload.size() + chunk_max - 1) / chunk_max;
+  const std::uint64_t whole_stream =
+      begin_record + payload.size() + chunks * (sizeof(RecordHeader) + 7) + kAbortReserve;
+  // Open the stream once there is room for one more item and for BEGIN plus
+  // the ABORT reserve (INV5); for a non-blocking put, room for all of it.
+  const std::uint64_t needed_to_open = nonblocking ? whole_stream : begin_record + kAbortReserve;
+  const auto can_open = [&] {
+    const std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // ours
+    const std::uint64_t r =
+        h.read_word.load(std::memory_order_acquire);  // pairs with get's commit: the count
+    return free_bytes_now(w) >= needed_to_open && (h.maxsize == 0 || count_of(w) - count_of(r) < h.maxsize);
+  };
+  while (!can_open()) {
+    if (is_shut_down()) return RingStatus::shut_down;
+    if (nonblocking) return RingStatus::would_block;
+    const auto ready = [&] { return can_open() || is_shut_down(); };
+    if (!wait_for(h.not_full_seq, h.putters_waiting, ready, deadline)) return RingStatus::would_block;
+  }
+  if (is_shut_down()) return RingStatus::shut_down;
+
+  const std::uint64_t stream_id = h.next_stream_id++;
+  if (h.next_stream_id > kStreamIdMask) h.next_stream_id = 1;
+  h.open_stream_id = stream_id;  // INV5 holds from here: can_open() kept the reserve
+  // INV9: the stream's fate word names it before any reader can see BEGIN
+  // (release; the write_word store below publishes it with BEGIN).
+  h.stream_state.store(stream_id, std::memory_order_release);
+  {
+    const std::uint64_t total = payload.size();
+    const std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // ours
+    write_record(position_of(w), RecordKind::stream_begin, stream_id,
+                 std::as_bytes(std::span<const std::uint64_t, 1>(&total, 1)));
+    // pairs with the acquire loads in get(): publishes BEGIN (not counted: INV4)
+    h.write_word.store(pack(count_of(w), position_of(w) + begin_record), std::memory_order_release);
+    wake_getters();
+  }
+  const auto abandoned = [&] {
+    // acquire: pairs with the reader's CAS that abandons the stream (INV9)
+    return h.stream_state.load(std::memory_order_acquire) == (stream_id | kStreamAbandoned);
+  };
+
+  std::size_t sent = 0;
+  while (sent < payload.size()) {
+    if (abandoned()) {
+      abort_open_stream();
+      return kResend;
+    }
+    const std::size_t remaining = payload.size() - sent;
+    const std::size_t smallest_worth_it = std::min(remaining, chunk_max / 4);
+    const std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // ours
+    const std::uint32_t free = free_bytes_now(w);
+    // Bytes we may use for this chunk's payload, keeping the ABORT reserve (INV5).
+    const std::size_t usable = free >= kAbortReserve + sizeof(RecordHeader) + 8
+                                   ? (free - kAbortReserve - sizeof(RecordHeader)) & ~7u
+                                   : 0;
+    const std::size_t want = std::min({remaining, chunk_max, usable});
+    if (want < smallest_worth_it) {
+      if (!is_shut_down() && !nonblocking) {
+        const std::uint32_t needed = record_bytes(smallest_worth_it) + kAbortReserve;
+        const auto ready = [&] {
+          return free_bytes_now(h.write_word.load(std::memory_order_relaxed)) >= needed || is_shut_down() ||
+                 abandoned();
+        };
+        if (wait_for(h.not_full_seq, h.putters_waiting, ready, deadline)) continue;
+      }
+      // Shut down, out of time, or (non-blocking) out of room after all: the
+      // item is not put; readers drop what they read of it.
+      abort_open_stream();
+      return is_shut_down() ? RingStatus::shut_down : RingStatus::would_block;
+    }
+    const bool last = want == remaining;
+    if (last) {
+      // INV9: from here the reader waits for LAST instead of abandoning; if
+      // it abandoned first, send again. acq_rel: pairs with the reader's CAS.
+      std::uint64_t expected = stream_id;
+      if (!h.stream_state.compare_exchange_strong(expected, stream_id | kStreamFinishing,
+                                                  std::memory_order_acq_rel, std::memory_order_acquire)) {
+        abort_open_stream();
+        return kResend;
+      }
+    }
+    write_record(position_of(w), last ? RecordKind::stream_last : RecordKind::stream_chunk, stream_id,
+                 payload.subspan(sent, want));
+    // pairs with the acquire loads in get(): publishes the chunk; LAST counts the item (INV4)
+    h.write_word.store(pack(count_of(w) + (last ? 1 : 0), position_of(w) + record_bytes(want)),
+                       std::memory_order_release);
+    wake_getters();
+    sent += want;
+  }
+  h.open_stream_id = 0;
+  h.stream_state.store(0, std::memory_order_release);  // pairs with the reader's CAS: no stream is open
+  return RingStatus::ok;
+}
+
+// ---- consumer side -----------------------------------------------------------
+
+// Ring::producer_gone_without_finishing(): asked by a stream's reader that
+// found nothing new at `at`. The streaming producer holds producer_mutex to
+// the end, so if we can take it, the producer is gone: a dead one is repaired
+// here (its ABORT becomes visible); a stream that is neither open nor
+// followed by any record can never finish.
+bool Ring::producer_gone_without_finishing(std::uint64_t stream_id, std::uint32_t at) noexcept {
+  RingHeader& h = *header_;
+  const LockOutcome outcome = h.producer_mutex.try_lock();
+  if (outcome == LockOutcome::timed_out || outcome == LockOutcome::error) return false;
+  SideLock lock(h.producer_mutex);
+  if (outcome == LockOutcome::owner_died) repair_producer();
+  const std::uint64_t w = h.write_word.load(std::memory_order_acquire);  // pairs with put's commit
+  if (position_of(w) != at) return false;                                // something to read (LAST or ABORT)
+  return h.open_stream_id != stream_id;
+}
+
+// Ring::read_stream(): we hold consumer_mutex and the record at r is BEGIN.
+// Copies the chunks out as they are published, freeing each (so the producer
+// can stream an item of any size through a smaller ring), until LAST
+// (complete) or ABORT (aborted: the caller looks for the next item). A reader
+// killed here leaves the rest of the stream as orphans (INV6): that item is
+// lost, as one taken by a consumer that then died.
+// When the deadline passes, or the queue is shut down, with nothing new to
+// read, the reader abandons the stream (INV9): its partial copy is dropped
+// and the producer, which has not published LAST, aborts the stream and sends
+// the item again (or gives up: shut down or out of time). If the producer is
+// already publishing LAST, the reader waits for it instead: that is a memcpy.
+Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, GetTarget& target,
+                                  const Deadline& deadline) {
+  RingHeader& h = *header_;
+  if (begin.payload_bytes != sizeof(std::uint64_t)) return StreamEnd::corrupted;
+  std::uint64_t total = 0;
+  copy_out(position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader)),
+           reinterpret_cast<std::byte*>(&total), sizeof total);
+  const std::uint64_t stream_id = begin.stream_id;
+  h.consumer_streaming.store(1, std::memory_order_relaxed);  // hint: we hold the lock for long now
+  struct ClearHint {
+    std::atomic<std::uint32_t>& hint;
+    ~ClearHint() { hint.store(0, std::memory_order_relaxed); }
+  } clear_hint{h.consumer_streaming};
+
+  r = pack(count_of(r), position_of(r) + record_bytes(sizeof total));
+  commit_read(r);  // BEGIN's room is free
+  wake_putters();
+  std::vector<std::byte>& buffer = *target.buffer;
+  buffer.clear();
+  target.got_fixed = false;
+  // From here a throw (bad_alloc) leaves the rest of the stream as orphans,
+  // which the next consumer frees (INV6): this item is lost, as if taken.
+  buffer.reserve(total);
+
+  for (;;) {
+    const std::uint64_t w = h.write_word.load(std::memory_order_acquire);  // pairs with put's commit (INV1)
+    if (position_of(w) == position_of(r)) {
+      const bool shut_down = is_shut_down();
+      if (shut_down || deadline.expired()) {
+        // INV9: abandon the stream unless its producer is publishing LAST.
+        // acq_rel: pairs with the producer's CAS to kStreamFinishing.
+        std::uint64_t expected = stream_id;
+        if (h.stream_state.compare_exchange_strong(expected, stream_id | kStreamAbandoned,
+                                                   std::memory_order_acq_rel, std::memory_order_acquire)) {
+          wake_putters();  // a producer waiting for room learns it at once
+          buffer.clear();
+          return shut_down ? StreamEnd::shut_down : StreamEnd::timed_out;
+        }
+        // Finishing, or no longer open (finished or aborted): its LAST or
+        // ABORT is being published; wait for it below.
+      }
+      const auto ready = [&] {
+        // acquire: pairs with put's commit
+        return position_of(h.write_word.load(std::memory_order_acquire)) != position_of(r) ||
+               (!shut_down && is_shut_down());
+      };
+      const Deadline poll = Deadline::after(kStreamLivenessPoll);
+      const Deadline& until = deadline.when() < poll.when() ? deadline : poll;
+      if (wait_for(h.not_empty_seq, h.getters_waiting, ready, until)) continue;
+      if (producer_gone_without_finishing(stream_id, position_of(r))) {
+        buffer.clear();
+        return StreamEnd::aborted;
+      }
+      continue;
+    }
+    RecordHeader record{};
+    copy_out(position_of(r), reinterpret_cast<std::byte*>(&record), sizeof record);
+    const std::uint32_t used = position_of(w) - position_of(r);
+    const std::uint32_t record_size = record_bytes(record.payload_bytes);
+    if (record.payload_bytes > h.capacity || record_size > used) return StreamEnd::corrupted;
+    const bool ours = record.stream_id == stream_id;
+    if (ours && record.kind == RecordKind::stream_abort) {
+      r = pack(count_of(r), position_of(r) + record_size);
+      commit_read(r);
+      wake_putters();
+      buffer.clear();
+      return StreamEnd::aborted;
+    }
+    if (!ours || (record.kind != RecordKind::stream_chunk && record.kind != RecordKind::stream_last)) {
+      // INV3 says this cannot happen; give the stream up and let the caller
+      // treat this record as any other.
+      buffer.clear();
+      return StreamEnd::aborted;
+    }
+    const bool last = record.kind == RecordKind::stream_last;
+    if (buffer.size() + record.payload_bytes > total) return StreamEnd::corrupted;
+    append_out(position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader)), record.payload_bytes,
+               buffer);
+    // The room is free; LAST also counts the item as got (INV4).
+    r = pack(count_of(r) + (last ? 1 : 0), position_of(r) + record_size);
+    commit_read(r);
+    wake_putters();
+    if (last) return buffer.size() == total ? StreamEnd::complete : StreamEnd::corrupted;
+  }
+}
+
+}  // namespace mp::detail
