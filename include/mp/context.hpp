@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "mp/codec.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/launch.hpp"
 #include "mp/process.hpp"
 
@@ -50,29 +51,29 @@ namespace mp {
 // if forkserver is, or may become, the start method (it always starts it:
 // one idle process). In a child started by spawn it runs the child's target
 // and ends the process: it never returns there.
-void init(int argc, char** argv);
+MP_API void init(int argc, char** argv);
 
 // mp::set_start_method(method, force): the method Process (and Pool) use when
 // none is given. ProcessError if a Process was already started, unless force.
 // Choosing explicitly (even fork) silences the fork-with-threads warning.
-void set_start_method(StartMethod method, bool force = false);
+MP_API void set_start_method(StartMethod method, bool force = false);
 
 // mp::get_start_method(): fork unless set.
-[[nodiscard]] StartMethod get_start_method();
+[[nodiscard]] MP_API StartMethod get_start_method();
 
 // mp::get_all_start_methods(): {fork, forkserver, spawn}.
-[[nodiscard]] std::vector<StartMethod> get_all_start_methods();
+[[nodiscard]] MP_API std::vector<StartMethod> get_all_start_methods();
 
 // mp::parent_process(): in a child started by mp, the process that started it
 // (name and pid); nullopt in the main process.
-[[nodiscard]] std::optional<ProcessInfo> parent_process();
+[[nodiscard]] MP_API std::optional<ProcessInfo> parent_process();
 
 // mp::to_string(method): "fork", "forkserver", "spawn".
-[[nodiscard]] const char* to_string(StartMethod method) noexcept;
+[[nodiscard]] MP_API const char* to_string(StartMethod method) noexcept;
 
 namespace detail {
 
-struct ProcessAccess {
+struct MP_API ProcessAccess {
   static void run(Process& process) { process.run(); }
   static void adopt_current_identity(Process& process);  // its name/pid become current_process()'s
 };

@@ -89,6 +89,7 @@
 #include <type_traits>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/futex.hpp"
 
 namespace mp::detail {
@@ -117,7 +118,7 @@ inline void full_fence() noexcept {
 #endif
 }
 
-struct EventCount {
+struct MP_API EventCount {
   using Key = std::uint32_t;
 
   // Spin budget bounds, in ns. kMaxSpin covers a halted vCPU's wake-up on

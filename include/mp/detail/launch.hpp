@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "mp/codec.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/detail/pool_task.hpp"
 
 namespace mp {
@@ -48,8 +49,8 @@ static_assert(sizeof(CodeAddress) == 16);
 // code_address_of(function): its CodeAddress (object UINT32_MAX if no loaded
 // object holds it). code_pointer_from(address): the address in this run, or
 // nullptr. Both noexcept.
-CodeAddress code_address_of(const void* function) noexcept;
-const void* code_pointer_from(CodeAddress address) noexcept;
+MP_API CodeAddress code_address_of(const void* function) noexcept;
+MP_API const void* code_pointer_from(CodeAddress address) noexcept;
 
 // The trampoline a child calls with the payload. Throws what the target throws.
 using LaunchEntry = void (*)(std::span<const std::byte> payload);
@@ -118,12 +119,12 @@ struct RegisteredProcess {
   void (*encode)(const Process& object, std::vector<std::byte>& out) = nullptr;
   LaunchEntry entry = nullptr;
 };
-void register_process(const RegisteredProcess& registration);
-[[nodiscard]] const RegisteredProcess* find_registered_process(const std::type_info& type) noexcept;
+MP_API void register_process(const RegisteredProcess& registration);
+[[nodiscard]] MP_API const RegisteredProcess* find_registered_process(const std::type_info& type) noexcept;
 
 // stop_forkserver(): close this process's connection to its fork server and
 // reap the server (its daemon children die with it). mp calls it at normal
 // exit, after finishing the children; tests call it to leave nothing behind.
-void stop_forkserver() noexcept;
+MP_API void stop_forkserver() noexcept;
 
 }  // namespace mp::detail

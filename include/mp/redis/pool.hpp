@@ -38,6 +38,7 @@
 
 #include "mp/codec.hpp"
 #include "mp/detail/clock.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/errors.hpp"
 #include "mp/redis/task.hpp"
 
@@ -57,12 +58,12 @@ struct ServeOptions {
 
 // serve(url, name, options): a worker host: runs the tasks submitted to `name`
 // in a local mp::Pool until SIGTERM or SIGINT; returns 0.
-int serve(std::string_view url, std::string_view name, ServeOptions options = {});
+MP_API int serve(std::string_view url, std::string_view name, ServeOptions options = {});
 
 namespace detail {
 
 // The outcome of one task, filled by the submitter's receiver thread.
-class TaskState {
+class MP_API TaskState {
  public:
   enum class Status : std::int32_t { ok = 0, remote_error = 1, worker_lost = 2, lost_server = 3 };
   TaskState();
@@ -78,7 +79,7 @@ class TaskState {
   std::shared_ptr<Shared> shared_;
 };
 
-class PoolCore {
+class MP_API PoolCore {
  public:
   PoolCore(std::string_view url, std::string_view name, PoolOptions options);
   ~PoolCore();
@@ -97,7 +98,7 @@ class PoolCore {
 
 // The result of one task sent through a Pool across machines.
 template <class R>
-class RemoteResult {
+class MP_API RemoteResult {
  public:
   explicit RemoteResult(std::shared_ptr<detail::TaskState> state) : state_(std::move(state)) {}
   // RemoteResult::get() / get(timeout): the value; RemoteError, WorkerLost, ConnectionError;
@@ -136,7 +137,7 @@ class RemoteResult {
   std::shared_ptr<detail::TaskState> state_;
 };
 
-class Pool {
+class MP_API Pool {
  public:
   // Pool(url, name, options): submits to the tasks of `name`; ValueError for a malformed url.
   Pool(std::string_view url, std::string_view name, PoolOptions options = {})

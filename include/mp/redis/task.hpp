@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "mp/codec.hpp"
+#include "mp/detail/export.hpp"
 
 namespace mp::redis::detail {
 
@@ -43,11 +44,11 @@ namespace mp::redis::detail {
 using TaskInvoker = std::vector<std::byte> (*)(std::span<const std::byte> arguments);
 
 // register_task(name, fn, invoker): called by MP_TASK before main; always true.
-bool register_task(std::string_view name, const void* fn, TaskInvoker invoker) noexcept;
+MP_API bool register_task(std::string_view name, const void* fn, TaskInvoker invoker) noexcept;
 // task_name(fn): the name fn was registered under; ValueError if it never was.
-[[nodiscard]] std::string task_name(const void* fn);
+[[nodiscard]] MP_API std::string task_name(const void* fn);
 // find_task(name): the invoker registered under name; ValueError if none (or a clash).
-[[nodiscard]] TaskInvoker find_task(std::string_view name);
+[[nodiscard]] MP_API TaskInvoker find_task(std::string_view name);
 
 template <class Signature>
 struct TaskSignature;
