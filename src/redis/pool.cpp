@@ -104,7 +104,8 @@ std::vector<std::byte> TaskState::take() {
 
 struct PoolCore::Impl {
   Impl(std::string_view url, std::string_view pool_name, PoolOptions opts)
-      : name(pool_name),
+      : endpoint(impl::parse_url(url)),
+        name(pool_name),
         options(opts),
         submitter(impl::random_hex(8)),
         reply_to(name + ".results." + submitter),
@@ -149,6 +150,7 @@ struct PoolCore::Impl {
     }
   }
 
+  impl::Endpoint endpoint;
   std::string name;
   PoolOptions options;
   std::string submitter, reply_to;
@@ -168,6 +170,18 @@ PoolCore::PoolCore(std::string_view url, std::string_view name, PoolOptions opti
 PoolCore::~PoolCore() {
   impl_->stop.store(true, std::memory_order_relaxed);  // relaxed: the receiver polls it
   if (impl_->receiver.joinable()) impl_->receiver.join();
+  // This submitter's result queue goes with it (a late result for it would only linger).
+  try {
+    impl::Link link(impl_->endpoint);
+    const std::string prefix = "mpq:{" + impl_->reply_to + "}:";
+    impl::Command remove{"DEL"};
+    for (const char* key :
+         {"items", "meta", "unfinished", "stats", "producers", "acks", "notfull", "consumers"}) {
+      remove.add(prefix + key);
+    }
+    (void)link.run1(remove, impl::Deadline::after(std::chrono::seconds(1)));
+  } catch (...) {  // NOLINT(bugprone-empty-catch): best effort; the keys are small
+  }
 }
 
 void PoolCore::close() {
