@@ -30,6 +30,10 @@ int slow_square(int x) {
   ::usleep(20000);
   return x * x;
 }
+int sleepy(int ms) {
+  ::usleep(static_cast<useconds_t>(ms) * 1000);
+  return ms;
+}
 int always_die(int) {
   ::raise(SIGKILL);
   return 0;
@@ -42,6 +46,7 @@ MP_TASK(pooltasks::refuse);
 MP_TASK(pooltasks::die_once);
 MP_TASK(pooltasks::always_die);
 MP_TASK(pooltasks::slow_square);
+MP_TASK(pooltasks::sleepy);
 
 TEST(RedisPool, MapRunsOnAWorkerHostInOrderAndRemoteErrorsAreNotRetried) {
   mp::test::RedisServer server;
@@ -119,4 +124,26 @@ TEST(RedisPool, AWorkerHostKilledMidMapLosesNothing) {
   }
   ::kill(survivor, SIGTERM);
   EXPECT_EQ(mp::test::wait_exit(survivor), 0);
+}
+
+TEST(RedisPool, ATaskPastItsTimeoutIsKilledRetriedThenFailsWithTaskTimeout) {
+  mp::test::RedisServer server;
+  const std::string url = server.url();
+  pid_t host = mp::test::spawn([&] { return mp::redis::serve(url, "timed", {2}); });
+  {
+    mp::redis::PoolOptions options;
+    options.task_timeout = std::chrono::milliseconds(300);
+    options.max_attempts = 2;
+    mp::redis::Pool pool(url, "timed", options);
+    EXPECT_EQ(pool.apply(&pooltasks::sleepy, 10), 10);
+    try {
+      (void)pool.apply(&pooltasks::sleepy, 20000);
+      ADD_FAILURE() << "no error";
+    } catch (const mp::TaskTimeout& e) {
+      EXPECT_NE(std::string(e.what()).find("2 attempts"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(pool.apply(&pooltasks::square, 9), 81);  // the host keeps serving
+  }
+  ::kill(host, SIGTERM);
+  EXPECT_EQ(mp::test::wait_exit(host), 0);
 }
