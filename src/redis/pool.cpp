@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "command.hpp"
+#include "link.hpp"
 #include "mp/pool.hpp"
 #include "mp/redis/pool.hpp"
 #include "mp/redis/queue.hpp"
@@ -103,7 +104,8 @@ std::vector<std::byte> TaskState::take() {
 
 struct PoolCore::Impl {
   Impl(std::string_view url, std::string_view pool_name, PoolOptions opts)
-      : name(pool_name),
+      : endpoint(impl::parse_url(url)),
+        name(pool_name),
         options(opts),
         submitter(impl::random_hex(8)),
         reply_to(name + ".results." + submitter),
@@ -148,6 +150,7 @@ struct PoolCore::Impl {
     }
   }
 
+  impl::Endpoint endpoint;
   std::string name;
   PoolOptions options;
   std::string submitter, reply_to;
@@ -167,6 +170,18 @@ PoolCore::PoolCore(std::string_view url, std::string_view name, PoolOptions opti
 PoolCore::~PoolCore() {
   impl_->stop.store(true, std::memory_order_relaxed);  // relaxed: the receiver polls it
   if (impl_->receiver.joinable()) impl_->receiver.join();
+  // This submitter's result queue goes with it (a late result for it would only linger).
+  try {
+    impl::Link link(impl_->endpoint);
+    const std::string prefix = "mpq:{" + impl_->reply_to + "}:";
+    impl::Command remove{"DEL"};
+    for (const char* key :
+         {"items", "meta", "unfinished", "stats", "producers", "acks", "notfull", "consumers"}) {
+      remove.add(prefix + key);
+    }
+    (void)link.run1(remove, impl::Deadline::after(std::chrono::seconds(1)));
+  } catch (...) {  // NOLINT(bugprone-empty-catch): best effort; the keys are small
+  }
 }
 
 void PoolCore::close() {
@@ -227,6 +242,19 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
     queue->put(ResultRecord{std::get<0>(task), static_cast<std::int32_t>(status), std::move(payload),
                             std::move(type), std::move(message)});
   };
+  // dead_letter(task): a task out of attempts is kept on the queue's dead-letter list (best effort:
+  // the submitter hears WorkerLost either way).
+  const impl::Endpoint endpoint = impl::parse_url(url);
+  impl::Link admin(endpoint);
+  const std::string prefix = "mpq:{" + std::string(name) + "}:";
+  auto dead_letter = [&](const TaskRecord& task) {
+    try {
+      std::vector<impl::Command> commands{impl::Command{"LPUSH", prefix + "dead"}.add(mp::encode(task)),
+                                          impl::Command{"HINCRBY", prefix + "stats", "dead", "1"}};
+      (void)admin.run(commands, impl::Deadline::after(std::chrono::seconds(5)));
+    } catch (...) {  // NOLINT(bugprone-empty-catch): best effort, see above
+    }
+  };
   {
     mp::Pool local(processes);
     struct Running {
@@ -247,8 +275,10 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
           ++std::get<4>(again);
           tasks.put(again);
         } else {
+          dead_letter(r.task);
           reply(r.task, Status::worker_lost, {}, "mp::WorkerLost",
-                std::string(e.what()) + " (after " + std::to_string(std::get<5>(r.task)) + " attempts)");
+                std::string(e.what()) + " (after " + std::to_string(std::get<5>(r.task)) +
+                    " attempts; kept as a dead letter: mp-redis dead)");
         }
       }
       tasks.task_done();

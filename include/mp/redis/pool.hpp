@@ -13,15 +13,17 @@
 //   std::vector<int> v = pool.map(&app::square, std::vector{1, 2, 3});   // {1, 4, 9}
 //
 // Delivery: at least once. A task whose worker process dies is put back with
-// attempt + 1, up to PoolOptions::max_attempts, then fails with WorkerLost; a
+// attempt + 1, up to PoolOptions::max_attempts, then fails with WorkerLost (and
+// is kept on the queue's dead-letter list: mp-redis dead / retry); a
 // task held by a host that dies goes back once the host's lease runs out. An
 // exception in a task fails it at once with RemoteError (not retried). Results
 // come back to the submitter only, in order for map. Make tasks idempotent.
-// Not yet: PoolOptions::task_timeout (needs mp::Pool's task_timeout) and
-// dead letters for tasks whose host keeps dying (they are handed out again).
+// Not yet: PoolOptions::task_timeout (needs mp::Pool's task_timeout), and a
+// limit for tasks whose host keeps dying (they are handed out again).
 //
 // Safety: a Pool may be used from several threads. Lifetime: ~Pool stops
-// waiting for results (pending ones are abandoned); serve() returns 0 on
+// waiting for results (pending ones are abandoned) and deletes its result
+// queue; serve() returns 0 on
 // SIGTERM or SIGINT, handing back (through the queue's lease) what it has not finished.
 #pragma once
 
@@ -157,6 +159,18 @@ class Pool {
   std::vector<R> map(R (*f)(P), const Range& items) {
     std::vector<RemoteResult<R>> pending;
     for (const auto& item : items) pending.push_back(apply_async(f, item));
+    std::vector<R> out;
+    out.reserve(pending.size());
+    for (auto& r : pending) out.push_back(r.get());
+    return out;
+  }
+  // Pool::starmap(f, tuples): f(args...) for every tuple of arguments, in order.
+  template <class R, class... P, class Range>
+  std::vector<R> starmap(R (*f)(P...), const Range& tuples) {
+    std::vector<RemoteResult<R>> pending;
+    for (const auto& args : tuples) {
+      pending.push_back(std::apply([&](const auto&... a) { return apply_async(f, a...); }, args));
+    }
     std::vector<R> out;
     out.reserve(pending.size());
     for (auto& r : pending) out.push_back(r.get());
