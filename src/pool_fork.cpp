@@ -33,7 +33,9 @@
 #include <vector>
 
 #include "mp/detail/pool_task.hpp"
+#include "mp/process.hpp"
 #include "pool_wire.hpp"
+#include "process_table.hpp"
 
 #ifndef P_PIDFD
 #define P_PIDFD 3
@@ -76,8 +78,10 @@ std::uint64_t monotonic_ns() noexcept {
 
 // ---- the worker -----------------------------------------------------------------------------
 
-// leave(code): flush what the tasks printed, then _exit (never exit()).
+// leave(code): reap the worker's own children (as any mp child does),
+// flush what the tasks printed, then _exit (never exit()).
 [[noreturn]] void leave(int code) noexcept {
+  finish_children();
   try {
     std::cout.flush();
     std::cerr.flush();
@@ -144,9 +148,74 @@ void describe_current_exception(std::vector<std::byte>& out) {
   std::memcpy(out.data() + sizeof type_size + type.size(), message.data(), message.size());
 }
 
+// The slot of this worker, for the cancel signal's handler. Set once before
+// the handler is installed.
+WorkerSlot* g_worker_slot = nullptr;
+
+// is_cancelled(slot, task): INV3 (pool_wire.hpp). Async-signal-safe.
+bool is_cancelled(const WorkerSlot& slot, std::uint64_t task) noexcept {
+  for (const auto& entry : slot.cancelled) {
+    if (entry.load(std::memory_order_seq_cst) ==
+        task)  // pairs with the supervisor's seq_cst store (INV3: Dekker)
+      return true;
+  }
+  return false;
+}
+
+// on_cancel_signal(): the supervisor saw a cancelled task running here; die
+// only if the task running now is a cancelled one (it may have ended since).
+void on_cancel_signal(int) {
+  const std::uint64_t running =
+      g_worker_slot->running_task.load(std::memory_order_seq_cst);  // pairs with our own stores (same thread)
+  if (running != 0 && is_cancelled(*g_worker_slot, running)) ::kill(::getpid(), SIGKILL);
+}
+
+// prepare_task_control(launch, timer): the cancel signal's handler, and a
+// timer that SIGKILLs this process when a task outlives task_timeout.
+bool prepare_task_control(const WorkerLaunch& launch, timer_t& timer) noexcept {
+  g_worker_slot = launch.slot;
+  struct sigaction action {};
+  action.sa_handler = &on_cancel_signal;
+  action.sa_flags = SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(cancel_signal(), &action, nullptr);
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  sigaddset(&unblock, cancel_signal());
+  ::sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
+  if (launch.task_timeout_ns == 0) return false;
+  sigevent event{};
+  event.sigev_notify = SIGEV_SIGNAL;
+  event.sigev_signo = SIGKILL;  // a task cannot catch or block it
+  return ::timer_create(CLOCK_MONOTONIC, &event, &timer) == 0;
+}
+
+void arm(timer_t timer, std::uint64_t ns) noexcept {
+  itimerspec when{};
+  when.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000u);
+  when.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000u);
+  ::timer_settime(timer, 0, &when, nullptr);  // ns == 0 disarms
+}
+
+// adopt_identity(identity): current_process() in this worker is
+// ForkPoolWorker-<identity> (Python's name for a forked pool worker); children
+// it starts are Process-<identity>:1, ... (issue 9, defect 8).
+void adopt_identity(const char* identity) {
+  auto* info = new ProcessInfo(std::string("ForkPoolWorker-") + identity, ::getpid());  // lives until _exit
+  ProcessInfoAccess::set_identity(*info, identity);
+  ProcessTable& table = process_table();
+  std::lock_guard lock(table.mutex);
+  table.current = info;
+}
+
 [[noreturn]] void worker_main(const WorkerLaunch& launch) noexcept {
   const int fd = launch.channel_fd;
   try {
+    adopt_identity(launch.identity);
+    timer_t timer{};
+    const bool timing = prepare_task_control(launch, timer);
+    if (launch.task_timeout_ns != 0 && !timing)
+      leave(71);  // cannot keep task_timeout: say so by dying at once
     std::vector<std::byte> results;
     if (launch.initializer != nullptr) {
       try {
@@ -195,8 +264,27 @@ void describe_current_exception(std::vector<std::byte>& out) {
       launch.slot->started_task.store(
           header.task_id,
           std::memory_order_release);  // pairs with the acquire load in the supervisor's worker-exit handling
+      // INV3: running_task before reading the cancel entries.
+      launch.slot->running_task.store(
+          header.task_id,
+          std::memory_order_seq_cst);  // pairs with the supervisor's seq_cst load (Dekker)
+      if (is_cancelled(*launch.slot, header.task_id)) {
+        launch.slot->running_task.store(0, std::memory_order_seq_cst);  // see above
+        results.clear();
+        send_frame(fd, FromWorker::skipped, header.task_id, 0, results);
+        begin += sizeof(TaskHeader) + header.payload_size;
+        ++tasks_done;
+        if (launch.maxtasksperchild != 0 && tasks_done >= launch.maxtasksperchild) leave(0);
+        continue;
+      }
       results.clear();
       const std::uint64_t started = monotonic_ns();
+      if (timing) {
+        launch.slot->timeout_at_ns.store(
+            started + launch.task_timeout_ns,
+            std::memory_order_release);  // pairs with the supervisor's acquire after our death
+        arm(timer, launch.task_timeout_ns);
+      }
       FromWorker outcome = FromWorker::result;
       try {
         auto runner = reinterpret_cast<ChunkRunner>(static_cast<std::uintptr_t>(header.runner));
@@ -206,6 +294,8 @@ void describe_current_exception(std::vector<std::byte>& out) {
         describe_current_exception(results);
         outcome = FromWorker::error;
       }
+      if (timing) arm(timer, 0);
+      launch.slot->running_task.store(0, std::memory_order_seq_cst);  // see above
       send_frame(fd, outcome, header.task_id, monotonic_ns() - started, results);
       begin += sizeof(TaskHeader) + header.payload_size;
       ++tasks_done;
@@ -245,7 +335,10 @@ void report(const ZygoteLaunch& launch, ZygoteReportKind kind, int index, pid_t 
   ::_exit(0);
 }
 
-void spawn(const ZygoteLaunch& launch, int index, int channel) noexcept {
+void spawn(const ZygoteLaunch& launch, int index, int channel, const char* identity) noexcept {
+  char* stored = launch.identity_storage + index * kIdentitySize;
+  std::memcpy(stored, identity, kIdentitySize);
+  stored[kIdentitySize - 1] = '\0';
   const pid_t zygote = ::getpid();
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -257,7 +350,12 @@ void spawn(const ZygoteLaunch& launch, int index, int channel) noexcept {
     for (int i = 0; i < launch.worker_count; ++i) {
       if (launch.pidfd_storage[i] >= 0) ::close(launch.pidfd_storage[i]);
     }
-    WorkerLaunch worker{channel, &launch.slots[index], launch.initializer, launch.maxtasksperchild};
+    WorkerLaunch worker{channel,
+                        &launch.slots[index],
+                        launch.identity_storage + index * kIdentitySize,
+                        launch.initializer,
+                        launch.maxtasksperchild,
+                        launch.task_timeout_ns};
     worker_main(worker);
   }
   if (pid < 0) {
@@ -300,6 +398,11 @@ void reap(const ZygoteLaunch& launch, int index) noexcept {
 }  // namespace
 
 [[noreturn]] void zygote_main(const ZygoteLaunch& launch) noexcept {
+  // mp's process table was locked across the fork (process_table.hpp INV1):
+  // make our copy ours (no children, in_child) and unlock it, so that a task
+  // may start an mp::Process and mp::exit() ends a worker as it ends any mp
+  // child, without the owner's atexit handlers (issue 9, defect 8).
+  reset_table_in_child(process_table(), nullptr);
   for (int i = 0; i < launch.close_count; ++i) ::close(launch.close_after_fork[i]);
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (::getppid() != launch.expected_parent) ::_exit(0);
@@ -350,7 +453,7 @@ void reap(const ZygoteLaunch& launch, int index) noexcept {
     if (request.kind == static_cast<std::uint32_t>(ZygoteRequestKind::spawn) && channel >= 0 &&
         request.worker_index >= 0 && request.worker_index < launch.worker_count &&
         launch.pidfd_storage[request.worker_index] < 0) {
-      spawn(launch, request.worker_index, channel);
+      spawn(launch, request.worker_index, channel, request.identity);
     } else {
       if (channel >= 0) ::close(channel);
       shutdown(launch);

@@ -2,6 +2,8 @@
 #include "mp/detail/pool_job.hpp"
 
 #include <cassert>
+#include <cstdio>
+#include <exception>
 #include <utility>
 
 namespace mp::detail {
@@ -119,6 +121,66 @@ FailurePtr JobState::chunk_error(std::size_t chunk) const {
 void JobState::release_chunk(std::size_t chunk) noexcept {
   std::lock_guard lock(mutex_);
   if (status_[chunk] != ChunkStatus::pending) std::vector<std::byte>().swap(bytes_[chunk]);
+}
+
+bool JobState::cancel_pending() {
+  std::lock_guard lock(mutex_);
+  if (ready_locked()) return false;
+  FailurePtr error = cancelled_failure();
+  for (std::size_t chunk = 0; chunk < status_.size(); ++chunk) {
+    if (status_[chunk] != ChunkStatus::pending) continue;
+    errors_[chunk] = error;
+    status_[chunk] = ChunkStatus::failed;  // transition pending -> failed
+    finish_order_.push_back(chunk);
+    --remaining_;
+  }
+  first_error_ = std::move(error);
+  cancelled_ = true;
+  return true;
+}
+
+bool JobState::cancelled() const {
+  std::lock_guard lock(mutex_);
+  return cancelled_;
+}
+
+void JobState::add_done_callback(const std::shared_ptr<JobState>& self, DoneCallback callback) {
+  {
+    std::lock_guard lock(self->mutex_);
+    if (!self->ready_locked()) {
+      self->callbacks_.push_back(std::move(callback));
+      return;
+    }
+  }
+  std::vector<DoneCallback> now;
+  now.push_back(std::move(callback));
+  run_callbacks(self, now);
+}
+
+std::vector<JobState::DoneCallback> JobState::take_callbacks() {
+  std::lock_guard lock(mutex_);
+  if (!ready_locked()) return {};
+  return std::move(callbacks_);
+}
+
+void JobState::run_callbacks(const std::shared_ptr<JobState>& self,
+                             std::vector<DoneCallback>& callbacks) noexcept {
+  for (auto& callback : callbacks) {
+    try {
+      callback(self);
+    } catch (const std::exception& error) {
+      std::fprintf(stderr, "mp::Pool: a done callback raised (ignored): %s\n", error.what());
+    } catch (...) {
+      std::fprintf(stderr, "mp::Pool: a done callback raised a non-std::exception (ignored)\n");
+    }
+  }
+  callbacks.clear();
+}
+
+bool JobState::cancel(const std::shared_ptr<JobState>& self) {
+  if (auto canceller = self->canceller_.lock()) return canceller->cancel(self);
+  // No pool any more: every job of a finished pool is ready.
+  return false;
 }
 
 }  // namespace mp::detail

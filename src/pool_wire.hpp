@@ -34,6 +34,7 @@ enum class FromWorker : std::uint32_t {
   result = 2,              // payload: the chunk's encoded results
   error = 3,               // payload: u32 type length, type, message (the task threw)
   initializer_failed = 4,  // payload as error; the worker exits next
+  skipped = 5,             // no payload: the chunk was cancelled before it started; it did not run
 };
 
 struct ResultHeader {
@@ -51,9 +52,12 @@ enum class ZygoteRequestKind : std::uint32_t {
   spawn = 1,     // carries the worker's end of its socket
   shutdown = 2,  // SIGKILL every remaining worker, reap them, exit
 };
+inline constexpr std::size_t kIdentitySize = 48;
 struct ZygoteRequest {
   std::uint32_t kind;
   std::int32_t worker_index;
+  char identity[kIdentitySize];  // spawn: the worker's identity ("3" names it ForkPoolWorker-3),
+                                 // NUL-terminated
 };
 
 enum class ZygoteReportKind : std::uint32_t {
@@ -76,14 +80,33 @@ static_assert(std::is_trivially_copyable_v<ZygoteRequest> && std::is_trivially_c
 // yet since that worker was spawned). Only worker i writes it (before running
 // the task); the supervisor resets it to 0 before asking for a new worker i,
 // and reads it only after worker i died, when nobody writes it any more.
+// INV2: slot[i].running_task is the task worker i is inside now (0: between
+// tasks); timeout_at_ns its CLOCK_MONOTONIC deadline (task_timeout). Only
+// worker i writes them; the supervisor reads them (cancel; a death's cause).
+// INV3: slot[i].cancelled[] holds the ids of tasks in flight on worker i that
+// were cancelled (0: a free entry). Only the supervisor writes it (under the
+// pool's mutex): it sets an entry, then reads running_task; the worker sets
+// running_task, then reads the entries (all seq_cst: Dekker). So either the
+// worker sees the cancel and skips the task (never runs it), or the
+// supervisor sees it running and signals the worker (cancel_signal()), whose
+// handler kills the worker only if the task it is running is cancelled.
 inline constexpr std::uint32_t kSlotMagic = 0x6d70506f;  // "mpPo"
-inline constexpr std::uint32_t kSlotVersion = 1;
+inline constexpr std::uint32_t kSlotVersion = 2;
+inline constexpr std::size_t kCancelEntries = 64;  // >= Dispatcher::kMaxWindow: one per chunk in flight
 
 struct alignas(64) WorkerSlot {
-  std::atomic<std::uint64_t> started_task;
+  std::atomic<std::uint64_t> started_task;               // INV1
+  std::atomic<std::uint64_t> running_task;               // INV2
+  std::atomic<std::uint64_t> timeout_at_ns;              // INV2
+  std::atomic<std::uint64_t> cancelled[kCancelEntries];  // INV3
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
-static_assert(std::is_standard_layout_v<WorkerSlot> && sizeof(WorkerSlot) == 64 && alignof(WorkerSlot) == 64);
+static_assert(std::is_standard_layout_v<WorkerSlot> && sizeof(WorkerSlot) == 576 &&
+              alignof(WorkerSlot) == 64);
+
+// cancel_signal(): the signal the supervisor sends a worker running a
+// cancelled task (SIGRTMAX - 1; SIGRTMAX is mp's parent-death signal).
+inline int cancel_signal() noexcept { return SIGRTMAX - 1; }
 
 struct alignas(64) SlotTableHeader {
   std::uint32_t magic;
@@ -96,8 +119,10 @@ static_assert(std::is_standard_layout_v<SlotTableHeader> && sizeof(SlotTableHead
 struct WorkerLaunch {
   int channel_fd;
   WorkerSlot* slot;
+  const char* identity;  // "3": the worker is ForkPoolWorker-3 (current_process())
   void (*initializer)();
   std::size_t maxtasksperchild;
+  std::uint64_t task_timeout_ns;  // 0: none
 };
 
 struct ZygoteLaunch {
@@ -108,10 +133,12 @@ struct ZygoteLaunch {
   int worker_count;
   void (*initializer)();
   std::size_t maxtasksperchild;
-  pollfd* poll_storage;   // worker_count + 1 entries
-  int* pidfd_storage;     // worker_count entries
-  pid_t* pid_storage;     // worker_count entries
-  int* close_after_fork;  // fds the zygote closes first (the parent's ends)
+  std::uint64_t task_timeout_ns;  // 0: none
+  pollfd* poll_storage;           // worker_count + 1 entries
+  int* pidfd_storage;             // worker_count entries
+  pid_t* pid_storage;             // worker_count entries
+  char* identity_storage;         // worker_count * kIdentitySize bytes
+  int* close_after_fork;          // fds the zygote closes first (the parent's ends)
   int close_count;
 };
 

@@ -6,6 +6,8 @@
 //   if (!r.wait(std::chrono::seconds(1))) { /* still running */ }
 //   int v = r.get();                                   // 49
 //   for (int y : pool.imap([](int x) { return x + 1; }, std::vector{1, 2, 3})) use(y);
+//   r.add_done_callback([](const mp::AsyncResult<int>& done) { /* done.ready() */ });
+//   bool stopped = r.cancel();                         // false: it had finished
 //
 // Safety: a handle is a cheap copyable value; copies share one result, and any
 // thread may wait on or read it (the state is mutex-guarded). An IMapIterator
@@ -20,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <optional>
@@ -70,6 +73,26 @@ class AsyncResult {
     return state_->first_error() == nullptr;
   }
 
+  // AsyncResult::cancel(): stops the task (every chunk of a map). Not started
+  // yet: it never runs. Running: its worker is killed and replaced (the
+  // pool keeps its size). Returns true if the result will not be delivered
+  // (get() throws mp::Cancelled), false if it was ready already. Other tasks
+  // are not affected.
+  bool cancel() { return detail::JobState::cancel(state_); }
+  // AsyncResult::cancelled(): cancel() returned true for this result.
+  [[nodiscard]] bool cancelled() const { return state_->cancelled(); }
+  // AsyncResult::add_done_callback(callback): callback(*this-like handle)
+  // once the result is ready (success, failure, cancel); at once, in this
+  // thread, if it is ready already. Otherwise it runs on a pool thread: it
+  // must not block, and an exception it throws is reported on stderr and
+  // ignored. Python's apply_async(callback=, error_callback=) in one.
+  void add_done_callback(std::function<void(const AsyncResult&)> callback) {
+    detail::JobState::add_done_callback(state_, [callback = std::move(callback), assemble = assemble_](
+                                                    const std::shared_ptr<detail::JobState>& state) {
+      callback(AsyncResult(state, assemble));
+    });
+  }
+
  private:
   friend class Pool;
   using Assembler = R (*)(const detail::JobState&);
@@ -89,17 +112,22 @@ class AsyncResult {
 // completion order), produced lazily: each result is available as soon as its
 // chunk finished, before the rest. Items of a failed chunk throw that chunk's
 // error (RemoteError / WorkerLost) when reached; iteration may then go on.
+// Copies of an IMapIterator, and the iterators begin() returns, share one
+// cursor, which lives as long as any of them: `auto it = pool.imap(f,
+// xs).begin();` is safe (the temporary IMapIterator may go away).
 template <class R>
 class IMapIterator {
+  class Cursor;
+
  public:
   // IMapIterator::next(): the next result; nullopt after the last one.
   // Throws the item's error (its chunk failed).
-  std::optional<R> next() { return advance(detail::Deadline::never()); }
+  std::optional<R> next() { return cursor_->advance(detail::Deadline::never()); }
   // IMapIterator::next(timeout): as next(); TimeoutError if the next result
   // is not there in time (the iterator stays where it was).
   template <class Rep, class Period>
   std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
-    return advance(detail::Deadline::after(timeout));
+    return cursor_->advance(detail::Deadline::after(timeout));
   }
 
   class iterator {
@@ -114,7 +142,7 @@ class IMapIterator {
     const R& operator*() const { return *current_; }
     const R* operator->() const { return &*current_; }
     iterator& operator++() {
-      current_ = owner_->next();
+      current_ = cursor_->advance(detail::Deadline::never());
       return *this;
     }
     void operator++(int) { ++*this; }
@@ -122,65 +150,76 @@ class IMapIterator {
 
    private:
     friend class IMapIterator;
-    explicit iterator(IMapIterator* owner) : owner_(owner), current_(owner->next()) {}
-    IMapIterator* owner_ = nullptr;
+    explicit iterator(std::shared_ptr<Cursor> cursor)
+        : cursor_(std::move(cursor)), current_(cursor_->advance(detail::Deadline::never())) {}
+    std::shared_ptr<Cursor> cursor_;  // shared with the IMapIterator it came from
     std::optional<R> current_;
   };
 
   // begin(): fetches the first result (blocks for it). Single pass.
-  iterator begin() { return iterator(this); }
+  iterator begin() { return iterator(cursor_); }
   std::default_sentinel_t end() const noexcept { return {}; }
 
  private:
   friend class Pool;
   IMapIterator(std::shared_ptr<detail::JobState> state, bool ordered)
-      : state_(std::move(state)), ordered_(ordered) {}
+      : cursor_(std::make_shared<Cursor>(std::move(state), ordered)) {}
 
-  std::optional<R> advance(const detail::Deadline& deadline) {
-    while (position_ >= buffer_.size() || buffer_chunk_failed_) {
-      if (buffer_chunk_failed_ && position_ < failed_items_left_) {
-        // Still inside a failed chunk: each item throws its error.
-        ++position_;
-        failed_error_->raise();
+  // Cursor: where the iteration is; shared by the IMapIterator and its iterators.
+  class Cursor {
+   public:
+    Cursor(std::shared_ptr<detail::JobState> state, bool ordered)
+        : state_(std::move(state)), ordered_(ordered) {}
+
+    std::optional<R> advance(const detail::Deadline& deadline) {
+      while (position_ >= buffer_.size() || buffer_chunk_failed_) {
+        if (buffer_chunk_failed_ && position_ < failed_items_left_) {
+          // Still inside a failed chunk: each item throws its error.
+          ++position_;
+          failed_error_->raise();
+        }
+        buffer_chunk_failed_ = false;
+        if (chunks_taken_ == state_->chunk_count()) return std::nullopt;
+        std::size_t chunk = 0;
+        if (ordered_) {
+          chunk = chunks_taken_;
+          if (state_->wait_chunk(chunk, deadline) == detail::JobState::ChunkStatus::pending) throw_timeout();
+        } else {
+          auto finished = state_->wait_nth_finished(chunks_taken_, deadline);
+          if (!finished) throw_timeout();
+          chunk = *finished;
+        }
+        ++chunks_taken_;
+        buffer_.clear();
+        position_ = 0;
+        if (auto error = state_->chunk_error(chunk)) {
+          buffer_chunk_failed_ = true;
+          failed_error_ = error;
+          failed_items_left_ = state_->item_count(chunk);
+          continue;
+        }
+        detail::take_results(state_->chunk_bytes(chunk), state_->item_count(chunk), buffer_);
+        state_->release_chunk(chunk);
       }
-      buffer_chunk_failed_ = false;
-      if (chunks_taken_ == state_->chunk_count()) return std::nullopt;
-      std::size_t chunk = 0;
-      if (ordered_) {
-        chunk = chunks_taken_;
-        if (state_->wait_chunk(chunk, deadline) == detail::JobState::ChunkStatus::pending) throw_timeout();
-      } else {
-        auto finished = state_->wait_nth_finished(chunks_taken_, deadline);
-        if (!finished) throw_timeout();
-        chunk = *finished;
-      }
-      ++chunks_taken_;
-      buffer_.clear();
-      position_ = 0;
-      if (auto error = state_->chunk_error(chunk)) {
-        buffer_chunk_failed_ = true;
-        failed_error_ = error;
-        failed_items_left_ = state_->item_count(chunk);
-        continue;
-      }
-      detail::take_results(state_->chunk_bytes(chunk), state_->item_count(chunk), buffer_);
-      state_->release_chunk(chunk);
+      return std::move(buffer_[position_++]);
     }
-    return std::move(buffer_[position_++]);
-  }
 
-  [[noreturn]] static void throw_timeout() {
-    throw TimeoutError("IMapIterator::next(timeout): the next result is not ready after the timeout");
-  }
+   private:
+    [[noreturn]] static void throw_timeout() {
+      throw TimeoutError("IMapIterator::next(timeout): the next result is not ready after the timeout");
+    }
 
-  std::shared_ptr<detail::JobState> state_;
-  bool ordered_;
-  std::size_t chunks_taken_ = 0;
-  std::vector<R> buffer_;
-  std::size_t position_ = 0;
-  bool buffer_chunk_failed_ = false;
-  std::size_t failed_items_left_ = 0;
-  detail::FailurePtr failed_error_;
+    std::shared_ptr<detail::JobState> state_;
+    bool ordered_;
+    std::size_t chunks_taken_ = 0;
+    std::vector<R> buffer_;
+    std::size_t position_ = 0;
+    bool buffer_chunk_failed_ = false;
+    std::size_t failed_items_left_ = 0;
+    detail::FailurePtr failed_error_;
+  };
+
+  std::shared_ptr<Cursor> cursor_;
 };
 
 }  // namespace mp

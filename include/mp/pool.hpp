@@ -23,9 +23,17 @@
 // that task with mp::WorkerLost naming the signal or exit code; map/imap send
 // items in chunks, and a lost chunk fails every item of that chunk (a map
 // raises it). The worker is replaced, the pool keeps serving; nothing hangs.
+// Beyond Python: PoolOptions::task_timeout fails a task (one apply, or one
+// chunk of a map) still running after it with mp::TaskTimeout, and
+// AsyncResult::cancel() stops a task (mp::Cancelled); in both cases the
+// worker running it is killed and replaced and every other task completes.
+// Inside a worker, current_process() is "ForkPoolWorker-N" (N numbered with
+// the owner's other children, as Python does) and mp::exit(n) ends the worker
+// without running the owner's atexit handlers. Workers use SIGRTMAX - 1 (the
+// cancel signal): a task must not take it over.
 // Misuse: Pool(-1) -> ValueError; any submission after close()/terminate()
 // -> ValueError; join() before close()/terminate() -> ValueError; imap
-// chunksize 0 -> ValueError.
+// chunksize 0 -> ValueError; a negative task_timeout -> ValueError.
 //
 // Safety: a Pool may be used from several threads at once (submissions,
 // close, terminate, join are internally locked); results may be waited on
@@ -91,11 +99,19 @@
 // same way with WorkerLost instead of respawning forever.
 // maxtasksperchild: the parent sends a worker at most N chunks; the worker
 // exits after the N-th and is replaced (by the zygote, as always).
+// task_timeout: a worker arms a POSIX timer whose signal is SIGKILL around
+// each chunk; a death by SIGKILL inside a chunk past its deadline (recorded
+// in the slot) is that chunk's TaskTimeout. cancel(): chunks still in the
+// pool's queue are dropped; chunks already in a worker's socket are marked in
+// its slot and the worker skips them; a running chunk gets the cancel signal,
+// whose handler kills the worker only if the chunk it runs is still a
+// cancelled one (so a cancel never kills the task after it).
 #pragma once
 
 #include <sys/types.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -119,6 +135,11 @@ namespace mp {
 struct PoolOptions {
   void (*initializer)() = nullptr;   // runs first in every worker (replacements too)
   std::size_t maxtasksperchild = 0;  // 0: workers live as long as the pool
+  // task_timeout: 0: none. A task (one apply, or one chunk of a map: give
+  // chunksize 1 for a timeout per item) still running after it: its worker
+  // is killed (SIGKILL) and replaced, and the task fails with mp::TaskTimeout;
+  // every other task completes.
+  std::chrono::milliseconds task_timeout{0};
 };
 
 namespace detail {

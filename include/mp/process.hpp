@@ -207,12 +207,15 @@ class Process {
   // ProcessError saying so, instead of silently running the empty base run().
   // Keep subclasses by pointer: std::vector<std::unique_ptr<mp::Process>>.
  protected:
+  // clang-format off
+  // NOLINTBEGIN(bugprone-forwarding-reference-overload): constrained to subclasses, on purpose
   template <class Subclass_would_be_sliced_keep_it_by_pointer>
-  requires(std::is_base_of_v<Process, std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>> &&
-           !std::is_same_v<std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>, Process>)
-      Process(Subclass_would_be_sliced_keep_it_by_pointer&& subclass_object)
-  noexcept  // NOLINT(bugprone-forwarding-reference-overload)
+    requires(std::is_base_of_v<Process, std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>> &&
+             !std::is_same_v<std::remove_cvref_t<Subclass_would_be_sliced_keep_it_by_pointer>, Process>)
+  Process(Subclass_would_be_sliced_keep_it_by_pointer&& subclass_object) noexcept
       : Process(static_cast<Process&&>(subclass_object)) {}
+  // NOLINTEND(bugprone-forwarding-reference-overload)
+  // clang-format on
 
  public:
   // Process::operator=(Process&&): applies ~Process's policy to the child this

@@ -28,6 +28,7 @@ Launched spawn_launch(int record_fd, bool daemon) {
   const std::vector<std::string>& arguments = saved_arguments();
   std::vector<std::string> argument_copies(arguments.begin(), arguments.end());
   std::vector<char*> argv;
+  argv.reserve(argument_copies.size() + 1);
   for (auto& each : argument_copies) argv.push_back(each.data());
   argv.push_back(nullptr);
   std::vector<std::string> environment;
@@ -36,6 +37,7 @@ Launched spawn_launch(int record_fd, bool daemon) {
       environment.emplace_back(*e);
   environment.push_back("MP_SPAWN_FD=" + std::to_string(record_fd));
   std::vector<char*> envp;
+  envp.reserve(environment.size() + 1);
   for (auto& each : environment) envp.push_back(each.data());
   envp.push_back(nullptr);
   char exe[] = "/proc/self/exe";

@@ -18,12 +18,15 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <numeric>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "mp/detail/pool_testing.hpp"
 #include "mp/pool.hpp"
+#include "mp/process.hpp"
 
 namespace {
 
@@ -225,6 +228,61 @@ TEST(PoolFault, WorkersStartAndAreReplacedWhileOtherThreadsHoldLocks) {
   holder.join();
   allocator.join();
   stdio_holder.join();
+}
+
+int plus_one(int x) { return x + 1; }
+
+// Issue 9, defect 11: the supervisor's spawn requests and the zygote's reports
+// share one socket pair. With blocking writes on both sides, many workers
+// exiting (or starting) at once filled both directions and each side waited
+// for the other forever. A tiny socket buffer makes "many at once" a handful.
+TEST(PoolFault, ManyWorkersExitingAtOnceDoNotDeadlockTheControlSocket) {
+  mp::detail::set_pool_control_buffer_for_testing(1);  // the kernel's minimum
+  struct Restore {
+    ~Restore() { mp::detail::set_pool_control_buffer_for_testing(0); }
+  } restore;
+  mp::Pool pool(16, {nullptr, 1});  // every task in a fresh worker: 16 exits at once, 16 spawns
+  std::vector<int> items(320);
+  std::iota(items.begin(), items.end(), 0);
+  auto result = pool.map_async(plus_one, items, 1);
+  std::vector<int> values = result.get(120s);  // TimeoutError (then a hang in ~Pool) before the fix
+  ASSERT_EQ(values.size(), items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) EXPECT_EQ(values[i], items[i] + 1);
+}
+
+void nothing() {}
+int start_a_process(int) {
+  mp::Process child(nothing);
+  child.start();
+  child.join();
+  return child.exitcode().value_or(-1);
+}
+
+// Issue 9, defect 8: the zygote was forked without mp's process-table lock, so
+// when another thread was inside Process::start (which holds it across its
+// own fork) every worker inherited it locked and a task starting a Process
+// deadlocked.
+TEST(PoolFault, TaskStartsAProcessWhileAnotherThreadStartsProcesses) {
+  std::atomic<bool> stop{false};
+  std::thread starter([&] {
+    while (!stop.load()) {
+      mp::Process child(nothing);
+      child.start();
+      child.join();
+    }
+  });
+  for (int round = 0; round < 30; ++round) {
+    mp::Pool pool(1);
+    auto result = pool.apply_async(start_a_process, round);
+    if (!result.wait(60s)) {
+      ADD_FAILURE() << "round " << round << ": the task's Process::start deadlocked";
+      pool.terminate();
+      break;
+    }
+    EXPECT_EQ(result.get(), 0);
+  }
+  stop.store(true);
+  starter.join();
 }
 
 TEST(PoolFault, ManyPoolsWithDeathsLeaveNothingBehind) {

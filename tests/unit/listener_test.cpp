@@ -296,3 +296,36 @@ TEST(Listener, TwoHundredConnectionsLeakNoFds) {
 }
 
 }  // namespace
+
+namespace {
+
+// Threads in one process (run under ThreadSanitizer by `make tsan`): two
+// threads accept on one Listener while four client threads connect, each
+// with its own authenticated round trip.
+TEST(ListenerThreads, TwoAcceptingThreadsServeFourClients) {
+  mp::Listener listener("@mp-listener-threads-" + std::to_string(::getpid()), 8, std::string("k"));
+  constexpr int clients_per_acceptor = 2;
+  auto acceptor = [&] {
+    for (int i = 0; i < clients_per_acceptor; ++i) {
+      auto conn = listener.accept<int>();
+      conn.send(conn.recv() * 2);
+      (void)listener.last_accepted();
+    }
+  };
+  std::thread first(acceptor);
+  std::thread second(acceptor);
+  std::vector<std::future<int>> clients;
+  for (int i = 0; i < 2 * clients_per_acceptor; ++i) {
+    clients.push_back(std::async(std::launch::async, [&, i] {
+      auto conn = mp::Client<int>(listener.address(), std::string("k"));
+      conn.send(i);
+      return conn.recv();
+    }));
+  }
+  for (int i = 0; i < 2 * clients_per_acceptor; ++i)
+    EXPECT_EQ(clients[static_cast<std::size_t>(i)].get(), 2 * i);
+  first.join();
+  second.join();
+}
+
+}  // namespace

@@ -3,7 +3,9 @@
 // re-raised with type and message, the pool usable after a failed map,
 // terminate with many pending tasks, maxtasksperchild, initializer, Pool(0)).
 #include "mp/pool.hpp"
+#include "mp/process.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -13,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <map>
 #include <numeric>
 #include <ranges>
@@ -80,6 +83,24 @@ int initialized_value = 0;
 void initializer_sets_value() { initialized_value = 1234; }
 int read_initialized(int) { return initialized_value; }
 void initializer_throws() { throw std::logic_error("cannot initialise"); }
+
+// Issue 9, defect 8: a worker is a child of mp's like any other.
+std::string worker_name(int) { return mp::current_process().name(); }
+bool worker_knows_its_pid(int) { return mp::current_process().pid() == ::getpid(); }
+void nothing() {}
+std::pair<std::string, std::string> worker_and_child_names(int) {
+  mp::Process child(nothing);
+  child.start();
+  child.join();
+  return {mp::current_process().name(), child.name()};
+}
+
+int g_atexit_fd = -1;  // set in the forked owner below
+void record_atexit_pid() {
+  const int pid = static_cast<int>(::getpid());
+  (void)!::write(g_atexit_fd, &pid, sizeof pid);
+}
+int exit_five(int) { mp::exit(5); }
 
 TEST(Pool, DefaultChunksizeIsCPythonsRule) {
   // chunksize, extra = divmod(len, processes * 4); if extra: chunksize += 1
@@ -173,6 +194,77 @@ TEST(Pool, ImapUnorderedYieldsEveryResult) {
   std::multiset<int> expected;
   for (int i = 0; i < 200; ++i) expected.insert(i * i);
   EXPECT_EQ(seen, expected);
+}
+
+// Issue 9, defect 9: begin() of a temporary IMapIterator kept a raw pointer
+// to it (ASan: stack-use-after-scope). The iterator now shares the cursor.
+TEST(Pool, ImapIteratorOutlivesItsTemporaryRange) {
+  mp::Pool pool(2);
+  std::vector<int> seen;
+  auto it = pool.imap(square, std::views::iota(0, 40), 3).begin();
+  for (; it != std::default_sentinel; ++it) seen.push_back(*it);
+  ASSERT_EQ(seen.size(), 40u);
+  for (int i = 0; i < 40; ++i) EXPECT_EQ(seen[static_cast<std::size_t>(i)], i * i);
+  std::multiset<int> unordered;
+  for (auto u = pool.imap_unordered(square, std::vector<int>{1, 2, 3}).begin(); u != std::default_sentinel;
+       ++u)
+    unordered.insert(*u);
+  EXPECT_EQ(unordered, (std::multiset<int>{1, 4, 9}));
+}
+
+TEST(Pool, WorkerIsCurrentProcessForkPoolWorkerN) {
+  mp::Pool pool(2, {nullptr, 1});  // each task in a fresh worker, each with its own name
+  const std::vector<std::string> names = pool.map(worker_name, std::vector<int>(6, 0), 1);
+  for (const auto& name : names) {
+    EXPECT_EQ(name.rfind("ForkPoolWorker-", 0), 0u) << name;
+    EXPECT_GT(name.size(), std::string("ForkPoolWorker-").size()) << name;
+  }
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
+  EXPECT_TRUE(pool.apply(worker_knows_its_pid, 0));
+  EXPECT_EQ(mp::current_process().name(), "MainProcess");
+}
+
+TEST(Pool, ProcessStartedInAWorkerIsNamedAfterIt) {
+  mp::Pool pool(1);
+  const auto [worker, child] = pool.apply(worker_and_child_names, 0);
+  ASSERT_EQ(worker.rfind("ForkPoolWorker-", 0), 0u) << worker;
+  // Python: a worker with _identity (N,) names its first child Process-N:1.
+  EXPECT_EQ(child, "Process-" + worker.substr(std::string("ForkPoolWorker-").size()) + ":1");
+}
+
+TEST(Pool, ExitInAWorkerDoesNotRunTheOwnersAtexitHandlers) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  // The owner must be a main process (not an mp child): a plain fork of the test.
+  const pid_t owner = ::fork();
+  ASSERT_GE(owner, 0);
+  if (owner == 0) {
+    ::close(fds[0]);
+    g_atexit_fd = fds[1];
+    std::atexit(record_atexit_pid);
+    int code = 3;
+    {
+      mp::Pool pool(1);
+      try {
+        (void)pool.apply(exit_five, 0);
+        code = 1;
+      } catch (const mp::WorkerLost& e) {
+        code = std::string(e.what()).find("exited with code 5") != std::string::npos ? 0 : 2;
+      } catch (...) {
+      }
+    }
+    ::_exit(code);  // the owner itself never runs its handlers here: any pid in the pipe is a worker's
+  }
+  ::close(fds[1]);
+  std::vector<int> pids;
+  int pid = 0;
+  while (::read(fds[0], &pid, sizeof pid) == static_cast<ssize_t>(sizeof pid)) pids.push_back(pid);
+  ::close(fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(owner, &status, 0), owner);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "1: the task returned, 2: not 'exited with code 5', 3: another error";
+  EXPECT_TRUE(pids.empty()) << "the owner's atexit handler ran in " << pids.size() << " worker(s)";
 }
 
 TEST(Pool, ImapNextTimesOut) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -87,6 +88,39 @@ TEST(PoolThreads, TerminateRacingSubmissionsLeavesEveryResultFinished) {
       }
     }
   }
+}
+
+// cancel() from one thread racing the results arriving on the supervisor
+// thread and done callbacks: each result is either its value (cancel said
+// false) or Cancelled (cancel said true), and each callback runs once.
+TEST(PoolThreads, CancelRacingCompletionAndCallbacks) {
+  mp::Pool pool(2);
+  constexpr int kCount = 200;
+  std::vector<mp::AsyncResult<int>> results;
+  std::atomic<int> callbacks{0};
+  for (int i = 0; i < kCount; ++i) {
+    results.push_back(pool.apply_async(nap_then_triple, i));
+    results.back().add_done_callback([&](const mp::AsyncResult<int>&) { callbacks.fetch_add(1); });
+  }
+  std::vector<char> said(kCount, 0);
+  std::thread canceller([&] {
+    for (int i = kCount - 1; i >= 0; i -= 2)
+      said[static_cast<std::size_t>(i)] = results[static_cast<std::size_t>(i)].cancel() ? 1 : 2;
+  });
+  canceller.join();
+  for (int i = 0; i < kCount; ++i) {
+    auto& r = results[static_cast<std::size_t>(i)];
+    if (said[static_cast<std::size_t>(i)] == 1) {
+      EXPECT_THROW((void)r.get(), mp::Cancelled) << i;
+      EXPECT_TRUE(r.cancelled());
+    } else {
+      EXPECT_EQ(r.get(), 3 * i) << i;
+      EXPECT_FALSE(r.cancelled());
+    }
+  }
+  pool.close();
+  pool.join();  // every callback has run once the supervisor is gone
+  EXPECT_EQ(callbacks.load(), kCount);
 }
 
 }  // namespace

@@ -13,7 +13,9 @@
 //
 // The job as a whole is ready when every chunk is done, or at the first failed
 // chunk (as CPython's MapResult: a map raises the first error without waiting
-// for the rest).
+// for the rest), or when it is cancelled (every pending chunk fails with
+// Cancelled). Done callbacks run once, right after the job became ready (or at
+// once, when added to a ready job).
 //
 // Safety: every member may be called from any thread; a mutex guards the state.
 // Visibility: everything the supervisor stored for a chunk (its bytes) is
@@ -25,6 +27,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -42,12 +45,17 @@ namespace mp::detail {
 // object is ever shared between threads (FailurePtr's reference count
 // lives inside libstdc++, where ThreadSanitizer cannot see it).
 struct TaskFailure {
-  enum class Kind : std::uint8_t { remote_error, worker_lost };
+  enum class Kind : std::uint8_t { remote_error, worker_lost, timed_out, cancelled };
   Kind kind;
   std::string type_name;  // remote_error: the exception's type in the worker
   std::string message;
   [[noreturn]] void raise() const {
-    if (kind == Kind::remote_error) throw RemoteError(type_name, message);
+    switch (kind) {
+      case Kind::remote_error: throw RemoteError(type_name, message);
+      case Kind::timed_out: throw TaskTimeout(message);
+      case Kind::cancelled: throw Cancelled(message);
+      case Kind::worker_lost: break;
+    }
     throw WorkerLost(message);
   }
 };
@@ -61,10 +69,31 @@ inline FailurePtr lost_failure(std::string message) {
   return std::make_shared<const TaskFailure>(
       TaskFailure{TaskFailure::Kind::worker_lost, {}, std::move(message)});
 }
+inline FailurePtr timeout_failure(std::string message) {
+  return std::make_shared<const TaskFailure>(
+      TaskFailure{TaskFailure::Kind::timed_out, {}, std::move(message)});
+}
+inline FailurePtr cancelled_failure() {
+  return std::make_shared<const TaskFailure>(
+      TaskFailure{TaskFailure::Kind::cancelled, {}, "AsyncResult::get(): the task was cancelled"});
+}
+
+class JobState;
+
+// JobCanceller: what AsyncResult::cancel() calls; the pool implements it
+// (and stops the job's chunks in its workers).
+class JobCanceller {
+ public:
+  virtual ~JobCanceller() = default;
+  // JobCanceller::cancel(job): true if the job will not deliver a value.
+  virtual bool cancel(const std::shared_ptr<JobState>& job) = 0;
+};
 
 class JobState {
  public:
   enum class ChunkStatus : std::uint8_t { pending, done, failed };
+
+  using DoneCallback = std::function<void(const std::shared_ptr<JobState>&)>;
 
   // JobState(item_counts): one entry per chunk, the number of items in it.
   explicit JobState(std::vector<std::uint32_t> item_counts);
@@ -107,6 +136,26 @@ class JobState {
   // JobState::release_chunk(chunk): frees a consumed chunk's bytes (imap).
   void release_chunk(std::size_t chunk) noexcept;
 
+  // JobState::cancel_pending(): fails every pending chunk with Cancelled.
+  // Returns false (and changes nothing) if the job was ready already. The
+  // caller then notifies waiters and runs the callbacks (take_callbacks).
+  [[nodiscard]] bool cancel_pending();
+  [[nodiscard]] bool cancelled() const;
+  // JobState::add_done_callback(self, callback): runs callback(self) at once
+  // if the job is ready (in this thread), else keeps it for take_callbacks().
+  static void add_done_callback(const std::shared_ptr<JobState>& self, DoneCallback callback);
+  // JobState::take_callbacks(): the callbacks to run now that the job is
+  // ready (empty if it is not, or if they were taken already).
+  [[nodiscard]] std::vector<DoneCallback> take_callbacks();
+  // JobState::run_callbacks(self, callbacks): each, catching what they throw
+  // (reported on stderr: a callback must not throw).
+  static void run_callbacks(const std::shared_ptr<JobState>& self,
+                            std::vector<DoneCallback>& callbacks) noexcept;
+
+  // JobState::set_canceller(canceller) / cancel(self): AsyncResult::cancel().
+  void set_canceller(std::weak_ptr<JobCanceller> canceller) { canceller_ = std::move(canceller); }
+  static bool cancel(const std::shared_ptr<JobState>& self);
+
  private:
   bool ready_locked() const noexcept { return remaining_ == 0 || first_error_ != nullptr; }
   bool must_notify_locked() const noexcept {
@@ -124,8 +173,11 @@ class JobState {
   FailurePtr first_error_;                     // guarded by mutex_
   // Who sleeps on changed_, so that a chunk completion wakes nobody in vain
   // (a map of 20k chunks must not wake its waiter 20k times).
-  mutable int job_waiters_ = 0;    // guarded by mutex_: threads in wait()
-  mutable int chunk_waiters_ = 0;  // guarded by mutex_: threads in wait_chunk() / wait_nth_finished()
+  mutable int job_waiters_ = 0;            // guarded by mutex_: threads in wait()
+  mutable int chunk_waiters_ = 0;          // guarded by mutex_: threads in wait_chunk() / wait_nth_finished()
+  bool cancelled_ = false;                 // guarded by mutex_
+  std::vector<DoneCallback> callbacks_;    // guarded by mutex_
+  std::weak_ptr<JobCanceller> canceller_;  // set once at submission, before any handle exists
 };
 
 }  // namespace mp::detail

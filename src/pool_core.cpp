@@ -1,0 +1,295 @@
+// src/pool_core.cpp — PoolCore: lifecycle and submission (the callers'
+// threads), and what callers and the supervisor share: dispatching under
+// mutex_ and delivering outcomes outside it. See pool_core.hpp for the roles
+// and locks.
+#include "pool_core.hpp"
+
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "mp/detail/pool_testing.hpp"
+#include "mp/detail/shm.hpp"
+#include "mp/detail/system_error.hpp"
+
+namespace mp::detail {
+
+using namespace pool_wire;
+
+namespace {
+// Read at Pool construction, set before it by a test: relaxed is enough.
+std::atomic<int> g_control_buffer_for_testing{0};
+}  // namespace
+
+void set_pool_control_buffer_for_testing(int bytes) noexcept {
+  g_control_buffer_for_testing.store(bytes, std::memory_order_relaxed);  // relaxed: see its definition
+}
+
+int pool_cpu_count() noexcept {
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return online < 1 ? 1 : static_cast<int>(online);
+}
+
+// PoolCore::CancelGate: AsyncResult::cancel() reaches the pool through it;
+// the destructor detaches the pool first (gate mutex, then mutex_).
+class PoolCore::CancelGate final : public JobCanceller {
+ public:
+  explicit CancelGate(PoolCore* core) : core_(core) {}
+  bool cancel(const std::shared_ptr<JobState>& job) override {
+    std::lock_guard lock(mutex_);
+    // In a process forked from the owner the pool is not ours to touch.
+    return core_ != nullptr && !core_->foreign() && core_->cancel(job);
+  }
+  void detach() {
+    std::lock_guard lock(mutex_);
+    core_ = nullptr;
+  }
+
+ private:
+  std::mutex mutex_;
+  PoolCore* core_;  // guarded by mutex_
+};
+
+PoolCore::PoolCore(int processes, PoolOptions options)
+    : processes_(processes),
+      options_(options),
+      zygote_(g_control_buffer_for_testing.load(std::memory_order_relaxed)),  // relaxed: see its definition
+      dispatcher_(processes, options.maxtasksperchild),
+      workers_(static_cast<std::size_t>(processes)),
+      cancel_gate_(std::make_shared<CancelGate>(this)) {
+  if (options.task_timeout.count() < 0) {
+    throw ValueError("Pool(options): task_timeout must be 0 (none) or positive, not " +
+                     std::to_string(options.task_timeout.count()) + " ms");
+  }
+  const std::size_t region_size =
+      sizeof(SlotTableHeader) + sizeof(WorkerSlot) * static_cast<std::size_t>(processes);
+  slot_region_ = map_shared_bytes(region_size, "pool worker slots");
+  auto* header = ::new (static_cast<void*>(slot_region_.get())) SlotTableHeader{};
+  header->magic = kSlotMagic;
+  header->version = kSlotVersion;
+  header->slot_count = static_cast<std::uint32_t>(processes);
+  slots_ = reinterpret_cast<WorkerSlot*>(slot_region_.get() + sizeof(SlotTableHeader));
+  for (int i = 0; i < processes; ++i) {
+    ::new (static_cast<void*>(&slots_[i])) WorkerSlot{};
+    reset_slot_locked(i);  // no other thread yet
+  }
+
+  wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!wake_fd_) throw_system_error("eventfd", "pool", errno);
+  zygote_poll_storage_.resize(static_cast<std::size_t>(processes) + 1);
+  zygote_pidfd_storage_.assign(static_cast<std::size_t>(processes), -1);
+  zygote_pid_storage_.assign(static_cast<std::size_t>(processes), 0);
+  zygote_identity_storage_.assign(static_cast<std::size_t>(processes) * kIdentitySize, '\0');
+  ::pthread_sigmask(SIG_BLOCK, nullptr, &creator_mask_);
+
+  // Whatever is buffered now is the parent's to print, never a worker's.
+  std::cout.flush();
+  std::cerr.flush();
+  std::clog.flush();
+  std::fflush(nullptr);
+
+  supervisor_ = std::thread([this] { supervise(); });
+  std::unique_lock lock(startup_mutex_);
+  startup_changed_.wait(lock, [&] { return startup_done_; });
+  if (startup_error_ != 0) {
+    lock.unlock();
+    supervisor_.join();
+    throw_system_error("fork", "pool zygote", startup_error_);
+  }
+}
+
+PoolCore::~PoolCore() {
+  try {
+    terminate();
+  } catch (...) {
+  }
+  cancel_gate_->detach();
+}
+
+// PoolCore::reset_slot_locked(index): a clean slot for a new worker (INV1-3).
+// The zygote forks it after receiving the spawn request, so these stores are
+// visible to it.
+void PoolCore::reset_slot_locked(int index) {
+  WorkerSlot& slot = slots_[index];
+  slot.started_task.store(0, std::memory_order_relaxed);   // ordered before the fork by the request's sendmsg
+  slot.running_task.store(0, std::memory_order_relaxed);   // same
+  slot.timeout_at_ns.store(0, std::memory_order_relaxed);  // same
+  for (auto& entry : slot.cancelled) entry.store(0, std::memory_order_relaxed);  // same
+}
+
+std::weak_ptr<JobCanceller> PoolCore::canceller() const {
+  return std::shared_ptr<JobCanceller>(cancel_gate_);
+}
+
+// PoolCore::cancel(job)
+bool PoolCore::cancel(const std::shared_ptr<JobState>& job) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!job->cancel_pending()) return false;  // ready already: it delivers (or failed) as it is
+    for (const Dispatcher::InFlight& chunk : dispatcher_.cancel(job.get())) {
+      stop_in_worker_locked(chunk.worker, chunk.task_id);
+    }
+    callbacks_due_.push_back(job);  // callbacks run on the supervisor thread
+    wake();
+  }
+  job->notify_waiters();
+  return true;
+}
+
+void PoolCore::stop_in_worker_locked(int index, std::uint64_t task_id) {
+  WorkerSlot& slot = slots_[index];
+  for (auto& entry : slot.cancelled) {
+    if (entry.load(std::memory_order_relaxed) != 0) continue;  // relaxed: only we write entries (mutex_)
+    entry.store(task_id, std::memory_order_seq_cst);           // INV3: pairs with the worker's seq_cst loads
+    break;
+  }
+  if (slot.running_task.load(std::memory_order_seq_cst) ==
+      task_id)  // INV3: pairs with the worker's seq_cst store
+    signal_cancel_locked(index);
+}
+
+void PoolCore::signal_cancel_locked(int index) {
+  WorkerEntry& worker = workers_[static_cast<std::size_t>(index)];
+  if (!worker.pidfd) {
+    worker.cancel_signal_due = true;  // sent when the zygote hands us its pidfd
+    return;
+  }
+  ::syscall(SYS_pidfd_send_signal, worker.pidfd.get(), cancel_signal(), nullptr, 0);
+}
+
+void PoolCore::clear_cancel_mark_locked(int index, std::uint64_t task_id) {
+  for (auto& entry : slots_[index].cancelled) {
+    if (entry.load(std::memory_order_relaxed) == task_id)  // relaxed: only we write entries (mutex_)
+      entry.store(0, std::memory_order_relaxed);           // relaxed: the worker is done with this task
+  }
+}
+
+// PoolCore::dispatch_locked(): hands queued chunks to the workers with room
+// (Dispatcher::assign) and writes what the sockets take without blocking.
+void PoolCore::dispatch_locked() {
+  if (broken_ || !zygote_alive_ || state_ == PoolState::terminating || state_ == PoolState::finished) return;
+  for (const Dispatcher::Assignment& sent : dispatcher_.assign()) {
+    workers_[static_cast<std::size_t>(sent.worker)].channel.send_chunk(*sent.chunk);
+  }
+}
+
+void PoolCore::fail_everything_locked(const FailurePtr& error, std::vector<Completion>& done) {
+  for (QueuedChunk& chunk : dispatcher_.take_all()) {
+    Completion failed;
+    failed.job = std::move(chunk.job);
+    failed.chunk = chunk.chunk_index;
+    failed.error = error;
+    done.push_back(std::move(failed));
+  }
+}
+
+void PoolCore::break_pool_locked(FailurePtr error, std::vector<Completion>& done) {
+  if (!broken_) broken_ = std::move(error);
+  fail_everything_locked(broken_, done);
+}
+
+void PoolCore::deliver(std::vector<Completion>& done) noexcept {
+  // One wake-up per job per batch: an imap consumer reads every chunk that
+  // finished since it last looked.
+  std::vector<JobState*> to_notify;
+  std::vector<JobState*> touched;
+  for (auto& completion : done) {
+    const bool notify = completion.error
+                            ? completion.job->fail_chunk(completion.chunk, completion.error)
+                            : completion.job->complete_chunk(completion.chunk, std::move(completion.bytes));
+    if (notify && std::find(to_notify.begin(), to_notify.end(), completion.job.get()) == to_notify.end()) {
+      to_notify.push_back(completion.job.get());
+    }
+    if (touched.empty() || touched.back() != completion.job.get()) touched.push_back(completion.job.get());
+  }
+  for (JobState* job : to_notify) job->notify_waiters();  // `done` still owns every job
+  // Done callbacks of the jobs that became ready, once each (take_callbacks
+  // empties the list).
+  for (auto& completion : done) {
+    if (std::find(touched.begin(), touched.end(), completion.job.get()) == touched.end()) continue;
+    std::erase(touched, completion.job.get());
+    std::vector<JobState::DoneCallback> callbacks = completion.job->take_callbacks();
+    if (!callbacks.empty()) JobState::run_callbacks(completion.job, callbacks);
+  }
+  done.clear();
+}
+
+void PoolCore::wake() noexcept {
+  const std::uint64_t one = 1;
+  (void)!::write(wake_fd_.get(), &one, sizeof one);
+}
+
+void PoolCore::check_running(const char* method) const {
+  std::lock_guard lock(mutex_);
+  if (state_ != PoolState::running) {
+    throw ValueError(std::string(method) +
+                     ": the Pool is not running (close() or terminate() was called); make a new Pool");
+  }
+}
+
+void PoolCore::submit(const char* method, const std::shared_ptr<JobState>& job,
+                      std::vector<ChunkSpec> chunks) {
+  std::vector<Completion> done;
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ != PoolState::running) {
+      throw ValueError(std::string(method) +
+                       ": the Pool is not running (close() or terminate() was called); make a new Pool");
+    }
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+      QueuedChunk chunk;
+      chunk.job = job;
+      chunk.chunk_index = static_cast<std::uint32_t>(i);
+      chunk.runner = chunks[i].runner;
+      chunk.item_count = chunks[i].item_count;
+      chunk.payload = std::move(chunks[i].payload);
+      (void)dispatcher_.submit(std::move(chunk));
+    }
+    if (broken_) {
+      fail_everything_locked(broken_, done);
+    } else {
+      dispatch_locked();
+      // A write that would block is the supervisor's to finish (POLLOUT).
+      const bool stalled = std::any_of(workers_.begin(), workers_.end(),
+                                       [](const WorkerEntry& w) { return w.channel.wants_write(); });
+      if (stalled) wake();
+    }
+  }
+  deliver(done);
+}
+
+void PoolCore::close() {
+  std::lock_guard lock(mutex_);
+  if (state_ == PoolState::running) state_ = PoolState::closed;
+  wake();
+}
+
+void PoolCore::terminate() {
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == PoolState::running || state_ == PoolState::closed) state_ = PoolState::terminating;
+    wake();
+  }
+  join();
+}
+
+void PoolCore::join() {
+  {
+    std::lock_guard lock(mutex_);
+    if (state_ == PoolState::running) {
+      throw ValueError("Pool::join(): call close() or terminate() first (the pool is still running)");
+    }
+  }
+  std::lock_guard lock(join_mutex_);
+  if (supervisor_.joinable()) supervisor_.join();
+}
+
+}  // namespace mp::detail

@@ -1,0 +1,161 @@
+// src/pool_core.hpp — private to the Pool: PoolCore, what an mp::Pool owns.
+//
+// Roles (as CPython's pool.py has one function per role):
+//  - lifecycle and submission (pool_core.cpp): the constructor, submit(),
+//    close(), terminate(), join(); callers' threads;
+//  - dispatch (Dispatcher, pool_dispatcher.*): plain logic, which chunk goes
+//    to which worker;
+//  - worker channels (WorkerChannel, pool_worker_channel.*): frames to and
+//    from each worker;
+//  - the zygote link (ZygoteLink, pool_zygote_link.*): spawn requests and
+//    the zygote's reports;
+//  - the supervisor loop (pool_supervisor.cpp): one thread per pool, cut into
+//    named steps: settle_lifecycle_locked, collect_poll_set_locked, then
+//    on_worker_readable, on_zygote_reports, on_zygote_died.
+//
+// Locks: mutex_ guards the pool's state (state_, broken_, zygote_alive_),
+// dispatcher_, and every WorkerEntry but its channel's inbox half (read by
+// the supervisor thread only). startup_mutex_ guards the constructor's
+// hand-off with the supervisor; join_mutex_ serialises joins. zygote_ is the
+// supervisor thread's alone. Order: mutex_ before a JobState's mutex and
+// before mp's process-table mutex; results are delivered (JobState) outside
+// mutex_, and nothing is decoded under it.
+#pragma once
+
+#include <signal.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "mp/detail/fd.hpp"
+#include "mp/pool.hpp"
+#include "pool_dispatcher.hpp"
+#include "pool_wire.hpp"
+#include "pool_worker_channel.hpp"
+#include "pool_zygote_link.hpp"
+
+namespace mp::detail {
+
+// Completion: one chunk's outcome, delivered to its JobState outside mutex_.
+struct Completion {
+  std::shared_ptr<JobState> job;
+  std::uint32_t chunk = 0;
+  std::vector<std::byte> bytes;
+  FailurePtr error;  // null: bytes are the results
+};
+
+// State table of a worker entry (only the supervisor moves it, under mutex_):
+//   absent --spawn_worker_locked--> launching --ready frame--> running
+//   launching|running --close, idle--> retiring
+//   any --the zygote reports its exit--> absent
+enum class WorkerState { absent, launching, running, retiring };
+
+struct WorkerEntry {
+  WorkerState state = WorkerState::absent;
+  pid_t pid = 0;
+  UniqueFd pidfd;  // from the zygote; for SIGKILL at terminate() and the cancel signal
+  WorkerChannel channel;
+  bool ready = false;              // the initializer returned
+  bool cancel_signal_due = false;  // a running task was cancelled before the pidfd arrived
+};
+
+// PoolState: running --close--> closed --idle, workers gone--> finished
+//            running|closed --terminate--> terminating --> finished
+enum class PoolState { running, closed, terminating, finished };
+
+class PoolCore {
+ public:
+  PoolCore(int processes, PoolOptions options);
+  PoolCore(const PoolCore&) = delete;
+  PoolCore& operator=(const PoolCore&) = delete;
+  ~PoolCore();
+
+  void submit(const char* method, const std::shared_ptr<JobState>& job, std::vector<ChunkSpec> chunks);
+  // PoolCore::cancel(job): AsyncResult::cancel() (see async_result.hpp).
+  bool cancel(const std::shared_ptr<JobState>& job);
+  // PoolCore::canceller(): what a JobState calls to cancel itself; outlives
+  // the PoolCore (it answers false once the pool is gone).
+  [[nodiscard]] std::weak_ptr<JobCanceller> canceller() const;
+  void check_running(const char* method) const;
+  void close();
+  void terminate();
+  void join();
+  [[nodiscard]] int processes() const noexcept { return processes_; }
+  // PoolCore::foreign(): true in a process forked from the pool's owner (a
+  // copy of the Pool object exists there, but no supervisor and no workers).
+  [[nodiscard]] bool foreign() const noexcept { return ::getpid() != owner_; }
+
+ private:
+  // ---- the supervisor loop (pool_supervisor.cpp) ----
+  void supervise() noexcept;
+  bool start_zygote() noexcept;
+  void supervise_loop();
+  bool settle_lifecycle_locked(std::vector<Completion>& done);
+  void collect_poll_set_locked(std::vector<pollfd>& fds, std::vector<int>& owners);
+  void on_worker_readable(int index, std::vector<Completion>& done);
+  void on_result_frames_locked(int index, std::vector<ResultFrame>& frames, std::vector<Completion>& done);
+  void on_zygote_reports(std::vector<Completion>& done);
+  void on_worker_exited(const pool_wire::ZygoteReport& report, std::vector<Completion>& done);
+  void on_zygote_died(std::vector<Completion>& done);
+  void spawn_worker_locked(int index, std::vector<Completion>& done);
+  void run_due_callbacks();
+  [[nodiscard]] FailurePtr death_failure(int index, const pool_wire::ZygoteReport& report,
+                                         std::uint64_t started) const;
+  void finish_workers_and_zygote() noexcept;
+
+  // ---- shared by callers and the supervisor (pool_core.cpp) ----
+  void dispatch_locked();
+  void fail_everything_locked(const FailurePtr& error, std::vector<Completion>& done);
+  void break_pool_locked(FailurePtr error, std::vector<Completion>& done);
+  void wake() noexcept;
+  static void deliver(std::vector<Completion>& done) noexcept;
+  // Cancel marks (INV3 of pool_wire.hpp): set one and signal the worker if
+  // the task is running there; clear one once its chunk left the worker.
+  void stop_in_worker_locked(int index, std::uint64_t task_id);
+  void signal_cancel_locked(int index);
+  void clear_cancel_mark_locked(int index, std::uint64_t task_id);
+  void reset_slot_locked(int index);
+
+  class CancelGate;
+
+  const int processes_;
+  const PoolOptions options_;
+  const pid_t owner_ = ::getpid();
+  std::shared_ptr<std::byte> slot_region_;  // the shared slot table (pool_wire.hpp)
+  pool_wire::WorkerSlot* slots_ = nullptr;
+  UniqueFd wake_fd_;   // eventfd: callers wake the supervisor
+  ZygoteLink zygote_;  // supervisor thread only
+  sigset_t creator_mask_{};
+  // Prepared before the zygote's fork: it allocates nothing afterwards.
+  std::vector<pollfd> zygote_poll_storage_;
+  std::vector<int> zygote_pidfd_storage_;
+  std::vector<pid_t> zygote_pid_storage_;
+  std::vector<char> zygote_identity_storage_;
+
+  // Startup hand-off between the constructor and the supervisor thread.
+  std::mutex startup_mutex_;
+  std::condition_variable startup_changed_;
+  bool startup_done_ = false;  // guarded by startup_mutex_
+  int startup_error_ = 0;      // guarded by startup_mutex_
+
+  mutable std::mutex mutex_;
+  PoolState state_ = PoolState::running;  // guarded by mutex_
+  FailurePtr broken_;                     // guarded by mutex_: why the pool can run nothing more
+  bool zygote_alive_ = false;             // guarded by mutex_ (zygote_.alive() for the callers' threads)
+  int startup_deaths_ = 0;                // guarded by mutex_
+  Dispatcher dispatcher_;                 // guarded by mutex_
+  std::vector<WorkerEntry> workers_;      // guarded by mutex_ (a channel's inbox half: supervisor only)
+  std::vector<std::shared_ptr<JobState>>
+      callbacks_due_;                        // guarded by mutex_: cancelled jobs, for the supervisor
+  std::shared_ptr<CancelGate> cancel_gate_;  // set in the constructor, detached in the destructor
+
+  std::mutex join_mutex_;
+  std::thread supervisor_;  // joined under join_mutex_
+};
+
+}  // namespace mp::detail
