@@ -123,6 +123,7 @@ void PoolCore::reset_slot_locked(int index) {
   slot.running_task.store(0, std::memory_order_relaxed);   // same
   slot.timeout_at_ns.store(0, std::memory_order_relaxed);  // same
   for (auto& entry : slot.cancelled) entry.store(0, std::memory_order_relaxed);  // same
+  slot.cancel_count.store(0, std::memory_order_relaxed);                         // same
 }
 
 std::weak_ptr<JobCanceller> PoolCore::canceller() const {
@@ -147,8 +148,9 @@ bool PoolCore::cancel(const std::shared_ptr<JobState>& job) {
 void PoolCore::stop_in_worker_locked(int index, std::uint64_t task_id) {
   WorkerSlot& slot = slots_[index];
   for (auto& entry : slot.cancelled) {
-    if (entry.load(std::memory_order_relaxed) != 0) continue;  // relaxed: only we write entries (mutex_)
-    entry.store(task_id, std::memory_order_seq_cst);           // INV3: pairs with the worker's seq_cst loads
+    if (entry.load(std::memory_order_relaxed) != 0) continue;   // relaxed: only we write entries (mutex_)
+    entry.store(task_id, std::memory_order_seq_cst);            // INV3: pairs with the worker's seq_cst loads
+    slot.cancel_count.fetch_add(1, std::memory_order_seq_cst);  // INV3: pairs with the worker's seq_cst load
     break;
   }
   if (slot.running_task.load(std::memory_order_seq_cst) ==
@@ -166,9 +168,13 @@ void PoolCore::signal_cancel_locked(int index) {
 }
 
 void PoolCore::clear_cancel_mark_locked(int index, std::uint64_t task_id) {
-  for (auto& entry : slots_[index].cancelled) {
-    if (entry.load(std::memory_order_relaxed) == task_id)  // relaxed: only we write entries (mutex_)
-      entry.store(0, std::memory_order_relaxed);           // relaxed: the worker is done with this task
+  WorkerSlot& slot = slots_[index];
+  if (slot.cancel_count.load(std::memory_order_relaxed) == 0) return;  // relaxed: only we write it (mutex_)
+  for (auto& entry : slot.cancelled) {
+    if (entry.load(std::memory_order_relaxed) != task_id)
+      continue;                                                 // relaxed: only we write entries (mutex_)
+    entry.store(0, std::memory_order_relaxed);                  // relaxed: the worker is done with this task
+    slot.cancel_count.fetch_sub(1, std::memory_order_relaxed);  // relaxed: a stale nonzero only costs a scan
   }
 }
 
@@ -176,8 +182,13 @@ void PoolCore::clear_cancel_mark_locked(int index, std::uint64_t task_id) {
 // (Dispatcher::assign) and writes what the sockets take without blocking.
 void PoolCore::dispatch_locked() {
   if (broken_ || !zygote_alive_ || state_ == PoolState::terminating || state_ == PoolState::finished) return;
-  for (const Dispatcher::Assignment& sent : dispatcher_.assign()) {
+  const std::vector<Dispatcher::Assignment> assigned = dispatcher_.assign();
+  if (assigned.empty()) return;
+  for (const Dispatcher::Assignment& sent : assigned) {
     workers_[static_cast<std::size_t>(sent.worker)].channel.send_chunk(*sent.chunk);
+  }
+  for (auto& worker : workers_) {
+    if (worker.channel.wants_write()) worker.channel.flush();  // one write per worker for the batch
   }
 }
 

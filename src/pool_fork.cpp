@@ -154,6 +154,9 @@ WorkerSlot* g_worker_slot = nullptr;
 
 // is_cancelled(slot, task): INV3 (pool_wire.hpp). Async-signal-safe.
 bool is_cancelled(const WorkerSlot& slot, std::uint64_t task) noexcept {
+  if (slot.cancel_count.load(std::memory_order_seq_cst) ==
+      0)  // pairs with the supervisor's seq_cst increment
+    return false;
   for (const auto& entry : slot.cancelled) {
     if (entry.load(std::memory_order_seq_cst) ==
         task)  // pairs with the supervisor's seq_cst store (INV3: Dekker)

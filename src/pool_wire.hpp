@@ -90,6 +90,9 @@ static_assert(std::is_trivially_copyable_v<ZygoteRequest> && std::is_trivially_c
 // worker sees the cancel and skips the task (never runs it), or the
 // supervisor sees it running and signals the worker (cancel_signal()), whose
 // handler kills the worker only if the task it is running is cancelled.
+// cancel_count is written after an entry is set and read by the worker
+// before the entries (seq_cst too), so a worker that sees 0 was seen running
+// by the supervisor; it spares the worker a scan of the entries per task.
 inline constexpr std::uint32_t kSlotMagic = 0x6d70506f;  // "mpPo"
 inline constexpr std::uint32_t kSlotVersion = 2;
 inline constexpr std::size_t kCancelEntries = 64;  // >= Dispatcher::kMaxWindow: one per chunk in flight
@@ -99,6 +102,7 @@ struct alignas(64) WorkerSlot {
   std::atomic<std::uint64_t> running_task;               // INV2
   std::atomic<std::uint64_t> timeout_at_ns;              // INV2
   std::atomic<std::uint64_t> cancelled[kCancelEntries];  // INV3
+  std::atomic<std::uint64_t> cancel_count;  // INV3: entries in use (0: the worker skips the scan)
 };
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::is_standard_layout_v<WorkerSlot> && sizeof(WorkerSlot) == 576 &&

@@ -23,8 +23,7 @@ void WorkerChannel::send_chunk(const QueuedChunk& chunk) {
   TaskHeader header{static_cast<std::uint32_t>(ToWorker::run_chunk), chunk.item_count, chunk.task_id,
                     static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(chunk.runner)),
                     chunk.payload.size()};
-  queue(&header, sizeof header, chunk.payload.data(), chunk.payload.size());
-  flush();
+  queue(&header, sizeof header, chunk.payload.data(), chunk.payload.size());  // the caller flushes
 }
 
 void WorkerChannel::send_exit() {

@@ -35,9 +35,11 @@ class WorkerChannel {
   [[nodiscard]] bool is_open() const noexcept { return fd_.valid(); }
   [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
-  // WorkerChannel::send_chunk(chunk) / send_exit(): queue a frame, then write
-  // what the socket takes now.
+  // WorkerChannel::send_chunk(chunk): queues a task frame; flush() writes it
+  // (once per batch: one system call for a window of chunks).
   void send_chunk(const QueuedChunk& chunk);
+  // WorkerChannel::send_exit(): queues the exit frame and writes what the
+  // socket takes now.
   void send_exit();
   // WorkerChannel::flush(): writes the outbox until the socket is full. A
   // dead worker's frames are dropped (its exit report handles its chunks).

@@ -45,8 +45,9 @@ Ring Ring::create(std::uint64_t maxsize, std::uint32_t capacity) {
   return Ring(std::move(region));
 }
 
-void Ring::wake_getters() noexcept { wake(header_->not_empty_seq, header_->getters_waiting); }
-void Ring::wake_putters() noexcept { wake(header_->not_full_seq, header_->putters_waiting); }
+// INV7: after a publish / a free.
+void Ring::wake_getters() noexcept { header_->not_empty.notify_all(); }
+void Ring::wake_putters() noexcept { header_->not_full.notify_all(); }
 
 bool Ring::is_shut_down() const noexcept {
   return (header_->state.load(std::memory_order_acquire) & kShutdownBit) != 0;  // pairs with shutdown()
@@ -136,7 +137,7 @@ RingStatus Ring::put_item(std::span<const std::byte> payload, const Deadline& de
                       count_of(h.read_word.load(std::memory_order_acquire))) ||
              is_shut_down();
     };
-    if (!wait_for(h.not_full_seq, h.putters_waiting, ready, deadline)) return RingStatus::would_block;
+    if (!h.not_full.await(ready, deadline)) return RingStatus::would_block;
   }
 }
 
@@ -155,7 +156,7 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
       }
       if (nonblocking) return RingStatus::would_block;
       const auto ready = [&] { return published() || is_shut_down(); };
-      if (!wait_for(h.not_empty_seq, h.getters_waiting, ready, deadline)) return RingStatus::would_block;
+      if (!h.not_empty.await(ready, deadline)) return RingStatus::would_block;
       continue;
     }
     const LockOutcome outcome = lock_side(h.consumer_mutex, h.consumer_streaming, deadline, nonblocking);
@@ -235,11 +236,8 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
 void Ring::shutdown() noexcept {
   RingHeader& h = *header_;
   h.state.fetch_or(kShutdownBit, std::memory_order_seq_cst);  // pairs with the acquire in is_shut_down()
-  // Wake every sleeper unconditionally: each re-checks is_shut_down().
-  h.not_empty_seq.fetch_add(1, std::memory_order_seq_cst);  // pairs with the acquire in wait_for()
-  h.not_full_seq.fetch_add(1, std::memory_order_seq_cst);   // pairs with the acquire in wait_for()
-  futex_wake(h.not_empty_seq, INT_MAX);
-  futex_wake(h.not_full_seq, INT_MAX);
+  h.not_empty.notify_all();                                   // INV7: every ready() re-checks is_shut_down()
+  h.not_full.notify_all();
 }
 
 bool Ring::task_done() noexcept {
@@ -253,7 +251,7 @@ bool Ring::task_done() noexcept {
     if (h.tasks_done.compare_exchange_weak(done, done + 1, std::memory_order_acq_rel,
                                            std::memory_order_relaxed)) {
       if (count_of(h.write_word.load(std::memory_order_acquire)) == done + 1)  // pairs with put's commit
-        wake(h.join_seq, h.joiners_waiting);
+        h.all_done.notify_all();                                               // INV7
       return true;
     }
   }
@@ -268,7 +266,7 @@ std::uint32_t Ring::unfinished_tasks() const noexcept {
 bool Ring::join(const Deadline& deadline) noexcept {
   RingHeader& h = *header_;
   const auto all_done = [&] { return unfinished_tasks() == 0; };
-  return wait_for(h.join_seq, h.joiners_waiting, all_done, deadline);
+  return h.all_done.await(all_done, deadline);
 }
 
 }  // namespace mp::detail

@@ -99,7 +99,7 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
     if (is_shut_down()) return RingStatus::shut_down;
     if (nonblocking) return RingStatus::would_block;
     const auto ready = [&] { return can_open() || is_shut_down(); };
-    if (!wait_for(h.not_full_seq, h.putters_waiting, ready, deadline)) return RingStatus::would_block;
+    if (!h.not_full.await(ready, deadline)) return RingStatus::would_block;
   }
   if (is_shut_down()) return RingStatus::shut_down;
 
@@ -145,7 +145,7 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
           return free_bytes_now(h.write_word.load(std::memory_order_relaxed)) >= needed || is_shut_down() ||
                  abandoned();
         };
-        if (wait_for(h.not_full_seq, h.putters_waiting, ready, deadline)) continue;
+        if (h.not_full.await(ready, deadline)) continue;
       }
       // Shut down, out of time, or (non-blocking) out of room after all: the
       // item is not put; readers drop what they read of it.
@@ -253,7 +253,7 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
       };
       const Deadline poll = Deadline::after(kStreamLivenessPoll);
       const Deadline& until = deadline.when() < poll.when() ? deadline : poll;
-      if (wait_for(h.not_empty_seq, h.getters_waiting, ready, until)) continue;
+      if (h.not_empty.await(ready, until)) continue;
       if (producer_gone_without_finishing(stream_id, position_of(r))) {
         buffer.clear();
         return StreamEnd::aborted;

@@ -1,8 +1,8 @@
 // src/redis/pool.cpp — mp::redis::Pool (submitter) and serve() (worker host).
 //
 // Records (codec tuples):
-//   task   (id, function, arguments, reply_to, attempt, max_attempts) on JoinableQueue `name`
-//   result (id, status, payload, error type, error message) on Queue reply_to, one per submitter
+//   task   (id, function, arguments, reply_to, attempt, max_attempts, task_timeout ms) on JoinableQueue
+//   `name` result (id, status, payload, error type, error message) on Queue reply_to, one per submitter
 // A worker host takes at most 2 x processes tasks at a time, runs them in a local mp::Pool and
 // acknowledges them in the order it took them (task_done acknowledges the oldest held item),
 // after the result was pushed: a host that dies leaves its unacknowledged tasks to be handed out
@@ -26,8 +26,8 @@ namespace mp::redis::detail {
 
 namespace {
 
-using TaskRecord =
-    std::tuple<std::string, std::string, std::vector<std::byte>, std::string, std::int32_t, std::int32_t>;
+using TaskRecord = std::tuple<std::string, std::string, std::vector<std::byte>, std::string, std::int32_t,
+                              std::int32_t, std::int64_t>;
 using ResultRecord = std::tuple<std::string, std::int32_t, std::vector<std::byte>, std::string, std::string>;
 
 // run_task(function, arguments): what a local worker process runs.
@@ -96,6 +96,7 @@ std::vector<std::byte> TaskState::take() {
     case Status::remote_error: throw mp::RemoteError(shared_->type, shared_->message);
     case Status::worker_lost: throw mp::WorkerLost(shared_->message);
     case Status::lost_server: throw mp::ConnectionError(shared_->message);
+    case Status::task_timeout: throw mp::TaskTimeout(shared_->message);
   }
   throw mp::Error("mp::redis::Pool: a result with an unknown status");
 }
@@ -104,7 +105,8 @@ std::vector<std::byte> TaskState::take() {
 
 struct PoolCore::Impl {
   Impl(std::string_view url, std::string_view pool_name, PoolOptions opts)
-      : name(pool_name),
+      : endpoint(impl::parse_url(url)),
+        name(pool_name),
         options(opts),
         submitter(impl::random_hex(8)),
         reply_to(name + ".results." + submitter),
@@ -149,6 +151,7 @@ struct PoolCore::Impl {
     }
   }
 
+  impl::Endpoint endpoint;
   std::string name;
   PoolOptions options;
   std::string submitter, reply_to;
@@ -168,6 +171,18 @@ PoolCore::PoolCore(std::string_view url, std::string_view name, PoolOptions opti
 PoolCore::~PoolCore() {
   impl_->stop.store(true, std::memory_order_relaxed);  // relaxed: the receiver polls it
   if (impl_->receiver.joinable()) impl_->receiver.join();
+  // This submitter's result queue goes with it (a late result for it would only linger).
+  try {
+    impl::Link link(impl_->endpoint);
+    const std::string prefix = "mpq:{" + impl_->reply_to + "}:";
+    impl::Command remove{"DEL"};
+    for (const char* key :
+         {"items", "meta", "unfinished", "stats", "producers", "acks", "notfull", "consumers"}) {
+      remove.add(prefix + key);
+    }
+    (void)link.run1(remove, impl::Deadline::after(std::chrono::seconds(1)));
+  } catch (...) {  // NOLINT(bugprone-empty-catch): best effort; the keys are small
+  }
 }
 
 void PoolCore::close() {
@@ -187,7 +202,7 @@ std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<st
   }
   try {
     impl_->tasks.put(TaskRecord{id, std::move(function), std::move(arguments), impl_->reply_to, 1,
-                                impl_->options.max_attempts});
+                                impl_->options.max_attempts, impl_->options.task_timeout.count()});
   } catch (...) {
     std::lock_guard lock(impl_->mutex);
     impl_->pending.erase(id);
@@ -241,8 +256,35 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
     } catch (...) {  // NOLINT(bugprone-empty-catch): best effort, see above
     }
   };
+  // retry_or_fail(task, ...): its process died (or was killed at its timeout): again with
+  // attempt + 1, or, out of attempts, a dead letter and the failure for the submitter.
+  auto retry_or_fail = [&](const TaskRecord& task, Status status, const char* type, const std::string& what) {
+    if (std::get<4>(task) < std::get<5>(task)) {
+      TaskRecord again = task;
+      ++std::get<4>(again);
+      tasks.put(again);
+      return;
+    }
+    dead_letter(task);
+    reply(task, status, {}, type,
+          what + " (after " + std::to_string(std::get<5>(task)) +
+              " attempts; kept as a dead letter: mp-redis dead)");
+  };
   {
-    mp::Pool local(processes);
+    // One local pool per task_timeout the submitters ask for (usually one).
+    std::map<std::int64_t, std::unique_ptr<mp::Pool>> locals;
+    auto local_for = [&](std::int64_t timeout_ms) -> mp::Pool& {
+      auto& pool = locals[timeout_ms];
+      if (!pool) {
+        mp::PoolOptions local_options;
+        local_options.task_timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
+        pool = std::make_unique<mp::Pool>(processes, local_options);
+      }
+      return *pool;
+    };
+    // The usual local pool starts before the queue's lease keeper thread exists, so its
+    // zygote is forked from a process with one thread.
+    (void)local_for(0);
     struct Running {
       TaskRecord task;
       mp::AsyncResult<std::vector<std::byte>> result;
@@ -255,17 +297,10 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
         reply(r.task, Status::ok, r.result.get(), "", "");
       } catch (const mp::RemoteError& e) {
         reply(r.task, Status::remote_error, {}, e.type_name(), e.what());
+      } catch (const mp::TaskTimeout& e) {
+        retry_or_fail(r.task, Status::task_timeout, "mp::TaskTimeout", e.what());
       } catch (const mp::WorkerLost& e) {
-        if (std::get<4>(r.task) < std::get<5>(r.task)) {
-          TaskRecord again = r.task;
-          ++std::get<4>(again);
-          tasks.put(again);
-        } else {
-          dead_letter(r.task);
-          reply(r.task, Status::worker_lost, {}, "mp::WorkerLost",
-                std::string(e.what()) + " (after " + std::to_string(std::get<5>(r.task)) +
-                    " attempts; kept as a dead letter: mp-redis dead)");
-        }
+        retry_or_fail(r.task, Status::worker_lost, "mp::WorkerLost", e.what());
       }
       tasks.task_done();
     };
@@ -285,7 +320,8 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
         if (!running.empty()) (void)running.front().result.wait(std::chrono::milliseconds(20));
         continue;
       }
-      auto result = local.apply_async(detail::run_task, std::get<1>(task), std::get<2>(task));
+      auto result =
+          local_for(std::get<6>(task)).apply_async(detail::run_task, std::get<1>(task), std::get<2>(task));
       running.push_back(Running{std::move(task), std::move(result)});
     }
     // Stopping: what is done is delivered; the rest stays unacknowledged and goes back to the
@@ -295,7 +331,7 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
       running.pop_front();
     }
     running.clear();
-    local.terminate();
+    for (auto& [timeout, pool] : locals) pool->terminate();
   }
   ::sigaction(SIGTERM, &old_term, nullptr);
   ::sigaction(SIGINT, &old_int, nullptr);

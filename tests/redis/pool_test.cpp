@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mp/redis/pool.hpp"
@@ -14,6 +15,7 @@
 
 namespace pooltasks {
 int square(int x) { return x * x; }
+int multiply(int a, int b) { return a * b; }
 int refuse(int x) { throw std::invalid_argument("refused " + std::to_string(x)); }
 // die_once(marker): kills its own worker process the first time (no marker file yet).
 int die_once(std::string marker) {
@@ -28,6 +30,10 @@ int slow_square(int x) {
   ::usleep(20000);
   return x * x;
 }
+int sleepy(int ms) {
+  ::usleep(static_cast<useconds_t>(ms) * 1000);
+  return ms;
+}
 int always_die(int) {
   ::raise(SIGKILL);
   return 0;
@@ -35,10 +41,12 @@ int always_die(int) {
 }  // namespace pooltasks
 
 MP_TASK(pooltasks::square);
+MP_TASK(pooltasks::multiply);
 MP_TASK(pooltasks::refuse);
 MP_TASK(pooltasks::die_once);
 MP_TASK(pooltasks::always_die);
 MP_TASK(pooltasks::slow_square);
+MP_TASK(pooltasks::sleepy);
 
 TEST(RedisPool, MapRunsOnAWorkerHostInOrderAndRemoteErrorsAreNotRetried) {
   mp::test::RedisServer server;
@@ -58,7 +66,13 @@ TEST(RedisPool, MapRunsOnAWorkerHostInOrderAndRemoteErrorsAreNotRetried) {
       EXPECT_NE(std::string(e.what()).find("refused 7"), std::string::npos) << e.what();
     }
     EXPECT_EQ(pool.apply(&pooltasks::square, 12), 144);
+    std::vector<std::tuple<int, int>> pairs{{2, 3}, {4, 5}};
+    EXPECT_EQ(pool.starmap(&pooltasks::multiply, pairs), (std::vector<int>{6, 20}));
   }
+  EXPECT_EQ(server.integer({"EXISTS", "mpq:{squares}:meta"}), 1);
+  auto keys = server.command({"KEYS", "mpq:{squares.results.*"});
+  ASSERT_TRUE(keys && keys->type == REDIS_REPLY_ARRAY);
+  EXPECT_EQ(keys->elements, 0u);  // the submitter's result queue went with it
   ::kill(host, SIGTERM);
   EXPECT_EQ(mp::test::wait_exit(host), 0);
 }
@@ -110,4 +124,26 @@ TEST(RedisPool, AWorkerHostKilledMidMapLosesNothing) {
   }
   ::kill(survivor, SIGTERM);
   EXPECT_EQ(mp::test::wait_exit(survivor), 0);
+}
+
+TEST(RedisPool, ATaskPastItsTimeoutIsKilledRetriedThenFailsWithTaskTimeout) {
+  mp::test::RedisServer server;
+  const std::string url = server.url();
+  pid_t host = mp::test::spawn([&] { return mp::redis::serve(url, "timed", {2}); });
+  {
+    mp::redis::PoolOptions options;
+    options.task_timeout = std::chrono::milliseconds(300);
+    options.max_attempts = 2;
+    mp::redis::Pool pool(url, "timed", options);
+    EXPECT_EQ(pool.apply(&pooltasks::sleepy, 10), 10);
+    try {
+      (void)pool.apply(&pooltasks::sleepy, 20000);
+      ADD_FAILURE() << "no error";
+    } catch (const mp::TaskTimeout& e) {
+      EXPECT_NE(std::string(e.what()).find("2 attempts"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(pool.apply(&pooltasks::square, 9), 81);  // the host keeps serving
+  }
+  ::kill(host, SIGTERM);
+  EXPECT_EQ(mp::test::wait_exit(host), 0);
 }

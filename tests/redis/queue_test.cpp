@@ -90,14 +90,17 @@ TEST(RedisQueue, BlockedPutCompletesWhenAnotherProcessGets) {
   mp::test::RedisServer server;
   mp::redis::Queue<int> q(server.url(), "wake", 1);
   q.put(1);
+  // The child is forked before the producer thread starts: a fork while another thread
+  // allocates can leave the child's allocator locked (seen once under ASan: a 300 s hang).
+  pid_t child = mp::test::spawn([&] {
+    std::this_thread::sleep_for(300ms);  // the producer is blocked by then (not asserted)
+    mp::redis::Queue<int> mine(server.url(), "wake");
+    return mine.get(10s) == 1 ? 0 : 1;
+  });
   std::atomic<bool> put_done{false};
   std::thread producer([&] {
     q.put(2);  // blocks: full
     put_done = true;
-  });
-  pid_t child = mp::test::spawn([&] {
-    mp::redis::Queue<int> mine(server.url(), "wake");
-    return mine.get(10s) == 1 ? 0 : 1;
   });
   EXPECT_EQ(mp::test::wait_exit(child), 0);
   producer.join();

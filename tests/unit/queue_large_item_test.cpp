@@ -105,7 +105,7 @@ TEST(QueueLargeItems, TimedGetReturnsEmptyWhileTheProducerIsStoppedMidItem) {
   const pid_t producer = fork_child([q]() mutable { q.put(big_item('p')); });
   // No reader yet: the producer fills the ring and waits for room.
   ASSERT_TRUE(eventually(
-      [&] { return header_of(q).putters_waiting.load() != 0 && header_of(q).open_stream_id != 0; }));
+      [&] { return header_of(q).not_full.sleepers.load() != 0 && header_of(q).open_stream_id != 0; }));
   ASSERT_EQ(::kill(producer, SIGSTOP), 0);
 
   const pid_t timed_getter = fork_child([q]() mutable {
@@ -143,7 +143,7 @@ TEST(QueueLargeItems, ShutdownWakesAGetWaitingForAStoppedProducersItem) {
     }
   });
   ASSERT_TRUE(eventually(
-      [&] { return header_of(q).putters_waiting.load() != 0 && header_of(q).open_stream_id != 0; }));
+      [&] { return header_of(q).not_full.sleepers.load() != 0 && header_of(q).open_stream_id != 0; }));
   ASSERT_EQ(::kill(producer, SIGSTOP), 0);
 
   const pid_t getter = fork_child([q]() mutable {

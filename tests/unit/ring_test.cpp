@@ -254,7 +254,7 @@ TEST(RingThreads, ShutdownWakesBlockedGettersAndPutters) {
     EXPECT_EQ(get(empty, out), RingStatus::shut_down);
   });
   std::thread putter([&] { EXPECT_EQ(put(full, pattern(4, 2)), RingStatus::shut_down); });
-  while (empty.header()->getters_waiting.load() == 0 || full.header()->putters_waiting.load() == 0)
+  while (empty.header()->not_empty.sleepers.load() == 0 || full.header()->not_full.sleepers.load() == 0)
     std::this_thread::yield();
   empty.shutdown();
   full.shutdown();
@@ -309,7 +309,7 @@ TEST(RingCrash, ProducerKilledMidStreamLeavesAnAbortAndTheRingGoesOn) {
     ::_exit(0);
   }
   while (ring.header()->producer_streaming.load() == 0 ||
-         ring.header()->putters_waiting.load() == 0)  // mid-stream, waiting for room
+         ring.header()->not_full.sleepers.load() == 0)  // mid-stream, waiting for room
     std::this_thread::yield();
   kill_and_reap(pid);
   std::vector<std::byte> out;

@@ -40,15 +40,13 @@
 //   nothing new to read abandons the stream (INV9) and reports Empty, and
 //   its producer sends the item again from the start, so a stalled or
 //   SIGSTOPped producer holds no get past its timeout and nothing is lost.
-// * No system call on the fast path. Sleepers raise a flag before they
-//   re-check and FUTEX_WAIT on a sequence word; a waker lowers the flag and
-//   bumps the word and calls FUTEX_WAKE only when the flag was raised (INV7):
-//   one wake per sleep, however many items are put meanwhile. Before
-//   sleeping a waiter spins briefly (kSpinIterations, with `pause`): on the
-//   1:1 benchmark the peer usually answers within a microsecond, which a
-//   futex round trip (two system calls and a context switch on each side)
-//   would cost many times over. Wakers wake all sleepers: a woken process may
-//   be killed before it acts, and waking one would then strand the others.
+// * No system call on the fast path. Every wait goes through an EventCount
+//   (mp/detail/event_count.hpp: mp's one wait primitive and spin policy):
+//   a waiter spins adaptively, then raises the sleepers flag, re-checks and
+//   sleeps; a waker makes a system call only when the flag is raised (INV7),
+//   and its fast path is a fence and a load, no read-modify-write on the
+//   other side's cache line. Wakers wake all sleepers: a woken process may be
+//   killed before it acts, and waking one would then strand the others.
 // * Encoding and decoding happen outside both locks; the critical sections
 //   are the memcpy of the record and the commit store. Values whose encoding
 //   is their object bytes (detail::is_bitwise_v) are copied straight between
@@ -73,15 +71,12 @@
 //         that consumer; freeing an orphan LAST counts the item as got (it was
 //         taken by the dead reader, exactly as an item returned to a consumer
 //         that then died). Several ABORTs for one stream are therefore harmless.
-//   INV7  A sleeper raises its side's sleepers flag (an acq_rel exchange to 1)
-//         before it reads the sequence word and re-checks its condition; a
-//         waker changes the state, then lowers the flag with an acq_rel
-//         exchange to 0 and, if it was raised, bumps the sequence word and
-//         wakes everyone. The two RMWs on one word are ordered: either the
-//         sleeper's comes second and reads from the waker's (so it sees the
-//         change), or the waker's comes second, sees the 1 and bumps the word
-//         the sleeper sleeps on. A sleeper killed asleep leaves the flag raised:
-//         that costs one needless FUTEX_WAKE, once.
+//   INV7  Every wait is EventCount::await() on a condition read with acquire
+//         loads, and every state change another side may wait for (a
+//         commit, shutdown, the last task_done) is followed by that side's
+//         EventCount::notify_all(); the event count's protocol (its P1..P3,
+//         W1..W4) then guarantees no lost wake-up. A sleeper killed asleep
+//         leaves the flag raised: that costs one needless FUTEX_WAKE, once.
 //   INV8  Producers write only below `reclaimed` + capacity, and `reclaimed`
 //         <= head. A consumer moves it (under consumer_mutex) only after
 //         committing head and punching the granules in between out of the
@@ -100,7 +95,7 @@
 // Memory ordering: record bytes travel with release/acquire on write_word
 // (producer -> consumer) and read_word (consumer -> producer, "these bytes may
 // be overwritten"). Plain fields in the header are only touched under the
-// mutex of their side. INV7 is kept with RMWs on the sleepers flags.
+// mutex of their side. INV7 is kept by the event counts' fences.
 //
 // Safety: a Ring handle may be used from any thread of any process that has
 // the mapping. Visibility: everything a process wrote before put(x) returned is
@@ -118,6 +113,7 @@
 #include <vector>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/detail/robust_mutex.hpp"
 #include "mp/detail/shm.hpp"
@@ -185,17 +181,14 @@ struct alignas(64) RingHeader {
   std::atomic<std::uint32_t> consumer_streaming;  // hint for non-blocking gets: the lock is held long
   std::atomic<std::uint32_t> consumer_repairs;    // how many times a consumer lock was taken from the dead
 
-  // --- wait words (INV7) ---
-  alignas(64) std::atomic<std::uint32_t> not_empty_seq;  // bumped after a publish when getters sleep
-  std::atomic<std::uint32_t> getters_waiting;            // sleepers flag (INV7): 1 while a getter may sleep
-  alignas(64) std::atomic<std::uint32_t> not_full_seq;   // bumped after a free when putters sleep
-  std::atomic<std::uint32_t> putters_waiting;            // sleepers flag (INV7): 1 while a putter may sleep
+  // --- waiting (INV7) ---
+  alignas(64) EventCount not_empty;  // getters wait here; notified after a publish
+  alignas(64) EventCount not_full;   // putters wait here; notified after a free
 
   // --- state and JoinableQueue ---
   alignas(64) std::atomic<std::uint32_t> state;  // kShutdownBit
   std::atomic<std::uint32_t> tasks_done;         // task_done() calls; unfinished = puts - tasks_done
-  std::atomic<std::uint32_t> join_seq;           // bumped when unfinished reaches 0 and joiners sleep
-  std::atomic<std::uint32_t> joiners_waiting;    // sleepers flag (INV7) for join()
+  EventCount all_done;                           // join() waits here; notified when unfinished reaches 0
 
   // --- the open stream's fate (INV9) ---
   alignas(64) std::atomic<std::uint64_t> stream_state;  // 0, id, id | kStreamFinishing, id | kStreamAbandoned

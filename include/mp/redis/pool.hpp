@@ -18,11 +18,13 @@
 // task held by a host that dies goes back once the host's lease runs out. An
 // exception in a task fails it at once with RemoteError (not retried). Results
 // come back to the submitter only, in order for map. Make tasks idempotent.
-// Not yet: PoolOptions::task_timeout (needs mp::Pool's task_timeout), and a
-// limit for tasks whose host keeps dying (they are handed out again).
+// A task that runs past PoolOptions::task_timeout is killed and counts as an
+// attempt the same way, then fails with TaskTimeout. Not yet: a limit for tasks
+// whose host keeps dying (they are handed out again).
 //
 // Safety: a Pool may be used from several threads. Lifetime: ~Pool stops
-// waiting for results (pending ones are abandoned); serve() returns 0 on
+// waiting for results (pending ones are abandoned) and deletes its result
+// queue; serve() returns 0 on
 // SIGTERM or SIGINT, handing back (through the queue's lease) what it has not finished.
 #pragma once
 
@@ -45,7 +47,9 @@
 namespace mp::redis {
 
 struct PoolOptions {
-  std::chrono::milliseconds task_timeout{0};  // not implemented yet (see above)
+  // task_timeout: 0: none. A task still running after it: its worker process is killed and
+  // replaced; the task is handed out again (an attempt), then fails with TaskTimeout.
+  std::chrono::milliseconds task_timeout{0};
   int max_attempts = 3;
   std::chrono::milliseconds lease{10000};
 };
@@ -65,7 +69,13 @@ namespace detail {
 // The outcome of one task, filled by the submitter's receiver thread.
 class MP_API TaskState {
  public:
-  enum class Status : std::int32_t { ok = 0, remote_error = 1, worker_lost = 2, lost_server = 3 };
+  enum class Status : std::int32_t {
+    ok = 0,
+    remote_error = 1,
+    worker_lost = 2,
+    lost_server = 3,
+    task_timeout = 4
+  };
   TaskState();
   void finish(Status status, std::vector<std::byte> payload, std::string type, std::string message);
   bool wait(mp::detail::Deadline deadline);
@@ -101,7 +111,7 @@ template <class R>
 class MP_API RemoteResult {
  public:
   explicit RemoteResult(std::shared_ptr<detail::TaskState> state) : state_(std::move(state)) {}
-  // RemoteResult::get() / get(timeout): the value; RemoteError, WorkerLost, ConnectionError;
+  // RemoteResult::get() / get(timeout): the value; RemoteError, WorkerLost, TaskTimeout, ConnectionError;
   // TimeoutError if not ready within timeout.
   R get() {
     (void)state_->wait(mp::detail::Deadline::never());
@@ -159,6 +169,18 @@ class MP_API Pool {
   std::vector<R> map(R (*f)(P), const Range& items) {
     std::vector<RemoteResult<R>> pending;
     for (const auto& item : items) pending.push_back(apply_async(f, item));
+    std::vector<R> out;
+    out.reserve(pending.size());
+    for (auto& r : pending) out.push_back(r.get());
+    return out;
+  }
+  // Pool::starmap(f, tuples): f(args...) for every tuple of arguments, in order.
+  template <class R, class... P, class Range>
+  std::vector<R> starmap(R (*f)(P...), const Range& tuples) {
+    std::vector<RemoteResult<R>> pending;
+    for (const auto& args : tuples) {
+      pending.push_back(std::apply([&](const auto&... a) { return apply_async(f, a...); }, args));
+    }
     std::vector<R> out;
     out.reserve(pending.size());
     for (auto& r : pending) out.push_back(r.get());
