@@ -22,7 +22,7 @@
 #include "mp/lock.hpp"
 #include "mp/rlock.hpp"
 #include "mp/shared.hpp"
-#include "unit/sync_test_support.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
 
@@ -69,7 +69,7 @@ void kill_holders(int rounds) {
       ASSERT_TRUE(lock.acquire(10s)) << "round " << round;
       EXPECT_FALSE(lock.previous_owner_died()) << "round " << round;  // the child was alive
       spin_for(std::chrono::nanoseconds(random() % 200000));
-      EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+      EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
       EXPECT_FALSE(state.mutex.owner_died_pending()) << "round " << round;
       lock.release();
       ++died_waiting;
@@ -88,7 +88,7 @@ void kill_holders(int rounds) {
       } else {
         spin_for(std::chrono::nanoseconds(random() % 200000));
       }
-      EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+      EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
       // The kernel marks the word FUTEX_OWNER_DIED iff the child held it.
       const bool held_at_death = state.mutex.owner_died_pending();
       died_holding += held_at_death ? 1 : 0;
@@ -141,7 +141,7 @@ TEST(LockHolderKill, ConditionWaitersKilledAtRandomPoints) {
       }
     }
     spin_for(std::chrono::nanoseconds(random() % 100000));
-    EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+    EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
 
     bool woken = false;
     bool ready = false;  // under the lock
@@ -190,7 +190,7 @@ TEST(LockHolderKill, BarrierWaitersKilledAtRandomPoints) {
       }
     }
     spin_for(std::chrono::nanoseconds(random() % 100000));
-    EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+    EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
     barrier.reset();
     int other_index = -1;
     std::thread other([&] { other_index = barrier.wait(10s); });

@@ -10,11 +10,11 @@
 #include "mp/barrier.hpp"
 #include "mp/errors.hpp"
 #include "mp/shared.hpp"
-#include "unit/sync_test_support.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
-using mp::test::exit_code;
 using mp::test::fork_child;
+using mp::test::wait_child;
 
 namespace {
 
@@ -148,7 +148,7 @@ TEST(Barrier, ProcessesMeetRoundAfterRound) {
     ASSERT_LE(index, kChildren);
     std::atomic_ref<int>(arrivals[r * (kChildren + 1) + index]).fetch_add(1);
   }
-  for (pid_t pid : children) EXPECT_EQ(exit_code(pid), 0);
+  for (pid_t pid : children) EXPECT_EQ(wait_child(pid), 0);
   for (int slot : arrivals) EXPECT_EQ(slot, 0);  // every index taken exactly once per round
 }
 
@@ -159,7 +159,7 @@ TEST(Barrier, WaiterKilledMidWaitDoesNotHangTheOthers) {
     return 0;
   });
   ASSERT_TRUE(mp::test::eventually([&] { return barrier.n_waiting() == 1; }));
-  EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+  EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
   // The dead waiter counted as arrived: this round completes at once.
   EXPECT_EQ(barrier.wait(20s), 1);
   // Later rounds are whole.

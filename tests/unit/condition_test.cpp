@@ -11,11 +11,11 @@
 #include "mp/condition.hpp"
 #include "mp/errors.hpp"
 #include "mp/shared.hpp"
-#include "unit/sync_test_support.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
-using mp::test::exit_code;
 using mp::test::fork_child;
+using mp::test::wait_child;
 
 namespace {
 
@@ -161,7 +161,7 @@ TEST(Condition, ChildNotifiesParent) {
   });
   EXPECT_TRUE(cond.wait_for([&] { return value.value() == 7; }, 20s));
   cond.release();
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
 }
 
 TEST(Condition, WaiterKilledMidWaitDoesNotSwallowANotify) {
@@ -178,7 +178,7 @@ TEST(Condition, WaiterKilledMidWaitDoesNotSwallowANotify) {
     return ready.value() == n;
   };
   ASSERT_TRUE(mp::test::eventually([&] { return ready_is(1); }));  // the child is inside wait()
-  EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+  EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
   bool woken = false;
   std::thread waiter([&] {
     std::lock_guard hold(cond);
@@ -215,7 +215,7 @@ TEST(Condition, GrantLeftByAKilledWaiterWakesNoLaterWaiter) {
     std::lock_guard hold(cond);
     cond.notify(1);
   }
-  EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+  EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
   std::atomic<int> notified{0};
   std::vector<std::thread> waiters;
   for (int t = 0; t < 2; ++t)
@@ -260,7 +260,7 @@ TEST(Condition, HolderKilledWhileHoldingTheLockIsReportedToTheWokenWaiter) {
     return 0;
   });
   ASSERT_TRUE(mp::test::eventually([&] { return std::atomic_ref<int>(holding.value()).load() == 1; }));
-  EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+  EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
   waiter.join();
   EXPECT_TRUE(returned);
   EXPECT_TRUE(owner_died);

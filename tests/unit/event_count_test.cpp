@@ -13,14 +13,14 @@
 #include <vector>
 
 #include "mp/detail/shm.hpp"
-#include "unit/sync_test_support.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
 using mp::detail::Deadline;
 using mp::detail::EventCount;
 using mp::test::eventually;
-using mp::test::exit_code;
 using mp::test::fork_child;
+using mp::test::wait_child;
 
 namespace {
 
@@ -196,7 +196,7 @@ TEST(EventCountProcesses, KilledWaitersStrandNoOne) {
     s->round.store(r, std::memory_order_release);
     s->ec.notify_all();
     if (r % 60 == 0 && next_victim < 3) {
-      EXPECT_EQ(mp::test::kill_and_reap(children[next_victim]), -SIGKILL);
+      EXPECT_EQ(mp::test::kill_child(children[next_victim]), -SIGKILL);
       killed[next_victim++] = true;
     }
     if (r % 50 == 0) {
@@ -211,7 +211,7 @@ TEST(EventCountProcesses, KilledWaitersStrandNoOne) {
   }
   for (int i = 0; i < kChildren; ++i) {
     if (killed[i]) continue;
-    EXPECT_EQ(exit_code(children[i]), 0) << "child " << i;
+    EXPECT_EQ(wait_child(children[i]), 0) << "child " << i;
   }
 }
 

@@ -7,11 +7,11 @@
 #include <vector>
 
 #include "mp/event.hpp"
-#include "unit/sync_test_support.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
-using mp::test::exit_code;
 using mp::test::fork_child;
+using mp::test::wait_child;
 
 namespace {
 
@@ -78,7 +78,7 @@ TEST(Event, ChildSetsParentWakes) {
   });
   EXPECT_TRUE(event.wait(20s));
   reply.set();
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
 }
 
 TEST(Event, WaiterKilledMidWaitDoesNotDisturbOthers) {
@@ -88,7 +88,7 @@ TEST(Event, WaiterKilledMidWaitDoesNotDisturbOthers) {
     return 0;
   });
   std::this_thread::sleep_for(10ms);
-  EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+  EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
   std::thread waiter([&] { EXPECT_TRUE(event.wait(20s)); });
   event.set();
   waiter.join();

@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "mp/queue.hpp"
-#include "unit/queue_test_util.hpp"
+#include "support/child.hpp"
 
 namespace {
 

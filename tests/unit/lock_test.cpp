@@ -11,11 +11,11 @@
 #include "mp/errors.hpp"
 #include "mp/lock.hpp"
 #include "mp/shared.hpp"
-#include "unit/sync_test_support.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
-using mp::test::exit_code;
 using mp::test::fork_child;
+using mp::test::wait_child;
 
 namespace {
 
@@ -162,14 +162,14 @@ TEST(Lock, ChildProcessSeesTheSameLock) {
     }
     return 0;
   });
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
   lock.release();
   child = fork_child([&] {
     if (!lock.acquire(10s)) return 1;
     lock.release();
     return 0;
   });
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
 }
 
 TEST(Lock, ChildWaitsUntilParentReleases) {
@@ -184,7 +184,7 @@ TEST(Lock, ChildWaitsUntilParentReleases) {
   std::this_thread::sleep_for(20ms);
   EXPECT_EQ(seen.value(), 0);  // it cannot get in while we hold the lock
   lock.release();
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
   std::lock_guard hold(lock);
   EXPECT_EQ(seen.value(), 1);
 }
@@ -199,7 +199,7 @@ TEST(Lock, HolderKilledHoldingItIsReportedToTheNextHolder) {
     return 0;
   });
   ASSERT_TRUE(mp::test::eventually([&] { return std::atomic_ref<int>(held.value()).load() == 1; }));
-  EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+  EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
   ASSERT_TRUE(lock.acquire(10s));  // no deadlock
   EXPECT_TRUE(lock.previous_owner_died());
   lock.release();
@@ -219,7 +219,7 @@ TEST(Lock, ChildForkedByTheHolderDoesNotHoldIt) {
     }
     return lock.try_lock() ? 2 : 0;
   });
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
   lock.release();
 }
 

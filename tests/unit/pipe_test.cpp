@@ -21,6 +21,7 @@
 #include "mp/errors.hpp"
 #include "mp/pipe.hpp"
 #include "mp/process.hpp"
+#include "support/child.hpp"
 
 namespace {
 
@@ -42,31 +43,8 @@ std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
   return out;
 }
 
-// Runs body in a forked child; the child's exit code is body's result (1 if it
-// threw). Nothing in the child returns into gtest.
-template <class F>
-pid_t fork_child(F body) {
-  pid_t pid = ::fork();
-  if (pid < 0) std::abort();
-  if (pid == 0) {
-    int code = 1;
-    try {
-      code = body();
-    } catch (...) {
-      code = 99;
-    }
-    ::_exit(code);
-  }
-  return pid;
-}
-
-int exit_code_of(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1000;
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
+using mp::test::fork_child;
+using mp::test::wait_child;
 
 template <class Exception, class F>
 std::string message_of(F call) {
@@ -140,7 +118,7 @@ TEST(Pipe, PollWithTimeoutReturnsFalseWhenNothingCameAndTrueWhenSomethingDoes) {
   });
   EXPECT_TRUE(b.poll(60s));
   EXPECT_EQ(b.recv(), 5);
-  EXPECT_EQ(exit_code_of(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
 }
 
 TEST(Pipe, PollWithAHugeTimeoutWaitsLikePythonsPollNone) {
@@ -153,7 +131,7 @@ TEST(Pipe, PollWithAHugeTimeoutWaitsLikePythonsPollNone) {
   });
   EXPECT_TRUE(b.poll(std::chrono::hours::max()));
   EXPECT_EQ(b.recv(), 9);
-  EXPECT_EQ(exit_code_of(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
 }
 
 TEST(Pipe, EOFErrorOnlyAfterEveryMessageWasRead) {
@@ -376,7 +354,7 @@ TEST(Pipe, LargeMessagesCrossProcessesIntact) {
     EXPECT_EQ(numbers.back(), 7U + size / 8 - 1);
     EXPECT_EQ(reader.recv_bytes(), bytes_of("after"));
     EXPECT_THROW((void)reader.recv_bytes(), mp::EOFError);
-    EXPECT_EQ(exit_code_of(child), 0);
+    EXPECT_EQ(wait_child(child), 0);
   }
 }
 
@@ -425,7 +403,7 @@ TEST(Pipe, SignalsInterruptingLargeTransfersAreRetried) {
     EXPECT_THROW((void)reader.recv(), mp::EOFError);
     stop_alarm_storm();
     EXPECT_GT(alarms, 0) << "the storm did not happen, the test proves nothing";
-    EXPECT_EQ(exit_code_of(child), 0);
+    EXPECT_EQ(wait_child(child), 0);
   }
 }
 
@@ -463,7 +441,7 @@ TEST(Pipe, TheReaderSeesEOFOnlyOnceEveryProcessClosedTheWriteEnd) {
   writer.close();  // the parent's copy; without this the reader would wait forever
   EXPECT_EQ(reader.recv(), "from the child");
   EXPECT_THROW((void)reader.recv(), mp::EOFError);
-  EXPECT_EQ(exit_code_of(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
 }
 
 TEST(Pipe, WaitReturnsTheReadyConnections) {

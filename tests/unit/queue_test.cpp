@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "unit/queue_test_util.hpp"
+#include "support/child.hpp"
 
 namespace {
 

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/child.hpp"
+
 namespace {
 
 using mp::detail::Deadline;
@@ -293,25 +295,19 @@ TEST(RingThreads, JoinReturnsOnceEveryItemIsDone) {
 
 // ---- process world: repair after SIGKILL -----------------------------------
 
-void kill_and_reap(pid_t pid) {
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-}
+using mp::test::fork_child;
+using mp::test::kill_child;
 
 TEST(RingCrash, ProducerKilledMidStreamLeavesAnAbortAndTheRingGoesOn) {
   Ring ring = Ring::create(0, 4096);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {  // child: starts a stream nobody reads yet, and blocks on the full ring
+  const pid_t pid = fork_child([&] {  // starts a stream nobody reads yet, and blocks on the full ring
     auto big = pattern(1 << 20, 3);
     (void)ring.put(big, Deadline::never(), false);
-    ::_exit(0);
-  }
+  });
   while (ring.header()->producer_streaming.load() == 0 ||
          ring.header()->not_full.sleepers.load() == 0)  // mid-stream, waiting for room
     std::this_thread::yield();
-  kill_and_reap(pid);
+  kill_child(pid);
   std::vector<std::byte> out;
   // The getter reads the half stream and drops it at the ABORT that whoever
   // takes the dead producer lock first (the getter's liveness check or our
@@ -327,13 +323,10 @@ TEST(RingCrash, ProducerKilledMidStreamLeavesAnAbortAndTheRingGoesOn) {
 
 TEST(RingCrash, ReaderSeesItsStreamAbortedWhenTheProducerDies) {
   Ring ring = Ring::create(0, 4096);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
+  const pid_t pid = fork_child([&] {
     auto big = pattern(8 << 20, 3);
     (void)ring.put(big, Deadline::never(), false);
-    ::_exit(0);
-  }
+  });
   std::atomic<bool> finished{false};
   RingStatus status{};
   std::vector<std::byte> out;
@@ -345,7 +338,7 @@ TEST(RingCrash, ReaderSeesItsStreamAbortedWhenTheProducerDies) {
   // it read the whole stream before we looked, the scenario did not happen
   // this run: say so instead of waiting for it forever.
   while (ring.header()->consumer_streaming.load() == 0 && !finished.load()) std::this_thread::yield();
-  kill_and_reap(pid);  // the reader notices within its liveness poll and repairs
+  kill_child(pid);  // the reader notices within its liveness poll and repairs
   if (finished.load()) {
     reader.join();
     GTEST_SKIP() << "the reader got the whole stream before its producer could be killed";
@@ -359,12 +352,10 @@ TEST(RingCrash, ReaderSeesItsStreamAbortedWhenTheProducerDies) {
 
 TEST(RingCrash, ConsumerKilledMidStreamLosesOnlyThatItem) {
   Ring ring = Ring::create(0, 4096);
-  pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {  // child: reads forever
+  const pid_t pid = fork_child([&] {  // reads forever
     std::vector<std::byte> out;
     for (;;) (void)get(ring, out);
-  }
+  });
   std::atomic<bool> producer_done{false};
   std::thread producer([&] {
     EXPECT_EQ(put(ring, pattern(8 << 20, 1), false), RingStatus::ok);
@@ -376,11 +367,11 @@ TEST(RingCrash, ConsumerKilledMidStreamLosesOnlyThatItem) {
   // did not happen this run: say so instead of waiting for it forever.
   while (ring.header()->consumer_streaming.load() == 0 && !producer_done.load()) std::this_thread::yield();
   if (ring.header()->consumer_streaming.load() == 0) {
-    kill_and_reap(pid);
+    kill_child(pid);
     producer.join();
     GTEST_SKIP() << "the consumer read the whole stream before it could be killed mid-stream";
   }
-  kill_and_reap(pid);
+  kill_child(pid);
   std::vector<std::byte> out;
   ASSERT_EQ(get(ring, out), RingStatus::ok);  // frees the orphaned rest of the stream (INV6)
   EXPECT_EQ(out, pattern(77, 2));

@@ -11,11 +11,11 @@
 #include "mp/errors.hpp"
 #include "mp/rlock.hpp"
 #include "mp/shared.hpp"
-#include "unit/sync_test_support.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
-using mp::test::exit_code;
 using mp::test::fork_child;
+using mp::test::wait_child;
 
 namespace {
 
@@ -93,7 +93,7 @@ TEST(RLock, ChildOfTheHoldingThreadDoesNotHoldIt) {
     }
     return 0;
   });
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
   lock.release();
   lock.release();
   child = fork_child([&] {
@@ -103,7 +103,7 @@ TEST(RLock, ChildOfTheHoldingThreadDoesNotHoldIt) {
     lock.release();
     return 0;
   });
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
 }
 
 TEST(RLock, HolderKilledAtDepthThreeFreesIt) {
@@ -118,7 +118,7 @@ TEST(RLock, HolderKilledAtDepthThreeFreesIt) {
     return 0;
   });
   ASSERT_TRUE(mp::test::eventually([&] { return std::atomic_ref<int>(held.value()).load() == 1; }));
-  EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+  EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
   ASSERT_TRUE(lock.acquire(10s));
   EXPECT_TRUE(lock.previous_owner_died());
   lock.release();  // depth was 1, not 4

@@ -11,11 +11,11 @@
 #include "mp/errors.hpp"
 #include "mp/semaphore.hpp"
 #include "mp/shared.hpp"
-#include "unit/sync_test_support.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
-using mp::test::exit_code;
 using mp::test::fork_child;
+using mp::test::wait_child;
 
 namespace {
 
@@ -102,7 +102,7 @@ TEST(Semaphore, TokensCrossProcesses) {
     return 0;
   });
   for (int i = 0; i < 100; ++i) ASSERT_TRUE(items.acquire(20s));
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
   EXPECT_EQ(items.get_value(), 0);
 }
 
@@ -117,7 +117,7 @@ TEST(Semaphore, ChildBlockedInAcquireIsWokenByParent) {
   std::this_thread::sleep_for(10ms);
   EXPECT_EQ(std::atomic_ref<int>(got.value()).load(), 0);
   sem.release();
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
   EXPECT_EQ(got.value(), 1);
 }
 
@@ -128,7 +128,7 @@ TEST(Semaphore, WaiterKilledMidWaitDoesNotStrandTokens) {
     return 0;
   });
   std::this_thread::sleep_for(20ms);  // most likely asleep in futex_wait by now
-  EXPECT_EQ(mp::test::kill_and_reap(child), -SIGKILL);
+  EXPECT_EQ(mp::test::kill_child(child), -SIGKILL);
   std::thread waiter([&] { EXPECT_TRUE(sem.acquire(20s)); });
   sem.release();
   waiter.join();

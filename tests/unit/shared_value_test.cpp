@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "mp/shared.hpp"
-#include "unit/sync_test_support.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
-using mp::test::exit_code;
 using mp::test::fork_child;
+using mp::test::wait_child;
 
 namespace {
 
@@ -67,7 +67,7 @@ TEST(SharedValue, ValueWrittenByAChildIsSeenByTheParent) {
     array[2] = 9;
     return 0;
   });
-  EXPECT_EQ(exit_code(child), 0);
+  EXPECT_EQ(wait_child(child), 0);
   EXPECT_EQ(value.value(), 42);
   EXPECT_EQ(array[2], 9);
 }
@@ -88,7 +88,7 @@ TEST(SharedValue, ProcessesIncrementUnderGetLock) {
       }
       return 0;
     }));
-  for (pid_t pid : children) EXPECT_EQ(exit_code(pid), 0);
+  for (pid_t pid : children) EXPECT_EQ(wait_child(pid), 0);
   EXPECT_EQ(counter.value(), 4000);
   for (int slot : slots) EXPECT_EQ(slot, 4000);
 }
