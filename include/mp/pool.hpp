@@ -117,6 +117,7 @@
 #include <iterator>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <string>
 #include <tuple>
@@ -126,6 +127,7 @@
 
 #include "mp/async_result.hpp"
 #include "mp/codec.hpp"
+#include "mp/context.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/detail/pool_job.hpp"
 #include "mp/detail/pool_task.hpp"
@@ -141,6 +143,12 @@ struct PoolOptions {
   // is killed (SIGKILL) and replaced, and the task fails with mp::TaskTimeout;
   // every other task completes.
   std::chrono::milliseconds task_timeout{0};
+  // start_method: unset: get_start_method(). Workers are always forked by the
+  // pool's zygote, a single-threaded fork server of the pool's own; today the
+  // zygote itself is forked from the owner when the Pool is made, under every
+  // method (so make pools before starting threads). Starting the zygote from
+  // mp's fork server (forkserver) or a fresh run (spawn) is not done yet.
+  std::optional<StartMethod> start_method{};
 };
 
 namespace detail {

@@ -125,6 +125,18 @@ TEST(Pool, MapReturnsResultsInOrder) {
   EXPECT_EQ(pool.map(square, input, 1000), expected);
 }
 
+TEST(Pool, OptionsTakeEveryStartMethodInAPIOrder) {
+  // PoolOptions as API.md lists it, designated initializers in that order.
+  for (mp::StartMethod method : mp::get_all_start_methods()) {
+    mp::Pool pool(2, mp::PoolOptions{.initializer = nullptr,
+                                     .maxtasksperchild = 0,
+                                     .task_timeout = std::chrono::milliseconds(0),
+                                     .start_method = method});
+    EXPECT_EQ(pool.map(square, std::vector<int>{1, 2, 3}), (std::vector<int>{1, 4, 9}))
+        << mp::to_string(method);
+  }
+}
+
 TEST(Pool, MapAcceptsRangesAndLambdas) {
   mp::Pool pool(2);
   auto doubled = pool.map([](int x) { return 2 * x; }, std::views::iota(0, 10));
