@@ -9,12 +9,12 @@
 #pragma once
 
 #include "mp/codec.hpp"
+#include "mp/context.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/errors.hpp"
 #include "mp/listener.hpp"
 #include "mp/pipe.hpp"
 #include "mp/pool.hpp"
-#include "mp/context.hpp"
 #include "mp/process.hpp"
 #include "mp/py.hpp"
 #include "mp/queue.hpp"
