@@ -7,8 +7,8 @@
 #include <string>
 
 #include "mp/redis.hpp"
-#include "redis/child.hpp"
 #include "redis/redis_server.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
 
@@ -49,7 +49,7 @@ mp::redis::Options poison_options() {
 void take_and_die(const std::string& url, const std::string& name) {
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
-  pid_t child = mp::test::spawn([&] {
+  pid_t child = mp::test::fork_child([&] {
     ::close(ready[0]);
     mp::redis::JoinableQueue<std::string> mine(url, name, 0, poison_options());
     (void)mine.get();
@@ -62,7 +62,7 @@ void take_and_die(const std::string& url, const std::string& name) {
   char c = 0;
   EXPECT_EQ(::read(ready[0], &c, 1), 1);
   ::close(ready[0]);
-  mp::test::kill_and_reap(child);
+  mp::test::kill_child(child);
 }
 
 }  // namespace

@@ -17,8 +17,8 @@
 
 #include "common/leak_check.hpp"
 #include "mp/redis.hpp"
-#include "redis/child.hpp"
 #include "redis/redis_server.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
 
@@ -68,7 +68,7 @@ TEST(RedisFaults, ConsumerKilledHoldingAnItemItIsHandedOutAgainAndJoinWaits) {
   mp::redis::JoinableQueue<int> q(server.url(), "crash", 0, fast());
   for (int i = 0; i < 3; ++i) q.put(i);
   Pipe got;
-  pid_t consumer = mp::test::spawn([&] {
+  pid_t consumer = mp::test::fork_child([&] {
     mp::redis::JoinableQueue<int> mine(server.url(), "crash", 0, fast());
     int item = mine.get();
     got.write_value(item);
@@ -78,7 +78,7 @@ TEST(RedisFaults, ConsumerKilledHoldingAnItemItIsHandedOutAgainAndJoinWaits) {
   int taken = -1;
   ASSERT_TRUE(got.read_value(taken));
   EXPECT_EQ(taken, 0);
-  mp::test::kill_and_reap(consumer);
+  mp::test::kill_child(consumer);
 
   std::vector<int> seen;
   for (int i = 0; i < 3; ++i) {
@@ -97,7 +97,7 @@ TEST(RedisFaults, LateTaskDoneOfAZombieConsumerIsRefusedAndTheCountStaysExact) {
   q.put(7);
   Pipe got;
   Pipe go;
-  pid_t zombie = mp::test::spawn([&] {
+  pid_t zombie = mp::test::fork_child([&] {
     mp::redis::JoinableQueue<int> mine(server.url(), "zombie", 0, fast());
     got.write_value(mine.get());
     char c = 0;
@@ -117,7 +117,7 @@ TEST(RedisFaults, LateTaskDoneOfAZombieConsumerIsRefusedAndTheCountStaysExact) {
   q.task_done();
   ::kill(zombie, SIGCONT);
   go.write_value('g');
-  EXPECT_EQ(mp::test::wait_exit(zombie), 0);
+  EXPECT_EQ(mp::test::wait_child(zombie), 0);
   q.join();
   EXPECT_EQ(server.integer({"GET", "mpq:{zombie}:unfinished"}), 0);
 }
@@ -134,7 +134,7 @@ TEST(RedisFaults, FourProducersFourConsumersWithRandomKillsLoseNothing) {
   };
   Pipe records;
   auto start_consumer = [&](int id) {
-    return mp::test::spawn([&, id] {
+    return mp::test::fork_child([&, id] {
       records.close_read();
       mp::redis::JoinableQueue<Item> mine(server.url(), "storm", 0, fast());
       for (;;) {
@@ -152,7 +152,7 @@ TEST(RedisFaults, FourProducersFourConsumersWithRandomKillsLoseNothing) {
   };
   std::vector<pid_t> producers;
   for (int p = 0; p < kProducers; ++p) {
-    producers.push_back(mp::test::spawn([&, p] {
+    producers.push_back(mp::test::fork_child([&, p] {
       records.close_read();
       mp::redis::JoinableQueue<Item> mine(server.url(), "storm", 0, fast());
       for (int i = 0; i < kPerProducer; ++i) mine.put({p, i});
@@ -177,21 +177,21 @@ TEST(RedisFaults, FourProducersFourConsumersWithRandomKillsLoseNothing) {
       all.push_back(r);
       if (kill_at.count(all.size()) != 0) {
         std::size_t victim = random() % consumers.size();
-        mp::test::kill_and_reap(consumers[victim]);
+        mp::test::kill_child(consumers[victim]);
         consumers[victim] = start_consumer(next_id++);
         ++kills;
       }
     }
   });
   // join() only after every put: before that, "nothing unfinished" is true and ends it at once.
-  for (pid_t p : producers) EXPECT_EQ(mp::test::wait_exit(p), 0);
+  for (pid_t p : producers) EXPECT_EQ(mp::test::wait_child(p), 0);
   q.join();
   joined = true;
   reader.join();
   EXPECT_EQ(kills, 3);
   mp::redis::JoinableQueue<Item> control(server.url(), "storm", 0, fast());
   control.shutdown();
-  for (pid_t c : consumers) EXPECT_EQ(mp::test::wait_exit(c), 0);
+  for (pid_t c : consumers) EXPECT_EQ(mp::test::wait_child(c), 0);
   Record r{};
   while (records.read_value(r, 200)) all.push_back(r);
 
@@ -222,7 +222,7 @@ TEST(RedisFaults, ServerKilledDuringPutsEveryAcknowledgedPutSurvivesInOrder) {
   constexpr int kItems = 400;
   mp::redis::Queue<std::int32_t> q(server.url(), "durable");
   Pipe acked;
-  pid_t producer = mp::test::spawn([&] {
+  pid_t producer = mp::test::fork_child([&] {
     mp::redis::Options options;
     options.server_timeout = 15s;  // rides out the restart
     mp::redis::Queue<std::int32_t> mine(server.url(), "durable", 0, options);
@@ -239,7 +239,7 @@ TEST(RedisFaults, ServerKilledDuringPutsEveryAcknowledgedPutSurvivesInOrder) {
   server.kill9();
   std::this_thread::sleep_for(200ms);
   server.start_again();  // replays its AOF
-  EXPECT_EQ(mp::test::wait_exit(producer), 0);
+  EXPECT_EQ(mp::test::wait_child(producer), 0);
   // Every put exactly once, in order: retries of in-doubt puts are deduplicated.
   std::vector<std::int32_t> order;
   while (auto item = q.try_get()) order.push_back(*item);
@@ -304,7 +304,7 @@ TEST(RedisFaults, ForkedChildNeverSharesTheParentsSocket) {
   q.put(-1);
   EXPECT_EQ(q.get(), -1);  // the parent's connection is open now
   constexpr int kItems = 300;
-  pid_t child = mp::test::spawn([&] {
+  pid_t child = mp::test::fork_child([&] {
     for (std::int32_t i = 0; i < kItems; ++i) q.put(i);
     return 0;
   });
@@ -315,5 +315,5 @@ TEST(RedisFaults, ForkedChildNeverSharesTheParentsSocket) {
     ++expected;
     EXPECT_LE(q.qsize(), static_cast<std::size_t>(kItems));
   }
-  EXPECT_EQ(mp::test::wait_exit(child), 0);
+  EXPECT_EQ(mp::test::wait_child(child), 0);
 }

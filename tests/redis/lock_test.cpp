@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "mp/redis.hpp"
-#include "redis/child.hpp"
 #include "redis/redis_server.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
 
@@ -52,22 +52,22 @@ TEST(RedisLock, OtherProcessesWaitWhileHeld) {
   mp::test::RedisServer server;
   mp::redis::Lock lock(server.url(), "busy", 2s);
   lock.acquire();
-  pid_t child = mp::test::spawn([&] {
+  pid_t child = mp::test::fork_child([&] {
     mp::redis::Lock mine(server.url(), "busy", 2s);
     if (mine.try_lock()) return 1;
     if (mine.acquire(100ms)) return 2;
     if (lock.try_lock()) return 3;  // the inherited handle: the child does not hold it either
     return 0;
   });
-  EXPECT_EQ(mp::test::wait_exit(child), 0);
+  EXPECT_EQ(mp::test::wait_child(child), 0);
   lock.release();
-  pid_t after = mp::test::spawn([&] {
+  pid_t after = mp::test::fork_child([&] {
     mp::redis::Lock mine(server.url(), "busy", 2s);
     if (!mine.acquire(5s)) return 1;
     mine.release();
     return 0;
   });
-  EXPECT_EQ(mp::test::wait_exit(after), 0);
+  EXPECT_EQ(mp::test::wait_child(after), 0);
 }
 
 TEST(RedisLock, MutualExclusionAcrossProcesses) {
@@ -77,7 +77,7 @@ TEST(RedisLock, MutualExclusionAcrossProcesses) {
   server.command({"SET", "counter", "0"});
   std::vector<pid_t> workers;
   for (int w = 0; w < kWorkers; ++w) {
-    workers.push_back(mp::test::spawn([&] {
+    workers.push_back(mp::test::fork_child([&] {
       mp::redis::Lock lock(server.url(), "counter-lock", 2s);
       for (int i = 0; i < kRounds; ++i) {
         std::lock_guard hold(lock);
@@ -87,7 +87,7 @@ TEST(RedisLock, MutualExclusionAcrossProcesses) {
       return 0;
     }));
   }
-  for (pid_t w : workers) EXPECT_EQ(mp::test::wait_exit(w), 0);
+  for (pid_t w : workers) EXPECT_EQ(mp::test::wait_child(w), 0);
   EXPECT_EQ(server.integer({"GET", "counter"}), kWorkers * kRounds);
 }
 
@@ -111,8 +111,8 @@ TEST(RedisLock, LeaseIsRenewedWhileHeld) {
   mp::redis::Lock other(server.url(), "renewed", 300ms);
   lock.acquire();
   // Several leases long: still held (the renewer extends it), so others cannot take it.
-  pid_t child = mp::test::spawn([&] { return other.acquire(1200ms) ? 1 : 0; });
-  EXPECT_EQ(mp::test::wait_exit(child), 0);
+  pid_t child = mp::test::fork_child([&] { return other.acquire(1200ms) ? 1 : 0; });
+  EXPECT_EQ(mp::test::wait_child(child), 0);
   lock.release();  // no LockLost
 }
 
@@ -137,7 +137,7 @@ TEST(RedisLock, AKilledHoldersLockIsFreeAfterItsLease) {
   mp::test::RedisServer server;
   int fds[2];
   ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
-  pid_t holder = mp::test::spawn([&] {
+  pid_t holder = mp::test::fork_child([&] {
     mp::redis::Lock lock(server.url(), "orphan", 400ms);
     lock.acquire();
     std::uint64_t token = lock.fencing_token();
@@ -147,7 +147,7 @@ TEST(RedisLock, AKilledHoldersLockIsFreeAfterItsLease) {
   });
   std::uint64_t holder_token = 0;
   ASSERT_TRUE(read_from(fds[0], holder_token));
-  mp::test::kill_and_reap(holder);
+  mp::test::kill_child(holder);
   ::close(fds[0]);
   ::close(fds[1]);
   mp::redis::Lock lock(server.url(), "orphan", 400ms);

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "mp/redis/pool.hpp"
-#include "redis/child.hpp"
 #include "redis/redis_server.hpp"
+#include "support/child.hpp"
 
 namespace pooltasks {
 int square(int x) { return x * x; }
@@ -51,7 +51,7 @@ MP_TASK(pooltasks::sleepy);
 TEST(RedisPool, MapRunsOnAWorkerHostInOrderAndRemoteErrorsAreNotRetried) {
   mp::test::RedisServer server;
   const std::string url = server.url();
-  pid_t host = mp::test::spawn([&] { return mp::redis::serve(url, "squares", {2}); });
+  pid_t host = mp::test::fork_child([&] { return mp::redis::serve(url, "squares", {2}); });
   {
     mp::redis::Pool pool(url, "squares");
     std::vector<int> items;
@@ -74,7 +74,7 @@ TEST(RedisPool, MapRunsOnAWorkerHostInOrderAndRemoteErrorsAreNotRetried) {
   ASSERT_TRUE(keys && keys->type == REDIS_REPLY_ARRAY);
   EXPECT_EQ(keys->elements, 0u);  // the submitter's result queue went with it
   ::kill(host, SIGTERM);
-  EXPECT_EQ(mp::test::wait_exit(host), 0);
+  EXPECT_EQ(mp::test::wait_child(host), 0);
 }
 
 TEST(RedisPool, AnUnregisteredFunctionIsValueError) {
@@ -87,7 +87,7 @@ TEST(RedisPool, AnUnregisteredFunctionIsValueError) {
 TEST(RedisPool, ATaskWhoseWorkerDiesIsRetriedThenFailsWithWorkerLost) {
   mp::test::RedisServer server;
   const std::string url = server.url();
-  pid_t host = mp::test::spawn([&] { return mp::redis::serve(url, "dying", {2}); });
+  pid_t host = mp::test::fork_child([&] { return mp::redis::serve(url, "dying", {2}); });
   {
     mp::redis::PoolOptions options;
     options.max_attempts = 3;
@@ -103,7 +103,7 @@ TEST(RedisPool, ATaskWhoseWorkerDiesIsRetriedThenFailsWithWorkerLost) {
     EXPECT_EQ(pool.apply(&pooltasks::square, 5), 25);            // the host keeps serving
   }
   ::kill(host, SIGTERM);
-  EXPECT_EQ(mp::test::wait_exit(host), 0);
+  EXPECT_EQ(mp::test::wait_child(host), 0);
 }
 
 TEST(RedisPool, AWorkerHostKilledMidMapLosesNothing) {
@@ -112,24 +112,24 @@ TEST(RedisPool, AWorkerHostKilledMidMapLosesNothing) {
   mp::redis::ServeOptions options;
   options.processes = 1;
   options.lease = std::chrono::milliseconds(600);
-  pid_t doomed = mp::test::spawn([&] { return mp::redis::serve(url, "hosts", options); });
-  pid_t survivor = mp::test::spawn([&] { return mp::redis::serve(url, "hosts", options); });
+  pid_t doomed = mp::test::fork_child([&] { return mp::redis::serve(url, "hosts", options); });
+  pid_t survivor = mp::test::fork_child([&] { return mp::redis::serve(url, "hosts", options); });
   {
     mp::redis::Pool pool(url, "hosts");
     std::vector<mp::redis::RemoteResult<int>> results;
     for (int i = 0; i < 80; ++i) results.push_back(pool.apply_async(&pooltasks::slow_square, i));
     EXPECT_EQ(results[10].get(std::chrono::seconds(30)), 100);
-    mp::test::kill_and_reap(doomed);  // it holds up to two tasks: they go back after its lease
+    mp::test::kill_child(doomed);  // it holds up to two tasks: they go back after its lease
     for (int i = 0; i < 80; ++i) EXPECT_EQ(results[i].get(std::chrono::seconds(30)), i * i) << i;
   }
   ::kill(survivor, SIGTERM);
-  EXPECT_EQ(mp::test::wait_exit(survivor), 0);
+  EXPECT_EQ(mp::test::wait_child(survivor), 0);
 }
 
 TEST(RedisPool, ATaskPastItsTimeoutIsKilledRetriedThenFailsWithTaskTimeout) {
   mp::test::RedisServer server;
   const std::string url = server.url();
-  pid_t host = mp::test::spawn([&] { return mp::redis::serve(url, "timed", {2}); });
+  pid_t host = mp::test::fork_child([&] { return mp::redis::serve(url, "timed", {2}); });
   {
     mp::redis::PoolOptions options;
     options.task_timeout = std::chrono::milliseconds(300);
@@ -145,5 +145,5 @@ TEST(RedisPool, ATaskPastItsTimeoutIsKilledRetriedThenFailsWithTaskTimeout) {
     EXPECT_EQ(pool.apply(&pooltasks::square, 9), 81);  // the host keeps serving
   }
   ::kill(host, SIGTERM);
-  EXPECT_EQ(mp::test::wait_exit(host), 0);
+  EXPECT_EQ(mp::test::wait_child(host), 0);
 }

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "mp/redis.hpp"
-#include "redis/child.hpp"
 #include "redis/redis_server.hpp"
+#include "support/child.hpp"
 
 using namespace std::chrono_literals;
 
@@ -92,7 +92,7 @@ TEST(RedisQueue, BlockedPutCompletesWhenAnotherProcessGets) {
   q.put(1);
   // The child is forked before the producer thread starts: a fork while another thread
   // allocates can leave the child's allocator locked (seen once under ASan: a 300 s hang).
-  pid_t child = mp::test::spawn([&] {
+  pid_t child = mp::test::fork_child([&] {
     std::this_thread::sleep_for(300ms);  // the producer is blocked by then (not asserted)
     mp::redis::Queue<int> mine(server.url(), "wake");
     return mine.get(10s) == 1 ? 0 : 1;
@@ -102,7 +102,7 @@ TEST(RedisQueue, BlockedPutCompletesWhenAnotherProcessGets) {
     q.put(2);  // blocks: full
     put_done = true;
   });
-  EXPECT_EQ(mp::test::wait_exit(child), 0);
+  EXPECT_EQ(mp::test::wait_child(child), 0);
   producer.join();
   EXPECT_TRUE(put_done);
   EXPECT_EQ(q.get(), 2);
@@ -111,13 +111,13 @@ TEST(RedisQueue, BlockedPutCompletesWhenAnotherProcessGets) {
 TEST(RedisQueue, BlockedGetReceivesAnotherProcessesPut) {
   mp::test::RedisServer server;
   mp::redis::Queue<std::string> q(server.url(), "handoff");
-  pid_t child = mp::test::spawn([&] {
+  pid_t child = mp::test::fork_child([&] {
     // The child uses the handle made before the fork: it must open its own connection.
     q.put("from child");
     return 0;
   });
   EXPECT_EQ(q.get(10s), "from child");
-  EXPECT_EQ(mp::test::wait_exit(child), 0);
+  EXPECT_EQ(mp::test::wait_child(child), 0);
 }
 
 TEST(RedisQueue, SeparateHandlesMeetByUrlAndName) {
@@ -186,7 +186,7 @@ TEST(RedisJoinableQueue, TaskDoneAndJoinCountEveryItem) {
   EXPECT_THROW(q.task_done(), mp::ValueError);
   constexpr int kItems = 20;
   for (int i = 0; i < kItems; ++i) q.put(i);
-  pid_t worker = mp::test::spawn([&] {
+  pid_t worker = mp::test::fork_child([&] {
     for (int i = 0; i < kItems; ++i) {
       if (q.get(10s) != i) return 1;
       q.task_done();
@@ -195,7 +195,7 @@ TEST(RedisJoinableQueue, TaskDoneAndJoinCountEveryItem) {
   });
   q.join();
   EXPECT_EQ(server.integer({"GET", "mpq:{jobs}:unfinished"}), 0);
-  EXPECT_EQ(mp::test::wait_exit(worker), 0);
+  EXPECT_EQ(mp::test::wait_child(worker), 0);
   EXPECT_TRUE(q.empty());
 }
 
