@@ -51,22 +51,40 @@ TEST(RedisLock, LockableAndFencingTokenGrows) {
 TEST(RedisLock, OtherProcessesWaitWhileHeld) {
   mp::test::RedisServer server;
   mp::redis::Lock lock(server.url(), "busy", 2s);
-  lock.acquire();
+  // The children are forked before this process holds the lock: a held lock
+  // runs a lease-keeper thread, and a fork while another thread runs can
+  // deadlock the child (GCC 12's ASan allocator has no fork handlers). Each
+  // child waits for its go-ahead on a pipe.
+  int held[2];
+  int released[2];
+  ASSERT_EQ(::pipe(held), 0);
+  ASSERT_EQ(::pipe(released), 0);
   pid_t child = mp::test::fork_child([&] {
+    char go = 0;
+    if (::read(held[0], &go, 1) != 1) return 4;
     mp::redis::Lock mine(server.url(), "busy", 2s);
     if (mine.try_lock()) return 1;
     if (mine.acquire(100ms)) return 2;
     if (lock.try_lock()) return 3;  // the inherited handle: the child does not hold it either
     return 0;
   });
-  EXPECT_EQ(mp::test::wait_child(child), 0);
-  lock.release();
   pid_t after = mp::test::fork_child([&] {
+    char go = 0;
+    if (::read(released[0], &go, 1) != 1) return 4;
     mp::redis::Lock mine(server.url(), "busy", 2s);
     if (!mine.acquire(5s)) return 1;
     mine.release();
     return 0;
   });
+  ::close(held[0]);
+  ::close(released[0]);
+  lock.acquire();
+  ASSERT_EQ(::write(held[1], "g", 1), 1);
+  ::close(held[1]);
+  EXPECT_EQ(mp::test::wait_child(child), 0);
+  lock.release();
+  ASSERT_EQ(::write(released[1], "g", 1), 1);
+  ::close(released[1]);
   EXPECT_EQ(mp::test::wait_child(after), 0);
 }
 
@@ -108,10 +126,21 @@ TEST(RedisLock, ReleasingAnUnheldLockIsValueError) {
 TEST(RedisLock, LeaseIsRenewedWhileHeld) {
   mp::test::RedisServer server;
   mp::redis::Lock lock(server.url(), "renewed", 300ms);
-  mp::redis::Lock other(server.url(), "renewed", 300ms);
+  // Forked before the lock is held (its lease keeper is a thread; see
+  // OtherProcessesWaitWhileHeld); the child tries once the parent holds it.
+  int held[2];
+  ASSERT_EQ(::pipe(held), 0);
+  pid_t child = mp::test::fork_child([&] {
+    char go = 0;
+    if (::read(held[0], &go, 1) != 1) return 2;
+    mp::redis::Lock other(server.url(), "renewed", 300ms);
+    return other.acquire(1200ms) ? 1 : 0;
+  });
+  ::close(held[0]);
   lock.acquire();
-  // Several leases long: still held (the renewer extends it), so others cannot take it.
-  pid_t child = mp::test::fork_child([&] { return other.acquire(1200ms) ? 1 : 0; });
+  ASSERT_EQ(::write(held[1], "g", 1), 1);
+  ::close(held[1]);
+  // Several leases long: still held (the keeper extends it), so others cannot take it.
   EXPECT_EQ(mp::test::wait_child(child), 0);
   lock.release();  // no LockLost
 }
