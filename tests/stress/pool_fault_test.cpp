@@ -190,6 +190,14 @@ std::string busy_text(int n) {
 std::size_t allocate_and_measure(int n) { return busy_text(n).size(); }
 
 TEST(PoolFault, WorkersStartAndAreReplacedWhileOtherThreadsHoldLocks) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The pool's zygote is forked beside an allocating thread. glibc's malloc has
+  // fork handlers; GCC 12's ASan allocator has none, so under ASan the zygote
+  // can inherit a held allocator lock and hang (the caveat in pool.hpp; a CI
+  // run timed out here). The release build runs this test.
+  GTEST_SKIP() << "ASan's allocator has no fork handlers: forking beside an allocating thread can hang under "
+                  "ASan only";
+#endif
   std::atomic<bool> stop{false};
   std::mutex user_mutex;
   // A user mutex held in a busy loop, an allocator-heavy thread, and a thread
