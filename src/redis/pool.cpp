@@ -50,11 +50,15 @@ struct TaskState::Shared {
   Status status = Status::ok;
   std::vector<std::byte> payload;
   std::string type, message;
+  std::shared_ptr<Listener> listener;  // told when done (imap_unordered)
+  std::size_t index = 0;               // what the listener is told
 };
 
 TaskState::TaskState() : shared_(std::make_shared<Shared>()) {}
 
 void TaskState::finish(Status status, std::vector<std::byte> payload, std::string type, std::string message) {
+  std::shared_ptr<Listener> listener;
+  std::size_t index = 0;
   {
     std::lock_guard lock(shared_->mutex);
     if (shared_->done) return;
@@ -63,8 +67,48 @@ void TaskState::finish(Status status, std::vector<std::byte> payload, std::strin
     shared_->payload = std::move(payload);
     shared_->type = std::move(type);
     shared_->message = std::move(message);
+    listener = std::move(shared_->listener);
+    index = shared_->index;
   }
   shared_->changed.notify_all();
+  if (listener) listener->finished(index);
+}
+
+void TaskState::listen(std::shared_ptr<Listener> listener, std::size_t index) {
+  {
+    std::lock_guard lock(shared_->mutex);
+    if (!shared_->done) {  // finish() will tell it (done and listener are decided under one lock)
+      shared_->listener = std::move(listener);
+      shared_->index = index;
+      return;
+    }
+  }
+  listener->finished(index);
+}
+
+// ---- FinishOrder ----------------------------------------------------------------------
+
+void FinishOrder::finished(std::size_t index) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    try {
+      order_.push_back(index);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): reserved for every task: it cannot run out
+    }
+  }
+  changed_.notify_all();
+}
+
+std::optional<std::size_t> FinishOrder::nth(std::size_t n, mp::detail::Deadline deadline) {
+  std::unique_lock lock(mutex_);
+  while (order_.size() <= n) {
+    if (deadline.is_never()) {
+      changed_.wait(lock);
+    } else if (changed_.wait_until(lock, deadline.when()) == std::cv_status::timeout) {
+      if (order_.size() <= n) return std::nullopt;
+    }
+  }
+  return order_[n];
 }
 
 bool TaskState::wait(mp::detail::Deadline deadline) {
@@ -136,6 +180,7 @@ struct PoolCore::Impl {
           failed.swap(pending);
         }
         for (auto& [id, state] : failed) state->finish(TaskState::Status::lost_server, {}, "", e.what());
+        drained.notify_all();
         continue;
       }
       std::shared_ptr<TaskState> state;
@@ -148,7 +193,19 @@ struct PoolCore::Impl {
       }
       state->finish(static_cast<TaskState::Status>(std::get<1>(record)), std::move(std::get<2>(record)),
                     std::move(std::get<3>(record)), std::move(std::get<4>(record)));
+      drained.notify_all();
     }
+  }
+
+  // Impl::fail_pending(why): every task still waiting fails with WorkerLost(why).
+  void fail_pending(const std::string& why) {
+    std::map<std::string, std::shared_ptr<TaskState>> failed;
+    {
+      std::lock_guard lock(mutex);
+      failed.swap(pending);
+    }
+    for (auto& [id, state] : failed) state->finish(TaskState::Status::worker_lost, {}, "", why);
+    drained.notify_all();
   }
 
   impl::Endpoint endpoint;
@@ -159,6 +216,7 @@ struct PoolCore::Impl {
   Queue<ResultRecord> results;
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<TaskState>> pending;  // guarded by mutex
+  std::condition_variable drained;                            // notified when pending shrinks
   std::uint64_t next_id = 0;                                  // guarded by mutex
   bool closed = false;                                        // guarded by mutex
   std::atomic<bool> stop{false};
@@ -171,6 +229,10 @@ PoolCore::PoolCore(std::string_view url, std::string_view name, PoolOptions opti
 PoolCore::~PoolCore() {
   impl_->stop.store(true, std::memory_order_relaxed);  // relaxed: the receiver polls it
   if (impl_->receiver.joinable()) impl_->receiver.join();
+  // A result handle may outlive its Pool: it must not wait for a result nobody will receive.
+  impl_->fail_pending(
+      "mp::redis::Pool \"" + impl_->name +
+      "\" was destroyed before this task's result came (the task may still run on a worker host)");
   // This submitter's result queue goes with it (a late result for it would only linger).
   try {
     impl::Link link(impl_->endpoint);
@@ -190,13 +252,29 @@ void PoolCore::close() {
   impl_->closed = true;
 }
 
+void PoolCore::terminate() {
+  close();
+  impl_->fail_pending(
+      "mp::redis::Pool \"" + impl_->name +
+      "\": terminate() was called before this task's result came (the task may still run on a "
+      "worker host)");
+}
+
+void PoolCore::join() {
+  std::unique_lock lock(impl_->mutex);
+  if (!impl_->closed) {
+    throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": join() before close() or terminate()");
+  }
+  impl_->drained.wait(lock, [&] { return impl_->pending.empty(); });
+}
+
 std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<std::byte> arguments) {
   auto state = std::make_shared<TaskState>();
   std::string id;
   {
     std::lock_guard lock(impl_->mutex);
     if (impl_->closed)
-      throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": submitted after close()");
+      throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": submitted after close() or terminate()");
     id = impl_->submitter + ":" + std::to_string(impl_->next_id++);
     impl_->pending.emplace(id, state);
   }
@@ -288,48 +366,87 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
     struct Running {
       TaskRecord task;
       mp::AsyncResult<std::vector<std::byte>> result;
+      bool replied = false;  // its result (or RemoteError) went to the submitter already
     };
     std::deque<Running> running;
     const std::size_t window = static_cast<std::size_t>(processes) * 2;
-    // finish(front): sends its result (or puts it back), then acknowledges it: in the order taken.
-    auto finish = [&](Running& r) {
+    // Woken by the local pool's threads whenever a task finishes.
+    struct Wakeup {
+      std::mutex mutex;
+      std::condition_variable changed;
+      std::uint64_t finished = 0;  // guarded by mutex
+    };
+    auto wakeup = std::make_shared<Wakeup>();
+    std::uint64_t finished_seen = 0;
+    auto wait_for_a_finish = [&](std::chrono::milliseconds timeout) {
+      std::unique_lock lock(wakeup->mutex);
+      wakeup->changed.wait_for(lock, timeout, [&] { return wakeup->finished != finished_seen; });
+      finished_seen = wakeup->finished;
+    };
+    // reply_early(r): a success or an exception goes to the submitter as soon as it is there,
+    // whatever its place; only its acknowledgement waits for its turn.
+    auto reply_early = [&](Running& r) {
+      if (r.replied || !r.result.ready()) return;
       try {
         reply(r.task, Status::ok, r.result.get(), "", "");
       } catch (const mp::RemoteError& e) {
         reply(r.task, Status::remote_error, {}, e.type_name(), e.what());
-      } catch (const mp::TaskTimeout& e) {
-        retry_or_fail(r.task, Status::task_timeout, "mp::TaskTimeout", e.what());
-      } catch (const mp::WorkerLost& e) {
-        retry_or_fail(r.task, Status::worker_lost, "mp::WorkerLost", e.what());
+      } catch (const mp::TaskTimeout&) {
+        return;  // handed out again or failed: in its turn (finish_front)
+      } catch (const mp::WorkerLost&) {
+        return;
+      }
+      r.replied = true;
+    };
+    // finish_front(): the oldest task is done: acknowledged (after its reply), or, if its process
+    // died or was killed at its timeout, handed out again or failed. In the order taken, because
+    // the queue acknowledges the oldest item a consumer holds.
+    auto finish_front = [&] {
+      Running& r = running.front();
+      if (!r.replied) {
+        try {
+          (void)r.result.get();
+        } catch (const mp::TaskTimeout& e) {
+          retry_or_fail(r.task, Status::task_timeout, "mp::TaskTimeout", e.what());
+        } catch (const mp::WorkerLost& e) {
+          retry_or_fail(r.task, Status::worker_lost, "mp::WorkerLost", e.what());
+        }
       }
       tasks.task_done();
+      running.pop_front();
+    };
+    auto settle = [&] {
+      for (auto& r : running) reply_early(r);
+      while (!running.empty() && running.front().result.ready()) finish_front();
     };
     while (!detail::g_stop_serving.load(std::memory_order_relaxed)) {  // relaxed: a polled flag
-      while (!running.empty() && running.front().result.ready()) {
-        finish(running.front());
-        running.pop_front();
-      }
+      settle();
       if (running.size() >= window) {
-        (void)running.front().result.wait(std::chrono::milliseconds(100));
+        wait_for_a_finish(std::chrono::milliseconds(100));
         continue;
       }
       TaskRecord task;
       try {
         task = tasks.get(running.empty() ? std::chrono::milliseconds(200) : std::chrono::milliseconds(0));
       } catch (const mp::Empty&) {
-        if (!running.empty()) (void)running.front().result.wait(std::chrono::milliseconds(20));
+        if (!running.empty()) wait_for_a_finish(std::chrono::milliseconds(50));
         continue;
       }
       auto result =
           local_for(std::get<6>(task)).apply_async(detail::run_task, std::get<1>(task), std::get<2>(task));
+      result.add_done_callback([wakeup](const mp::AsyncResult<std::vector<std::byte>>&) {
+        {
+          std::lock_guard lock(wakeup->mutex);
+          ++wakeup->finished;
+        }
+        wakeup->changed.notify_one();
+      });
       running.push_back(Running{std::move(task), std::move(result)});
     }
-    // Stopping: what is done is delivered; the rest stays unacknowledged and goes back to the
-    // queue when the handle leaves (below) or, if this process dies first, when its lease runs out.
-    while (!running.empty() && running.front().result.ready()) {
-      finish(running.front());
-      running.pop_front();
-    }
+    // Stopping: what is done is delivered and acknowledged in order; the rest stays
+    // unacknowledged and goes back to the queue at once when the handle leaves (below), or, if
+    // this process dies first, when its lease runs out.
+    settle();
     running.clear();
     for (auto& [timeout, pool] : locals) pool->terminate();
   }
