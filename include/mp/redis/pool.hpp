@@ -19,16 +19,20 @@
 // does not know how many workers there are; a task is what is handed out
 // again). All the tasks of a call are put on the queue at once.
 //
-// Delivery: at least once. A task whose worker process dies is put back with
-// attempt + 1, up to PoolOptions::max_attempts, then fails with WorkerLost (and
-// is kept on the queue's dead-letter list: mp-redis dead / retry); a
-// task held by a host that dies goes back once the host's lease runs out. An
-// exception in a task fails it at once with RemoteError (not retried). Results
-// come back to the submitter only (a duplicate from a re-delivered task is
-// dropped), in order for map and imap. Make tasks idempotent.
-// A task that runs past PoolOptions::task_timeout is killed and counts as an
-// attempt the same way, then fails with TaskTimeout. Not yet: a limit for tasks
-// whose host keeps dying (they are handed out again).
+// Delivery: at least once. A task is handed out again when its worker
+// process dies or runs past PoolOptions::task_timeout (it is killed), and when
+// the host holding it dies (SIGKILL, power, network: its lease runs out, about
+// one to two leases later) -- whether or not it had started. Each counts as an
+// attempt, in one count kept by the task queue; after max_attempts the task
+// fails for the submitter with TaskTimeout (its last attempt timed out) or
+// WorkerLost (its worker or host died), and is kept on the queue's dead-letter
+// list (mp-redis dead / retry / purge). A host stopped with SIGTERM hands its
+// unfinished tasks back at once, and that is not an attempt. An exception in a
+// task fails it at once with RemoteError (not retried). Results come back to
+// the submitter only (a duplicate from a re-delivered task is dropped), in
+// order for map and imap. So a task may run more than once: make tasks
+// idempotent. max_attempts is kept per pool name (the queue's limit): the
+// last Pool made under a name sets it for every task waiting there.
 //
 // Errors: ValueError for a function not registered with MP_TASK, a submission
 // after close() / terminate(), join() before either; the task's own failure
@@ -70,7 +74,11 @@ struct PoolOptions {
   // task_timeout: 0: none. A task still running after it: its worker process is killed and
   // replaced; the task is handed out again (an attempt), then fails with TaskTimeout.
   std::chrono::milliseconds task_timeout{0};
+  // Deliveries a task may use (worker or host deaths, timeouts), then it fails; >= 1.
   int max_attempts = 3;
+  // The submitter's lease on the task queue. Hosts hold tasks under their own lease
+  // (ServeOptions::lease); this one sets how often the submitter, while it waits, reaps hosts
+  // whose lease ran out and looks for its tasks among the dead letters (every lease / 2).
   std::chrono::milliseconds lease{10000};
 };
 
