@@ -100,3 +100,68 @@ class Table:
         for case, mp, python, unit, ratio, goal, verdict in self.rows:
             ratio_text = f"{ratio:7.1f}x" if ratio is not None else f"{'-':>8}"
             print(f"{case:46} {cell(mp)} {cell(python)} {unit:6} {ratio_text}  {goal:22} {verdict}")
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1 (for a throwaway server)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class RedisServer:
+    """A throwaway redis-server: 127.0.0.1, a free port, a temporary directory,
+    AOF with appendfsync `fsync`; stop() stops it by its pid and removes the
+    directory. Use as a context manager. url is redis://127.0.0.1:port."""
+
+    def __init__(self, fsync="everysec"):
+        import tempfile
+        import time
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="mp-redis-bench-")  # absolute (redis chdirs into it)
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+             "--save", "", "--appendonly", "yes", "--appendfsync", fsync, "--dir", self.dir,
+             "--logfile", os.path.join(self.dir, "redis.log"), "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while not self.ping():
+            if time.time() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def ping(self):
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")  # a loading server answers -LOADING
+        except OSError:
+            return False
+
+    def command(self, *args):
+        """redis-cli's output of one command on this server (e.g. "INFO", "commandstats")."""
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    def stop(self):
+        import shutil
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
