@@ -275,3 +275,38 @@ TEST(RedisPoolFaults, ATaskThatThrowsFailsWithRemoteErrorAndIsNotRetried) {
   ::kill(hosts[0], SIGTERM);
   EXPECT_EQ(mp::test::wait_child(hosts[0]), 0);
 }
+
+// The ACL the README recommends for a user that only runs mp (its list, as in
+// tests/redis/credentials_test.cpp, plus +lrange, which a submitter needs to read dead letters).
+TEST(RedisPoolFaults, APoolAndItsHostsRunUnderTheReadmeAclUser) {
+  mp::test::RedisServer server;
+  faulttasks::g_dir = server.dir();
+  const char* const rules =
+      "-@all +select +fcall +function|load +ping +lmove +blmove +hget +llen +lindex +sadd +set +get +blpop "
+      "+lpush +ltrim +subscribe +hset +hmget +hincrby +hdel +exists +incr +decr +publish +rpop +rpush +lpop "
+      "+smembers +srem +del +pexpire +pttl +lrange ~mpq:* ~mpl:* &mpq:*";
+  std::vector<std::string> setuser = {"ACL", "SETUSER", "worker", "reset", "on", ">pool-pw"};
+  std::string all = rules;
+  for (std::size_t start = 0; start < all.size();) {
+    auto end = std::min(all.find(' ', start), all.size());
+    setuser.push_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  auto set = server.command_argv(setuser);
+  ASSERT_TRUE(set && set->type == REDIS_REPLY_STATUS) << (set ? set->str : "no reply");
+  const std::string url = "redis://worker:pool-pw@127.0.0.1:" + std::to_string(server.port());
+  auto hosts = start_hosts(url, "acl-pool", 1, 500ms);
+  {
+    mp::redis::PoolOptions options;
+    options.max_attempts = 1;
+    options.lease = 500ms;
+    mp::redis::Pool pool(url, "acl-pool", options);
+    EXPECT_EQ(pool.map(&faulttasks::twice, std::vector<int>{1, 2, 3}), (std::vector<int>{2, 4, 6}));
+    // Out of attempts when its only host dies: only the submitter's dead-letter watch can say so.
+    auto result = pool.apply_async(&faulttasks::stuck_everywhere, 1);
+    ASSERT_TRUE(mp::test::eventually(
+        [&] { return std::filesystem::exists(server.dir() + "/run-" + std::to_string(hosts[0])); }));
+    EXPECT_EQ(mp::test::kill_child(hosts[0]), -SIGKILL);
+    EXPECT_THROW((void)result.get(30s), mp::WorkerLost);
+  }
+}

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -163,4 +165,35 @@ TEST(RedisPoolMap, TerminateFailsWhatIsNotInYetAndNothingWaitsForever) {
   } catch (const mp::WorkerLost& e) {
     EXPECT_NE(std::string(e.what()).find("destroyed"), std::string::npos) << e.what();
   }
+}
+
+TEST(RedisPoolMap, AResultForAGoneSubmitterIsNotLeftOnTheServer) {
+  mp::test::RedisServer server;
+  const std::string release = server.dir() + "/release";
+  pid_t host = start_host(server.url(), "gone", 1);
+  {
+    std::optional<mp::redis::AsyncResult<int>> abandoned;
+    {
+      mp::redis::Pool pool(server.url(), "gone");
+      abandoned.emplace(pool.apply_async(&maptasks::held_until, release));
+      ASSERT_TRUE(mp::test::eventually([&] { return server.integer({"LLEN", "mpq:{gone}:items"}) == 0; }));
+    }  // the submitter goes (and deletes its result queue) while its task runs
+    EXPECT_THROW((void)abandoned->get(), mp::WorkerLost);
+    touch(release);
+    // One local worker runs tasks in the order taken: once this result is in, the host has
+    // answered (or dropped) the abandoned one.
+    mp::redis::Pool next(server.url(), "gone");
+    EXPECT_EQ(next.apply(&maptasks::cube, 2), 8);
+    auto keys = server.command({"KEYS", "mpq:{gone.results.*"});
+    ASSERT_TRUE(keys && keys->type == REDIS_REPLY_ARRAY);
+    std::set<std::string> queues;  // the result queues with keys: only the live submitter's
+    for (std::size_t i = 0; i < keys->elements; ++i) {
+      std::string key(keys->element[i]->str, keys->element[i]->len);
+      queues.insert(key.substr(0, key.find('}')));
+    }
+    std::string all;
+    for (std::size_t i = 0; i < keys->elements; ++i) all += std::string(keys->element[i]->str) + " ";
+    EXPECT_EQ(queues.size(), 1u) << all;
+  }
+  stop_host(host);
 }

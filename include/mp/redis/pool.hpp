@@ -254,6 +254,7 @@ using AsyncResult = RemoteResult<R>;
 template <class R>
 class IMapIterator {
   struct Cursor {
+    explicit Cursor(detail::TaskStates all) : states(std::move(all)) {}
     detail::TaskStates states;
     std::shared_ptr<detail::FinishOrder> order;  // imap_unordered only
     std::size_t position = 0;
@@ -277,8 +278,8 @@ class IMapIterator {
   };
 
  public:
-  IMapIterator(detail::TaskStates states, bool ordered) : cursor_(std::make_shared<Cursor>()) {
-    cursor_->states = std::move(states);
+  IMapIterator(detail::TaskStates states, bool ordered)
+      : cursor_(std::make_shared<Cursor>(std::move(states))) {
     if (!ordered) {
       cursor_->order = std::make_shared<detail::FinishOrder>(cursor_->states.size());
       for (std::size_t i = 0; i < cursor_->states.size(); ++i) cursor_->states[i]->listen(cursor_->order, i);
