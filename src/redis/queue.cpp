@@ -292,6 +292,42 @@ void QueueCore::task_done() {
   (void)integer_of(reply.get(), what);
 }
 
+bool QueueCore::task_failed(std::span<const std::byte> dead_letter) {
+  auto& state = impl_->local();
+  std::string cid;
+  {
+    std::lock_guard lock(state.mutex);
+    if (state.held.empty()) {
+      throw mp::ValueError("mp::redis queue \"" + impl_->name +
+                           "\": task_failed() called more times than this process got items");
+    }
+    cid = state.held.front();
+    state.held.pop_front();
+  }
+  const auto& keys = impl_->keys;
+  auto retry = impl_->retry(Deadline::never(), "task_failed()");
+  auto link = state.pool.take();
+  Command fail{"FCALL", "mp2_fail", "3", keys.inflight(cid), keys.items, keys.acks, keys.prefix};
+  fail.add(dead_letter).add(state.writer_id());
+  fail.add(static_cast<long long>(state.sequence.fetch_add(1, std::memory_order_relaxed)));
+  Reply reply = retry([&] { return link->run1(fail, retry.reply_deadline()); });
+  if (is_error(reply) && reply_text(reply.get()).rfind("NOLEASE", 0) == 0) {
+    throw mp::ValueError(
+        "mp::redis queue \"" + impl_->name +
+        "\": task_failed() refused: this consumer's lease ran out while it held the item, so "
+        "the item was handed out again");
+  }
+  if (is_error(reply) && reply_text(reply.get()).find("Function not found") != std::string::npos) {
+    throw mp::Error(
+        "mp::redis queue \"" + impl_->name +
+        "\": the server runs an older mp Lua library (no mp2_fail); delete it (FUNCTION DELETE mp2) "
+        "so that the next connection loads the current one");
+  }
+  const std::string what = impl_->context("task_failed()");
+  throw_if_error(reply, what);
+  return integer_of(reply.get(), what) == 1;
+}
+
 void QueueCore::join() {
   auto& state = impl_->local();
   const auto& keys = impl_->keys;
