@@ -156,6 +156,31 @@ class RedisServer:
         return subprocess.run(["redis-cli", "-p", str(self.port), *args], check=True, capture_output=True,
                               text=True).stdout
 
+    def info(self, section):
+        """INFO section as {field: value} (numbers as float where they parse)."""
+        fields = {}
+        for line in self.command("INFO", section).splitlines():
+            if ":" not in line or line.startswith("#"):
+                continue
+            key, value = line.strip().split(":", 1)
+            try:
+                fields[key] = float(value)
+            except ValueError:
+                fields[key] = value
+        return fields
+
+    def cpu_seconds(self):
+        """The server's CPU time so far (user + system), from INFO cpu."""
+        cpu = self.info("cpu")
+        return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+
+    def command_calls(self):
+        """Commands the server ran so far (FCALL and the commands inside it each count)."""
+        total = 0
+        for value in self.info("commandstats").values():
+            total += int(value.split("calls=", 1)[1].split(",", 1)[0]) if isinstance(value, str) else 0
+        return total
+
     def stop(self):
         import shutil
         if self.proc.poll() is None:
