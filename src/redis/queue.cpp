@@ -104,7 +104,8 @@ void QueueCore::Impl::maybe_reap(ProcessQueueState& state, Link& link, Retry& re
 
 void QueueCore::Impl::hint_if_was_full(Link& link, long long length_after, Retry& retry) {
   if (length_after + 1 < static_cast<long long>(maxsize)) return;
-  link.run_later(Command{"LPUSH", keys.notfull, "1"}, retry.reply_deadline());
+  // Both in one segment (the first waits for the second), sent at once.
+  link.run_later(Command{"LPUSH", keys.notfull, "1"}, retry.reply_deadline(), Link::Push::with_next);
   link.run_later(Command{"LTRIM", keys.notfull, "0", "63"}, retry.reply_deadline());
 }
 
@@ -276,7 +277,7 @@ void QueueCore::task_done() {
     // reply with this link's next command. A retry after a lost link re-sends it; the
     // acker's sequence number keeps it from applying twice.
     retry([&] {
-      link->run_later(done, retry.reply_deadline());
+      link->run_later(done, retry.reply_deadline(), Link::Push::now);
       return 0;
     });
     return;
