@@ -247,6 +247,18 @@ TEST(RedisPoolFaults, SigtermHandsUnfinishedTasksBackAtOnce) {
     ::kill(stopping, SIGTERM);
     EXPECT_EQ(mp::test::wait_child(stopping), 0);  // serve() returned 0
     other = hosts[0] == stopping ? hosts[1] : hosts[0];
+    if (!result.wait(30s)) {  // say where the task is
+      auto inflight = server.command({"KEYS", "mpq:{stopping}:inflight:*"});
+      std::string where;
+      for (std::size_t i = 0; inflight && i < inflight->elements; ++i) {
+        where += std::string(inflight->element[i]->str) + " (" +
+                 std::to_string(server.integer({"LLEN", inflight->element[i]->str})) + ") ";
+      }
+      ADD_FAILURE() << "not handed back: items " << server.integer({"LLEN", "mpq:{stopping}:items"})
+                    << ", in flight: " << where << ", consumers "
+                    << server.integer({"SCARD", "mpq:{stopping}:consumers"}) << ", the other host "
+                    << (::kill(other, 0) == 0 ? "runs" : "is gone");
+    }
     EXPECT_EQ(result.get(30s), 5);                        // run again by the other host
     EXPECT_EQ(stat_of(server, "stopping", "failed"), 0);  // a clean stop is not a failed attempt
   }

@@ -75,24 +75,55 @@ TEST(RedisPoolMap, ImapYieldsInInputOrder) {
   stop_host(host);
 }
 
-TEST(RedisPoolMap, ImapUnorderedYieldsResultsAsTheyArrive) {
+TEST(RedisPoolMap, ImapUnorderedYieldsEveryResultOnce) {
   mp::test::RedisServer server;
-  const std::string release = server.dir() + "/release";
   pid_t host = start_host(server.url(), "unordered", 2);
   {
     mp::redis::Pool pool(server.url(), "unordered");
-    // The first task waits for a file that is only made after three other results arrived:
-    // imap_unordered must hand those out first (imap would wait for the first).
-    std::vector<std::string> items{release, server.dir() + "/a", server.dir() + "/b", server.dir() + "/c"};
-    for (std::size_t i = 1; i < items.size(); ++i) touch(items[i]);
-    auto results = pool.imap_unordered(&maptasks::held_until, items);
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(results.next(std::chrono::seconds(30)), 1) << i;
-    EXPECT_THROW((void)results.next(std::chrono::milliseconds(1)), mp::TimeoutError);  // still held
-    touch(release);
-    EXPECT_EQ(results.next(std::chrono::seconds(30)), 1);
-    EXPECT_FALSE(results.next().has_value());
+    std::vector<int> items;
+    for (int i = 0; i < 30; ++i) items.push_back(i);
+    std::vector<int> seen;
+    for (int v : pool.imap_unordered(&maptasks::cube, items)) seen.push_back(v);
+    std::sort(seen.begin(), seen.end());
+    ASSERT_EQ(seen.size(), items.size());
+    for (int i = 0; i < 30; ++i) EXPECT_EQ(seen[i], i * i * i);
   }
   stop_host(host);
+}
+
+// The iterator alone (no server): imap_unordered yields in the order tasks finish, imap in
+// input order; a failed item throws once and the iteration moves past it.
+TEST(RedisPoolMap, ImapUnorderedFollowsTheOrderTasksFinish) {
+  using mp::redis::detail::TaskState;
+  auto make_states = [] {
+    mp::redis::detail::TaskStates states;
+    for (int i = 0; i < 4; ++i) states.push_back(std::make_shared<TaskState>());
+    return states;
+  };
+  auto done = [](TaskState& state, int value) {
+    state.finish(TaskState::Status::ok, mp::encode(value), "", "");
+  };
+  auto states = make_states();
+  done(*states[2], 20);  // finished before the iterator exists
+  mp::redis::IMapIterator<int> unordered(states, false);
+  EXPECT_EQ(unordered.next(), 20);
+  EXPECT_THROW((void)unordered.next(std::chrono::milliseconds(1)), mp::TimeoutError);  // nothing else yet
+  done(*states[3], 30);
+  states[0]->finish(TaskState::Status::remote_error, {}, "std::runtime_error", "boom");
+  done(*states[1], 10);
+  EXPECT_EQ(unordered.next(), 30);
+  EXPECT_THROW((void)unordered.next(), mp::RemoteError);
+  EXPECT_EQ(unordered.next(), 10);
+  EXPECT_FALSE(unordered.next().has_value());
+
+  auto in_order = make_states();
+  mp::redis::IMapIterator<int> ordered(in_order, true);
+  done(*in_order[1], 1);
+  EXPECT_THROW((void)ordered.next(std::chrono::milliseconds(1)), mp::TimeoutError);  // the first is not in
+  for (int i : {0, 2, 3}) done(*in_order[i], i);
+  std::vector<int> seen;
+  for (int v : ordered) seen.push_back(v);
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3}));
 }
 
 TEST(RedisPoolMap, MapAsyncGivesEveryValueInOrderOrTheFirstFailure) {
