@@ -5,7 +5,6 @@
 #include "pool_core.hpp"
 
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -61,6 +60,7 @@ class PoolCore::CancelGate final : public JobCanceller {
 PoolCore::PoolCore(int processes, PoolOptions options)
     : processes_(processes),
       options_(options),
+      result_ring_(Ring::create(0)),
       zygote_(g_control_buffer_for_testing.load(std::memory_order_relaxed)),  // relaxed: see its definition
       dispatcher_(processes, options.maxtasksperchild),
       workers_(static_cast<std::size_t>(processes)),
@@ -81,6 +81,9 @@ PoolCore::PoolCore(int processes, PoolOptions options)
     ::new (static_cast<void*>(&slots_[i])) WorkerSlot{};
     reset_slot_locked(i);  // no other thread yet
   }
+  // Made before the zygote's fork: every worker inherits them (pool_wire.hpp).
+  task_rings_.reserve(static_cast<std::size_t>(processes));
+  for (int i = 0; i < processes; ++i) task_rings_.push_back(Ring::create(0));
 
   wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_) throw_system_error("eventfd", "pool", errno);
@@ -179,7 +182,8 @@ void PoolCore::clear_cancel_mark_locked(int index, std::uint64_t task_id) {
 }
 
 // PoolCore::dispatch_locked(): hands queued chunks to the workers with room
-// (Dispatcher::assign) and writes what the sockets take without blocking.
+// (Dispatcher::assign) and puts each worker's batch into its ring as one
+// record (never blocking).
 void PoolCore::dispatch_locked() {
   if (broken_ || !zygote_alive_ || state_ == PoolState::terminating || state_ == PoolState::finished) return;
   const std::vector<Dispatcher::Assignment> assigned = dispatcher_.assign();
@@ -188,7 +192,7 @@ void PoolCore::dispatch_locked() {
     workers_[static_cast<std::size_t>(sent.worker)].channel.send_chunk(*sent.chunk);
   }
   for (auto& worker : workers_) {
-    if (worker.channel.wants_write()) worker.channel.flush();  // one write per worker for the batch
+    if (worker.channel.wants_write()) worker.channel.flush();  // one record per worker for the batch
   }
 }
 
@@ -268,7 +272,7 @@ void PoolCore::submit(const char* method, const std::shared_ptr<JobState>& job,
       fail_everything_locked(broken_, done);
     } else {
       dispatch_locked();
-      // A write that would block is the supervisor's to finish (POLLOUT).
+      // A batch its ring cannot take now is the supervisor's to retry.
       const bool stalled = std::any_of(workers_.begin(), workers_.end(),
                                        [](const WorkerEntry& w) { return w.channel.wants_write(); });
       if (stalled) wake();
