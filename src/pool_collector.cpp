@@ -10,6 +10,10 @@
 // through its event count: it spins briefly while results are likely, then
 // sleeps (mp/detail/event_count.hpp). It stops when the supervisor shuts the
 // ring down (finish_workers_and_zygote) and nothing is left in it.
+// A thread waiting for a job's outcome may do the same work while it spins
+// (help_collect): so on a two-CPU machine a result goes from the worker to
+// its waiter directly, without waking a third thread. collect_mutex_ makes
+// the records handled in ring order whoever takes them (INV4).
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -67,53 +71,67 @@ bool parse(std::vector<std::byte>& bytes, ResultFrame& frame) {
 
 }  // namespace
 
-void PoolCore::collect() noexcept {
-  std::vector<std::byte> bytes;
+// PoolCore::collect_burst(on_pool_thread): the caller holds collect_mutex_.
+// Takes what the result ring holds now (up to kBurst records), handles it
+// under mutex_, refills windows, delivers. Returns the last get's status
+// (ok: there may be more).
+RingStatus PoolCore::collect_burst(bool on_pool_thread) {
   std::vector<ResultFrame> frames;
+  std::vector<std::byte> bytes;
+  RingStatus status = RingStatus::ok;
+  for (int taken = 0; taken < kBurst; ++taken) {
+    GetTarget target;
+    target.buffer = &bytes;
+    bytes.clear();
+    status = result_ring_.get(target, Deadline::never(), true);
+    if (status != RingStatus::ok) break;
+    ResultFrame frame;
+    if (parse(bytes, frame)) frames.push_back(std::move(frame));
+  }
+  if (frames.empty()) return status;
+  std::vector<Completion> done;
+  bool wake_supervisor = false;
+  {
+    std::lock_guard lock(mutex_);
+    for (ResultFrame& frame : frames) {
+      const auto kind = static_cast<FromWorker>(frame.header.kind);
+      if (kind == FromWorker::died || kind == FromWorker::zygote_died) wake_supervisor = true;
+      on_result_frame_locked(frame, done);
+    }
+    dispatch_locked();
+    // A closed pool that ran out of work retires its workers, and a dead
+    // worker is replaced: the supervisor does both (settle_lifecycle_locked).
+    if (state_ == PoolState::closed && dispatcher_.idle()) wake_supervisor = true;
+  }
+  if (wake_supervisor) wake();
+  deliver(done, on_pool_thread);
+  return status;
+}
+
+void PoolCore::collect() noexcept {
+  // The ring notifies not_empty after every commit and at shutdown (its
+  // INV7), so waiting there for "something to take" loses no record.
+  EventCount& arrivals = result_ring_.header()->not_empty;
   for (;;) {
     try {
-      frames.clear();
-      RingStatus status = RingStatus::ok;
-      for (int taken = 0; taken < kBurst; ++taken) {
-        GetTarget target;
-        target.buffer = &bytes;
-        bytes.clear();
-        // The first get waits (spin, then sleep); the rest take what is there.
-        status = result_ring_.get(target, Deadline::never(), taken > 0);
-        if (status != RingStatus::ok) break;
-        ResultFrame frame;
-        if (parse(bytes, frame)) frames.push_back(std::move(frame));
+      // Spin briefly (results are likely soon after a dispatch), then sleep.
+      (void)arrivals.await([&] { return result_ring_.size() > 0 || result_ring_.is_shut_down(); },
+                           Deadline::never());
+      std::lock_guard turn(collect_mutex_);
+      RingStatus status;
+      while ((status = collect_burst(true)) == RingStatus::ok) {
       }
-      std::vector<Completion> done;
-      bool wake_supervisor = false;
+      if (status == RingStatus::would_block) continue;
+      if (status == RingStatus::shut_down) return;
+      // lock_error / corrupted: the ring cannot be read any more.
+      std::vector<Completion> failed;
       {
         std::lock_guard lock(mutex_);
-        for (ResultFrame& frame : frames) {
-          const auto kind = static_cast<FromWorker>(frame.header.kind);
-          if (kind == FromWorker::died || kind == FromWorker::zygote_died) wake_supervisor = true;
-          on_result_frame_locked(frame, done);
-        }
-        if (!frames.empty()) dispatch_locked();
-        // A closed pool that ran out of work retires its workers: the
-        // supervisor decides that (settle_lifecycle_locked).
-        if (state_ == PoolState::closed && dispatcher_.idle()) wake_supervisor = true;
-        if (std::any_of(workers_.begin(), workers_.end(), [](const WorkerEntry& w) { return w.respawn_due; }))
-          wake_supervisor = true;
+        break_pool_locked(lost_failure("the pool's result channel is broken; the pool can run nothing more"),
+                          failed);
       }
-      if (wake_supervisor) wake();
-      deliver(done);
-      if (frames.empty() && status != RingStatus::ok && status != RingStatus::would_block) {
-        if (status == RingStatus::shut_down) return;
-        // lock_error / corrupted: the ring cannot be read any more.
-        std::vector<Completion> failed;
-        {
-          std::lock_guard lock(mutex_);
-          break_pool_locked(
-              lost_failure("the pool's result channel is broken; the pool can run nothing more"), failed);
-        }
-        deliver(failed);
-        return;
-      }
+      deliver(failed);
+      return;
     } catch (...) {
       // Out of memory while handling a record: fail what is unfinished.
       std::vector<Completion> failed;
@@ -125,6 +143,16 @@ void PoolCore::collect() noexcept {
       deliver(failed);
       return;
     }
+  }
+}
+
+bool PoolCore::help_collect() noexcept {
+  std::unique_lock turn(collect_mutex_, std::try_to_lock);
+  if (!turn.owns_lock()) return false;  // the collector (or another waiter) is at it
+  try {
+    return collect_burst(false) == RingStatus::ok || result_ring_.size() == 0;
+  } catch (...) {
+    return false;  // the collector will meet the same and fail the pool
   }
 }
 

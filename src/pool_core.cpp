@@ -37,15 +37,25 @@ int pool_cpu_count() noexcept {
   return online < 1 ? 1 : static_cast<int>(online);
 }
 
-// PoolCore::CancelGate: AsyncResult::cancel() reaches the pool through it;
-// the destructor detaches the pool first (gate mutex, then mutex_).
+// PoolCore::CancelGate: AsyncResult::cancel() and waiting threads that help
+// collect reach the pool through it; the destructor detaches the pool first
+// (gate mutex, then collect_mutex_, then mutex_).
 class PoolCore::CancelGate final : public JobCanceller {
  public:
-  explicit CancelGate(PoolCore* core) : core_(core) {}
+  CancelGate(PoolCore* core, Ring ring) : core_(core), ring_(std::move(ring)) {}
   bool cancel(const std::shared_ptr<JobState>& job) override {
     std::lock_guard lock(mutex_);
     // In a process forked from the owner the pool is not ours to touch.
     return core_ != nullptr && !core_->foreign() && core_->cancel(job);
+  }
+  bool results_waiting() const noexcept override {
+    // Without the gate's mutex: our own handle keeps the ring mapped.
+    return ring_.size() > 0;
+  }
+  bool help_collect() noexcept override {
+    std::unique_lock lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock() || core_ == nullptr || core_->foreign()) return false;
+    return core_->help_collect();
   }
   void detach() {
     std::lock_guard lock(mutex_);
@@ -54,7 +64,8 @@ class PoolCore::CancelGate final : public JobCanceller {
 
  private:
   std::mutex mutex_;
-  PoolCore* core_;  // guarded by mutex_
+  PoolCore* core_;   // guarded by mutex_
+  const Ring ring_;  // a handle on the pool's result ring (shares its mapping)
 };
 
 PoolCore::PoolCore(int processes, PoolOptions options)
@@ -64,7 +75,7 @@ PoolCore::PoolCore(int processes, PoolOptions options)
       zygote_(g_control_buffer_for_testing.load(std::memory_order_relaxed)),  // relaxed: see its definition
       dispatcher_(processes, options.maxtasksperchild),
       workers_(static_cast<std::size_t>(processes)),
-      cancel_gate_(std::make_shared<CancelGate>(this)) {
+      cancel_gate_(std::make_shared<CancelGate>(this, result_ring_)) {
   if (options.task_timeout.count() < 0) {
     throw ValueError("Pool(options): task_timeout must be 0 (none) or positive, not " +
                      std::to_string(options.task_timeout.count()) + " ms");
@@ -211,7 +222,7 @@ void PoolCore::break_pool_locked(FailurePtr error, std::vector<Completion>& done
   fail_everything_locked(broken_, done);
 }
 
-void PoolCore::deliver(std::vector<Completion>& done) noexcept {
+void PoolCore::deliver(std::vector<Completion>& done, bool on_pool_thread) noexcept {
   // One wake-up per job per batch: an imap consumer reads every chunk that
   // finished since it last looked.
   std::vector<JobState*> to_notify;
@@ -228,12 +239,24 @@ void PoolCore::deliver(std::vector<Completion>& done) noexcept {
   for (JobState* job : to_notify) job->notify_waiters();  // `done` still owns every job
   // Done callbacks of the jobs that became ready, once each (take_callbacks
   // empties the list).
+  bool handed_over = false;
   for (auto& completion : done) {
     if (std::find(touched.begin(), touched.end(), completion.job.get()) == touched.end()) continue;
     std::erase(touched, completion.job.get());
+    if (!on_pool_thread) {
+      if (!completion.job->has_callbacks()) continue;
+      try {
+        std::lock_guard lock(mutex_);
+        callbacks_due_.push_back(completion.job);  // run_due_callbacks(), on the supervisor
+        handed_over = true;
+      } catch (...) {
+      }
+      continue;
+    }
     std::vector<JobState::DoneCallback> callbacks = completion.job->take_callbacks();
     if (!callbacks.empty()) JobState::run_callbacks(completion.job, callbacks);
   }
+  if (handed_over) wake();
   done.clear();
 }
 

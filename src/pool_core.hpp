@@ -20,7 +20,8 @@
 // dispatcher_, and every WorkerEntry (its channel too). The rings are shared
 // memory with their own locks: only code under mutex_ puts to a task ring;
 // only the collector gets from the result ring. startup_mutex_ guards the constructor's
-// hand-off with the supervisor; join_mutex_ serialises joins. zygote_ is the
+// hand-off with the supervisor; join_mutex_ serialises joins; collect_mutex_
+// is the right to take records from the result ring (before mutex_). zygote_ is the
 // supervisor thread's alone; collector_ is started and joined by it. Order: mutex_ before a JobState's mutex
 // and before mp's process-table mutex; results are delivered (JobState) outside mutex_, and nothing is
 // decoded under it.
@@ -88,6 +89,9 @@ class PoolCore {
   // PoolCore::canceller(): what a JobState calls to cancel itself; outlives
   // the PoolCore (it answers false once the pool is gone).
   [[nodiscard]] std::weak_ptr<JobCanceller> canceller() const;
+  // PoolCore::help_collect(): a waiting caller's turn at the collector's
+  // work, if nobody has it now (collect_mutex_); true if it handled records.
+  bool help_collect() noexcept;
   void check_running(const char* method) const;
   void close();
   void terminate();
@@ -114,6 +118,7 @@ class PoolCore {
 
   // ---- the collector (pool_collector.cpp) ----
   void collect() noexcept;
+  RingStatus collect_burst(bool on_pool_thread);
   void on_result_frame_locked(ResultFrame& frame, std::vector<Completion>& done);
   void on_worker_exited_locked(const pool_wire::ZygoteReport& report, std::vector<Completion>& done);
   void on_zygote_died_locked(const std::string& why, std::vector<Completion>& done);
@@ -127,7 +132,10 @@ class PoolCore {
   void fail_everything_locked(const FailurePtr& error, std::vector<Completion>& done);
   void break_pool_locked(FailurePtr error, std::vector<Completion>& done);
   void wake() noexcept;
-  static void deliver(std::vector<Completion>& done) noexcept;
+  // deliver(done, on_pool_thread): outcomes to their jobs, outside mutex_.
+  // Done callbacks run here on a pool thread; a helping caller's thread
+  // hands them to the supervisor (callbacks_due_) instead.
+  void deliver(std::vector<Completion>& done, bool on_pool_thread = true) noexcept;
   // Cancel marks (INV3 of pool_wire.hpp): set one and signal the worker if
   // the task is running there; clear one once its chunk left the worker.
   void stop_in_worker_locked(int index, std::uint64_t task_id);
@@ -170,6 +178,11 @@ class PoolCore {
   std::vector<std::shared_ptr<JobState>>
       callbacks_due_;                        // guarded by mutex_: cancelled jobs, for the supervisor
   std::shared_ptr<CancelGate> cancel_gate_;  // set in the constructor, detached in the destructor
+
+  // Whoever holds collect_mutex_ takes records from the result ring and
+  // handles them before letting go, so records are handled in ring order
+  // (INV4) whether the collector or a helping caller takes them.
+  std::mutex collect_mutex_;
 
   std::mutex join_mutex_;
   std::thread supervisor_;  // joined under join_mutex_

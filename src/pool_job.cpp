@@ -58,14 +58,23 @@ bool JobState::fail_chunk(std::size_t chunk, FailurePtr error) noexcept {
 // the event count's protocol (its W1 = the bump) loses no wake-up.
 template <class Done>
 bool JobState::wait_locked(std::unique_lock<std::mutex>& lock, Done done, const Deadline& deadline) const {
+  bool helping = true;  // false once the collector had the records: then only wait
   while (!done()) {
     const std::uint64_t seen = changes_.load(std::memory_order_acquire);  // pairs with notify_waiters()
     lock.unlock();
-    const bool moved = changed_->await(
-        [&] {
-          return changes_.load(std::memory_order_acquire) != seen;  // pairs with notify_waiters()'s release
-        },
-        deadline);
+    const auto moved_since = [&] {
+      return changes_.load(std::memory_order_acquire) != seen;  // pairs with notify_waiters()'s release
+    };
+    bool moved;
+    const std::shared_ptr<JobCanceller> pool = helping ? canceller_.lock() : nullptr;
+    if (pool) {
+      // While spinning, take outcomes straight from the pool's result channel
+      // (help_collect); once asleep, the collector's notify wakes us.
+      moved = changed_->await([&] { return moved_since() || pool->results_waiting(); }, deadline);
+      if (moved && !moved_since()) helping = pool->help_collect();
+    } else {
+      moved = changed_->await(moved_since, deadline);
+    }
     lock.lock();
     if (!moved) return done();
   }
@@ -169,6 +178,11 @@ std::vector<JobState::DoneCallback> JobState::take_callbacks() {
   std::lock_guard lock(mutex_);
   if (!ready_locked()) return {};
   return std::move(callbacks_);
+}
+
+bool JobState::has_callbacks() const {
+  std::lock_guard lock(mutex_);
+  return !callbacks_.empty();
 }
 
 void JobState::run_callbacks(const std::shared_ptr<JobState>& self,

@@ -222,4 +222,6 @@ void adopt_identity(const char* identity) {
 
 }  // namespace mp::detail::pool_wire
 
-mp::detail::Ring* mp::detail::pool_worker_result_ring_for_testing() noexcept { return pool_wire::g_result_ring; }
+mp::detail::Ring* mp::detail::pool_worker_result_ring_for_testing() noexcept {
+  return pool_wire::g_result_ring;
+}

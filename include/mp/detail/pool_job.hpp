@@ -89,6 +89,14 @@ class JobCanceller {
   virtual ~JobCanceller() = default;
   // JobCanceller::cancel(job): true if the job will not deliver a value.
   virtual bool cancel(const std::shared_ptr<JobState>& job) = 0;
+  // JobCanceller::results_waiting(): outcomes are waiting in the pool's
+  // result channel (a cheap check for a spinning waiter).
+  [[nodiscard]] virtual bool results_waiting() const noexcept { return false; }
+  // JobCanceller::help_collect(): a waiting thread handles what the pool's
+  // result channel holds, as the pool's collector would (so a result reaches
+  // its waiter without a hop through the collector thread); false if it did
+  // nothing (the collector is at it, or nothing is there).
+  virtual bool help_collect() noexcept { return false; }
 };
 
 class MP_API JobState {
@@ -156,6 +164,8 @@ class MP_API JobState {
   // JobState::take_callbacks(): the callbacks to run now that the job is
   // ready (empty if it is not, or if they were taken already).
   [[nodiscard]] std::vector<DoneCallback> take_callbacks();
+  // JobState::has_callbacks(): callbacks are waiting to be taken.
+  [[nodiscard]] bool has_callbacks() const;
   // JobState::run_callbacks(self, callbacks): each, catching what they throw
   // (reported on stderr: a callback must not throw).
   static void run_callbacks(const std::shared_ptr<JobState>& self,
