@@ -180,11 +180,23 @@ struct PoolCore::Impl {
       try {
         record = results.get(std::chrono::milliseconds(200));
       } catch (const mp::Empty&) {
+        lost_since.reset();  // the server answered
         continue;
-      } catch (const mp::Error& e) {  // the server is lost: every pending task fails with it
+      } catch (const mp::ConnectionError& e) {
+        // One get's short wait saw no reply (a stall, a restart): the server counts as lost only
+        // once it stayed away for the queue's server_timeout; then every pending task fails.
+        auto now = std::chrono::steady_clock::now();
+        if (!lost_since) lost_since = now;
+        if (now - *lost_since >= Options{}.server_timeout) {
+          fail_pending(TaskState::Status::lost_server, e.what());
+          lost_since.reset();
+        }
+        continue;
+      } catch (const mp::Error& e) {  // the server refuses: every pending task fails with it
         fail_pending(TaskState::Status::lost_server, e.what());
         continue;
       }
+      lost_since.reset();
       finish(record.id, static_cast<TaskState::Status>(record.status), std::move(record.payload),
              std::move(record.error_type), std::move(record.error_message));
     }
@@ -247,7 +259,7 @@ struct PoolCore::Impl {
                      name);
         }
       }
-      dead_seen = dead;  // only once read: a failed look is tried again next time
+      dead_seen = dead;                // only once read: a failed look is tried again next time
     } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): see above
     }
   }
@@ -272,7 +284,8 @@ struct PoolCore::Impl {
   Queue<ResultRecord> results;
   impl::Link watch;                                    // the receiver thread's, for the dead-letter watch
   std::chrono::steady_clock::time_point next_watch{};  // receiver thread only
-  long long dead_seen = 0;                             // receiver thread only: stats.dead last read
+  std::optional<std::chrono::steady_clock::time_point> lost_since;  // receiver thread only
+  long long dead_seen = 0;  // receiver thread only: stats.dead last read
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<TaskState>> pending;  // guarded by mutex
   std::condition_variable drained;                            // notified when pending shrinks

@@ -133,6 +133,19 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
   {
     // One local pool per task_timeout the submitters ask for (usually one).
     std::map<std::int64_t, std::unique_ptr<mp::Pool>> locals;
+    // Whichever way serve() leaves (SIGTERM, or an error it cannot ride out), the local workers
+    // are killed: ~Pool alone would wait for tasks that may never end.
+    struct TerminateLocals {
+      std::map<std::int64_t, std::unique_ptr<mp::Pool>>& pools;
+      ~TerminateLocals() {
+        for (auto& [timeout, pool] : pools) {
+          try {
+            pool->terminate();
+          } catch (...) {  // NOLINT(bugprone-empty-catch): ~Pool still stops it
+          }
+        }
+      }
+    } terminate_locals{locals};
     auto local_for = [&](std::int64_t timeout_ms) -> mp::Pool& {
       auto& pool = locals[timeout_ms];
       if (!pool) {
@@ -215,6 +228,11 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
       } catch (const mp::Empty&) {
         if (!running.empty()) wait_for_a_finish(std::chrono::milliseconds(50));
         continue;
+      } catch (const mp::ConnectionError&) {
+        // A get whose short wait saw no reply (a stalled or restarting server): nothing was taken
+        // that the queue will not give back. A host outlives outages: look again.
+        wait_for_a_finish(std::chrono::milliseconds(100));
+        continue;
       }
       auto result =
           local_for(task.task_timeout_ms).apply_async(detail::run_task, task.function, task.arguments);
@@ -232,7 +250,6 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
     // this process dies first, when its lease runs out.
     settle();
     running.clear();
-    for (auto& [timeout, pool] : locals) pool->terminate();
   }
   ::sigaction(SIGTERM, &old_term, nullptr);
   ::sigaction(SIGINT, &old_int, nullptr);

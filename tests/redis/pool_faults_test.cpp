@@ -17,6 +17,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mp/redis/pool.hpp"
@@ -96,6 +97,16 @@ int refuse_counted(int x) {
 
 int twice(int x) { return 2 * x; }
 
+// until_go(x): leaves g_dir/waiting, then returns x once g_dir/go exists (-1 after 20 s).
+int until_go(int x) {
+  (void)first_here("waiting");
+  for (int i = 0; i < 4000; ++i) {
+    if (::access((g_dir + "/go").c_str(), F_OK) == 0) return x;
+    ::usleep(5000);
+  }
+  return -1;
+}
+
 }  // namespace faulttasks
 
 MP_TASK(faulttasks::stuck_everywhere);
@@ -104,6 +115,7 @@ MP_TASK(faulttasks::held_once);
 MP_TASK(faulttasks::host_then_worker_dies);
 MP_TASK(faulttasks::refuse_counted);
 MP_TASK(faulttasks::twice);
+MP_TASK(faulttasks::until_go);
 
 namespace {
 
@@ -321,4 +333,26 @@ TEST(RedisPoolFaults, APoolAndItsHostsRunUnderTheReadmeAclUser) {
     EXPECT_EQ(mp::test::kill_child(hosts[0]), -SIGKILL);
     EXPECT_THROW((void)result.get(30s), mp::WorkerLost);
   }
+}
+
+// A server that stalls for longer than one get's short wait but less than the queue's
+// server_timeout (10 s) is not lost: neither the host nor the submitter gives up.
+TEST(RedisPoolFaults, AServerStallShorterThanTheServerTimeoutLosesNothing) {
+  mp::test::RedisServer server;
+  faulttasks::g_dir = server.dir();
+  auto hosts = start_hosts(server.url(), "stalled", 1, 10s);
+  {
+    mp::redis::Pool pool(server.url(), "stalled");
+    EXPECT_EQ(pool.apply(&faulttasks::twice, 1), 2);
+    auto pending = pool.apply_async(&faulttasks::until_go, 9);  // running on the host: a result is awaited
+    ASSERT_NE(marker_pid("waiting"), 0);
+    server.freeze();
+    std::this_thread::sleep_for(1500ms);  // the stall: longer than a get's wait + 0.5 s
+    server.thaw();
+    std::ofstream(server.dir() + "/go") << 1;
+    EXPECT_EQ(pending.get(30s), 9);                                    // not failed by the stall
+    EXPECT_EQ(pool.apply_async(&faulttasks::twice, 21).get(30s), 42);  // the host still serves
+  }
+  ::kill(hosts[0], SIGTERM);
+  EXPECT_EQ(mp::test::wait_child(hosts[0]), 0);  // and it stopped cleanly, not on an error
 }

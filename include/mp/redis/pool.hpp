@@ -89,7 +89,12 @@ struct ServeOptions {
 };
 
 // serve(url, name, options): a worker host: runs the tasks submitted to `name`
-// in a local mp::Pool until SIGTERM or SIGINT; returns 0.
+// in a local mp::Pool until SIGTERM or SIGINT; returns 0. It rides out a slow,
+// restarting or absent server while it waits for tasks; it throws
+// ConnectionError (its local workers killed, what it held going back to the
+// queue after its lease) if the server stays away longer than 10 s while it
+// reports a result or acknowledges a task, and ValueError / AuthenticationError
+// for a malformed url or a refused login.
 MP_API int serve(std::string_view url, std::string_view name, ServeOptions options = {});
 
 namespace detail {
