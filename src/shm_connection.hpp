@@ -67,6 +67,12 @@ class ShmConnection final : public ConnectionCore {
   [[nodiscard]] bool writable() const noexcept override { return out_ != nullptr; }
   [[nodiscard]] int fileno() const override;
 
+  // ShmConnection::travel(out) / rebuild(fds, metadata): see
+  // src/shm_connection_travel.cpp (the fds: socket, memfd, eventfds).
+  [[nodiscard]] bool travel(ConnectionTravel& out) const override;
+  static std::shared_ptr<ConnectionCore> rebuild(std::span<UniqueFd> fds,
+                                                 std::span<const std::byte> metadata);
+
  private:
   enum class Input : unsigned char { ready, peer_closed, timed_out };
 

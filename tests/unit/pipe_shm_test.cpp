@@ -4,6 +4,7 @@
 // fileno() without a lost wake-up (threads, for TSan, and processes), no fd
 // left behind. No timing: every wait below has a 60 s safety deadline that a
 // correct implementation never reaches.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "mp/detail/connection_core.hpp"
 #include "mp/errors.hpp"
 #include "mp/pipe.hpp"
 #include "support/child.hpp"
@@ -255,6 +257,47 @@ TEST(PipeShm, SendsAndReceivesAfterForkFromBothProcessesInTurn) {
   a.send(3);
   EXPECT_EQ(b.recv(), 3);
   EXPECT_FALSE(b.poll());
+}
+
+// travelled(end, fds): what a child that is not a fork rebuilds from the
+// end's travel hook, given `fds` (dups of what travel() listed, or others).
+template <class T>
+mp::Connection<T> travelled(const mp::Connection<T>& end, std::vector<int> fds = {}) {
+  mp::detail::ConnectionTravel travel;
+  EXPECT_TRUE(mp::detail::ConnectionAccess::core(end)->travel(travel));
+  if (fds.empty()) fds = travel.fds;
+  std::vector<mp::detail::UniqueFd> received;
+  for (int fd : fds) received.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  return mp::detail::ConnectionAccess::wrap<mp::Connection<T>>(
+      travel.rebuild(std::span<mp::detail::UniqueFd>(received), travel.metadata));
+}
+
+TEST(PipeShm, ATravelledEndSharesTheRingsAndThePeerSeesEOFOnlyWhenEveryCopyClosed) {
+  auto [a, b] = mp::Pipe<std::string>();
+  a.send("before");
+  mp::Connection<std::string> b2 = travelled(b);
+  EXPECT_EQ(b2.recv(), "before");
+  b2.send(std::string(100000, 'x'));  // through the ring the original end writes too (one thread: fits)
+  EXPECT_EQ(a.recv().size(), std::size_t{100000});
+  b.close();  // the travelled copy still holds the end (its own socket fd)
+  EXPECT_FALSE(a.poll());
+  a.send("still there");
+  EXPECT_EQ(b2.recv(), "still there");
+  b2.close();
+  EXPECT_TRUE(a.poll(60s));
+  EXPECT_THROW((void)a.recv(), mp::EOFError);
+}
+
+TEST(PipeShm, RebuildRefusesFdsThatAreNotAPipeRegion) {
+  auto [a, b] = mp::Pipe<int>();
+  mp::detail::ConnectionTravel travel;
+  ASSERT_TRUE(mp::detail::ConnectionAccess::core(a)->travel(travel));
+  ASSERT_EQ(travel.fds.size(), 4U) << "socket, memfd, two eventfds";
+  // The memfd's place taken by an eventfd: adopt finds no Pipe region there.
+  std::vector<int> wrong = {travel.fds[0], travel.fds[2], travel.fds[2], travel.fds[3]};
+  EXPECT_THROW((void)travelled(a, wrong), mp::Error);
+  std::vector<int> too_few = {travel.fds[0], travel.fds[1]};
+  EXPECT_THROW((void)travelled(a, too_few), mp::CodecError);
 }
 
 }  // namespace
