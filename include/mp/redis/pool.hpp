@@ -89,7 +89,12 @@ struct ServeOptions {
 };
 
 // serve(url, name, options): a worker host: runs the tasks submitted to `name`
-// in a local mp::Pool until SIGTERM or SIGINT; returns 0.
+// in a local mp::Pool until SIGTERM or SIGINT; returns 0. It rides out a slow,
+// restarting or absent server while it waits for tasks; it throws
+// ConnectionError (its local workers killed, what it held going back to the
+// queue after its lease) if the server stays away longer than 10 s while it
+// reports a result or acknowledges a task, and ValueError / AuthenticationError
+// for a malformed url or a refused login.
 MP_API int serve(std::string_view url, std::string_view name, ServeOptions options = {});
 
 namespace detail {
@@ -254,6 +259,7 @@ using AsyncResult = RemoteResult<R>;
 template <class R>
 class IMapIterator {
   struct Cursor {
+    explicit Cursor(detail::TaskStates all) : states(std::move(all)) {}
     detail::TaskStates states;
     std::shared_ptr<detail::FinishOrder> order;  // imap_unordered only
     std::size_t position = 0;
@@ -277,8 +283,8 @@ class IMapIterator {
   };
 
  public:
-  IMapIterator(detail::TaskStates states, bool ordered) : cursor_(std::make_shared<Cursor>()) {
-    cursor_->states = std::move(states);
+  IMapIterator(detail::TaskStates states, bool ordered)
+      : cursor_(std::make_shared<Cursor>(std::move(states))) {
     if (!ordered) {
       cursor_->order = std::make_shared<detail::FinishOrder>(cursor_->states.size());
       for (std::size_t i = 0; i < cursor_->states.size(); ++i) cursor_->states[i]->listen(cursor_->order, i);
