@@ -1,6 +1,8 @@
 // Pipe benchmarks: a round trip between two processes (parent sends, a forked
 // child echoes), and one-way throughput for 4 KiB and 1 MiB messages over a
-// duplex Pipe (socketpair) and a one-way Pipe(false) (pipe2).
+// duplex Pipe and a one-way Pipe(false) (both shared-memory rings), beside
+// the same round trip on a bare socketpair (the kernel's floor, which the
+// socket Pipe used to pay).
 // Listener/Client: the same round trip over a TCP connection on 127.0.0.1
 // made by mp::Listener / mp::Client with an authkey (Python's framing), as an
 // i64 in mp's codec and as a py::Object (a pickle, as Python's send() makes).
