@@ -82,7 +82,7 @@ void ZygoteLink::request_spawn(int index, const std::string& identity) {
   const std::size_t size = std::min(identity.size(), sizeof request.message.identity - 1);
   std::memcpy(request.message.identity, identity.data(), size);
   request.message.identity[size] = '\0';
-  outbox_.push_back(std::move(request));
+  outbox_.push_back(request);
   flush();
 }
 
@@ -135,7 +135,7 @@ void ZygoteLink::shutdown_and_reap() noexcept {
   request.message.kind = static_cast<std::uint32_t>(ZygoteRequestKind::shutdown);
   request.message.worker_index = -1;
   try {
-    outbox_.push_back(std::move(request));
+    outbox_.push_back(request);
   } catch (...) {
     // Out of memory: closing our end makes the zygote shut down too (EOF).
     control_.reset();

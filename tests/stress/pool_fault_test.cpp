@@ -330,7 +330,6 @@ TEST(PoolFault, ZygoteKilledFailsEverythingAndNothingHangs) {
   pool.join();
 }
 
-
 // ---- tasks and results through shared memory (issue 10) ----------------------------------
 
 // die_holding_the_result_lock(): as a worker killed half-way through putting
@@ -413,7 +412,8 @@ TEST(PoolFault, TasksBatchedBehindADeadWorkersTaskRunExactlyOnce) {
     for (int id = 0; id < 40; ++id) results.push_back(pool.apply_async(count_run, id));
     EXPECT_THROW(victim.get(), mp::WorkerLost);
     for (int id = 0; id < 40; ++id) EXPECT_EQ(results[static_cast<std::size_t>(id)].get(), id);
-    for (int id = 0; id < 40; ++id) EXPECT_EQ(counts->runs[id].load(), 1) << "round " << round << " task " << id;
+    for (int id = 0; id < 40; ++id)
+      EXPECT_EQ(counts->runs[id].load(), 1) << "round " << round << " task " << id;
   }
 }
 
