@@ -73,20 +73,22 @@ class Table:
         self.title = title
         self.rows = []
 
-    def row(self, case, mp, python, unit, lower_is_better, ratio_goal=None, mp_goal=None):
+    def row(self, case, mp, python, unit, lower_is_better, ratio_goal=None, mp_goal=None, percent=False):
+        """percent=True: the ratio (and its goal) printed as a percentage (mp as a share of a
+        ceiling in the python column)."""
         ratio = None
         if mp is not None and python is not None and mp > 0 and python > 0:
             ratio = python / mp if lower_is_better else mp / python
         goals, met = [], []
         ratio_goal, mp_goal = _goal_for(ratio_goal), _goal_for(mp_goal)
         if ratio_goal is not None:
-            goals.append(f">= {ratio_goal:g}x")
+            goals.append(f">= {ratio_goal * 100:g}%" if percent else f">= {ratio_goal:g}x")
             met.append(ratio is not None and ratio >= ratio_goal)
         if mp_goal is not None:
             goals.append(f"{'<=' if lower_is_better else '>='} {mp_goal:g} {unit}")
             met.append(mp is not None and (mp <= mp_goal if lower_is_better else mp >= mp_goal))
         verdict = ("met" if all(met) else "NOT MET") if met else "(info)"
-        self.rows.append((case, mp, python, unit, ratio, ", ".join(goals), verdict))
+        self.rows.append((case, mp, python, unit, ratio, ", ".join(goals), verdict, percent))
 
     def print(self):
         print(f"{self.title} [{condition()}{', QUICK: figures meaningless' if quick() else ''}]")
@@ -97,6 +99,101 @@ class Table:
         def cell(v):
             return f"{v:12.2f}" if v is not None else f"{'-':>12}"
 
-        for case, mp, python, unit, ratio, goal, verdict in self.rows:
-            ratio_text = f"{ratio:7.1f}x" if ratio is not None else f"{'-':>8}"
+        for case, mp, python, unit, ratio, goal, verdict, percent in self.rows:
+            if ratio is None:
+                ratio_text = f"{'-':>8}"
+            elif percent:
+                ratio_text = f"{ratio * 100:7.1f}%"
+            else:
+                ratio_text = f"{ratio:7.1f}x"
             print(f"{case:46} {cell(mp)} {cell(python)} {unit:6} {ratio_text}  {goal:22} {verdict}")
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1 (for a throwaway server)."""
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class RedisServer:
+    """A throwaway redis-server: 127.0.0.1, a free port, a temporary directory,
+    AOF with appendfsync `fsync`; stop() stops it by its pid and removes the
+    directory. Use as a context manager. url is redis://127.0.0.1:port."""
+
+    def __init__(self, fsync="everysec"):
+        import tempfile
+        import time
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.dir = tempfile.mkdtemp(prefix="mp-redis-bench-")  # absolute (redis chdirs into it)
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+             "--save", "", "--appendonly", "yes", "--appendfsync", fsync, "--dir", self.dir,
+             "--logfile", os.path.join(self.dir, "redis.log"), "--daemonize", "no"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while not self.ping():
+            if time.time() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    def ping(self):
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")  # a loading server answers -LOADING
+        except OSError:
+            return False
+
+    def command(self, *args):
+        """redis-cli's output of one command on this server (e.g. "INFO", "commandstats")."""
+        return subprocess.run(["redis-cli", "-p", str(self.port), *args], check=True, capture_output=True,
+                              text=True).stdout
+
+    def info(self, section):
+        """INFO section as {field: value} (numbers as float where they parse)."""
+        fields = {}
+        for line in self.command("INFO", section).splitlines():
+            if ":" not in line or line.startswith("#"):
+                continue
+            key, value = line.strip().split(":", 1)
+            try:
+                fields[key] = float(value)
+            except ValueError:
+                fields[key] = value
+        return fields
+
+    def cpu_seconds(self):
+        """The server's CPU time so far (user + system), from INFO cpu."""
+        cpu = self.info("cpu")
+        return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+
+    def command_calls(self):
+        """Commands the server ran so far (FCALL and the commands inside it each count)."""
+        total = 0
+        for value in self.info("commandstats").values():
+            total += int(value.split("calls=", 1)[1].split(",", 1)[0]) if isinstance(value, str) else 0
+        return total
+
+    def stop(self):
+        import shutil
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -242,6 +242,47 @@ int StreamConnection::fileno() const {
   return fd;
 }
 
+// What a StreamConnection end sends along with its fd when it travels.
+struct StreamTravelMetadata {
+  std::uint8_t kind;
+  std::uint8_t framing;
+  std::uint8_t reserved[6];
+  std::uint64_t max_message_size;
+  std::uint64_t first_chunk;
+};
+static_assert(sizeof(StreamTravelMetadata) == 24);
+
+bool StreamConnection::travel(ConnectionTravel& out) const {
+  StreamTravelMetadata metadata{};
+  metadata.kind = static_cast<std::uint8_t>(kind_);
+  metadata.framing = static_cast<std::uint8_t>(framing_);
+  metadata.max_message_size = limits_.max_message_size;
+  metadata.first_chunk = limits_.first_chunk;
+  out.rebuild = &StreamConnection::rebuild;
+  out.fds.assign(1, fileno());
+  const auto* bytes = reinterpret_cast<const std::byte*>(&metadata);
+  out.metadata.assign(bytes, bytes + sizeof metadata);
+  return true;
+}
+
+std::shared_ptr<ConnectionCore> StreamConnection::rebuild(std::span<UniqueFd> fds,
+                                                          std::span<const std::byte> metadata) {
+  StreamTravelMetadata m{};
+  if (fds.size() != 1 || !fds[0] || metadata.size() != sizeof m)
+    throw CodecError("Connection: a travelled stream end needs one fd and " + std::to_string(sizeof m) +
+                     " bytes of metadata, got " + std::to_string(fds.size()) + " and " +
+                     std::to_string(metadata.size()));
+  std::memcpy(&m, metadata.data(), sizeof m);
+  if (m.kind > static_cast<std::uint8_t>(Kind::pipe_write_end) ||
+      m.framing > static_cast<std::uint8_t>(Framing::python))
+    throw CodecError("Connection: a travelled stream end has an unknown kind or framing");
+  auto core = std::make_shared<StreamConnection>(fds[0].get(), static_cast<Kind>(m.kind),
+                                                 static_cast<Framing>(m.framing),
+                                                 StreamLimits{m.max_message_size, m.first_chunk});
+  (void)fds[0].release();  // owned by the core from here
+  return core;
+}
+
 int StreamConnection::usable_fd(const char* call, bool for_reading) const {
   int fd = fd_.load(std::memory_order_relaxed);  // relaxed: see fd_
   if (fd < 0) throw ValueError(std::string(call) + "(): connection is closed");

@@ -24,6 +24,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -57,6 +58,11 @@ class StreamConnection final : public ConnectionCore {
   [[nodiscard]] bool readable() const noexcept override { return kind_ != Kind::pipe_write_end; }
   [[nodiscard]] bool writable() const noexcept override { return kind_ != Kind::pipe_read_end; }
   [[nodiscard]] int fileno() const override;
+  // StreamConnection::travel(out): the fd, then kind, framing and limits as
+  // metadata; rebuilt by rebuild() (a Pipe() end or an accepted socket alike).
+  [[nodiscard]] bool travel(ConnectionTravel& out) const override;
+  static std::shared_ptr<ConnectionCore> rebuild(std::span<UniqueFd> fds,
+                                                 std::span<const std::byte> metadata);
 
   // StreamConnection::recv_message(call, max_size, deadline): one message of
   // at most max_size bytes, waiting no later than deadline. For the

@@ -18,6 +18,14 @@
 // from ConnectionCore and is handed to Connection<T> by a factory, nothing in
 // the template changes.
 //
+// Travel (a Connection passed to a Process under forkserver or spawn, whose
+// child is not a fork of this process): ConnectionCore::travel() says which
+// fds carry the end, a few bytes of metadata, and the factory that rebuilds
+// the end in the child from those fds and bytes (ConnectionTravel below). mp
+// passes the fds (SCM_RIGHTS to the fork server, inheritance across exec for
+// spawn) and the factory as a code address. A transport that does not
+// override travel() cannot travel: passing it raises ProcessError.
+//
 // Safety: like Python's Connection, one end is meant to be used by one thread
 // at a time in each direction: a sender and a receiver may use the same
 // duplex end concurrently, but two threads sending (or two receiving) on the
@@ -38,8 +46,29 @@
 
 #include "mp/detail/clock.hpp"
 #include "mp/detail/export.hpp"
+#include "mp/detail/fd.hpp"
 
 namespace mp::detail {
+
+class ConnectionCore;
+
+// ConnectionTravel: what ConnectionCore::travel() fills in.
+//   fds       the descriptors the end lives on, borrowed: the core keeps them
+//             open (they are passed while the launching Process object lives);
+//   metadata  transport-specific bytes (kind, framing, offsets, ...);
+//   rebuild   runs in the child: gets the received fds, in the same order and
+//             owned (it release()s the ones it keeps; the rest are closed after
+//             it returns) and the metadata; returns the end, or throws
+//             (CodecError for metadata it does not understand). It travels as
+//             a code address (the child is a run of the same program), so it
+//             must be a plain function of libmp or the program.
+struct ConnectionTravel {
+  using Rebuild = std::shared_ptr<ConnectionCore> (*)(std::span<UniqueFd> fds,
+                                                      std::span<const std::byte> metadata);
+  Rebuild rebuild = nullptr;
+  std::vector<int> fds;
+  std::vector<std::byte> metadata;
+};
 
 class MP_API ConnectionCore {
  public:
@@ -87,6 +116,16 @@ class MP_API ConnectionCore {
   // ConnectionCore::fileno(): an fd that polls readable when recv would not
   // block (for mp::wait); ValueError when closed.
   [[nodiscard]] virtual int fileno() const = 0;
+
+  // ConnectionCore::travel(out): fills `out` (see ConnectionTravel) so this
+  // end can be rebuilt in a child that is not a fork of this process, and
+  // returns true; false when the transport cannot travel (the default).
+  // ValueError when closed. The end stays usable here: both processes then
+  // hold it, as after fork.
+  [[nodiscard]] virtual bool travel(ConnectionTravel& out) const {
+    (void)out;
+    return false;
+  }
 };
 
 // make_connection_pair(duplex): the two cores of a Pipe. duplex: a
@@ -101,6 +140,11 @@ struct ConnectionAccess {
   template <class Handle>
   static Handle wrap(std::shared_ptr<ConnectionCore> core) noexcept {
     return Handle(std::move(core));
+  }
+  // ConnectionAccess::core(handle): the end behind a handle (null when moved from).
+  template <class Handle>
+  static const std::shared_ptr<ConnectionCore>& core(const Handle& handle) noexcept {
+    return handle.core_;
   }
 };
 
