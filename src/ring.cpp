@@ -172,15 +172,18 @@ std::uint32_t Ring::claim(std::uint64_t& w, std::uint32_t record, const Deadline
 
 // Ring::wait_for_drain(tail, deadline): under producer_mutex; true once the
 // consumers have taken everything up to `tail`; false if they stop making
-// progress for kDrainStall (or the deadline passes, or shutdown): the caller
-// then grows into the cold part instead of waiting for them.
+// progress for kDrainStall, or have not finished within kDrainBudget (or the
+// deadline passes, or shutdown): the caller then grows into the cold part
+// instead of waiting for them.
 bool Ring::wait_for_drain(std::uint32_t tail, const Deadline& deadline) noexcept {
   RingHeader& h = *header_;
+  const Deadline budget = Deadline::after(kDrainBudget);
+  const Deadline& limit = deadline.when() < budget.when() ? deadline : budget;
   // acquire: pairs with get's commit (the records before head were read)
   std::uint32_t head = position_of(h.read_word.load(std::memory_order_acquire));
   while (head != tail) {
     const Deadline stall = Deadline::after(kDrainStall);
-    const Deadline& until = deadline.when() < stall.when() ? deadline : stall;
+    const Deadline& until = limit.when() < stall.when() ? limit : stall;
     const auto moved = [&] {
       // acquire: pairs with get's commit, which is followed by not_full.notify_all() (INV7)
       return position_of(h.read_word.load(std::memory_order_acquire)) != head || is_shut_down();

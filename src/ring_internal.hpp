@@ -47,9 +47,12 @@ constexpr std::uint32_t lap_end(std::uint32_t position, std::uint32_t capacity) 
 }
 
 // A producer at the end of the hot area waits for the consumers to drain the
-// ring while they make progress; this long without progress, it grows into
-// the cold part instead (they are slow, stopped or absent).
+// ring while they make progress; this long without progress, or this long in
+// all, it grows into the cold part instead (they are stopped, absent, or slow
+// enough that waiting would hold the put up: an unbounded queue's put must
+// not wait for its consumers).
 inline constexpr auto kDrainStall = std::chrono::microseconds(200);
+inline constexpr auto kDrainBudget = std::chrono::milliseconds(1);
 
 // A rewind by a producer takes consumer_mutex, which with an empty ring and
 // no open stream is held only for a commit: wait this long at most.

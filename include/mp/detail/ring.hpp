@@ -27,9 +27,10 @@
 //   jump, so the whole capacity stays usable (a skip over live bytes would
 //   shrink the ring until a consumer came by, and one process putting
 //   millions of items has no consumer). At the end of the hot area a
-//   producer waits for the consumers to drain while they make progress, and
-//   grows into the cold part of the reservation only once they stall (or
-//   the put is non-blocking); a consumer that drains the ring in the cold
+//   producer waits for the consumers to drain while they make progress (1 ms
+//   at most: an unbounded put does not wait for slow consumers), and grows
+//   into the cold part of the reservation once they stall, run out of that
+//   time, or the put is non-blocking; a consumer that drains the ring in the cold
 //   part rewinds it, so a drained queue goes back to the hot area's pages.
 //   Inside a stream the reader holds its lock, so the streaming producer
 //   skips to the next lap itself once its reader has drained the ring
