@@ -74,7 +74,9 @@ TEST(RingHotArea, ASteadyFlowReusesTheHotAreasPages) {
     ASSERT_EQ(get(ring, out), RingStatus::ok);
   }
   const long faults = minor_faults() - faults_before;
-  EXPECT_LT(faults, 1000) << "the flow kept touching fresh pages";
+  // One fault per item before; ~260 now (~2,400 under ThreadSanitizer, whose
+  // shadow memory faults in too).
+  EXPECT_LT(faults, kItems / 4) << "the flow kept touching fresh pages";
   EXPECT_EQ(out, item);
   EXPECT_LT(tail_offset(ring), ring.hot_bytes());
   EXPECT_LE(ring.resident_bytes(), mp::detail::kRingDataOffset + ring.hot_bytes());
