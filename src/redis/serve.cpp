@@ -199,16 +199,22 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
     auto finish_front = [&] {
       Running& r = running.front();
       reply_early(r);
-      if (r.replied) {
-        tasks.task_done();
-      } else {
-        try {
-          (void)r.result.get();  // not replied, so it throws one of these
-        } catch (const mp::TaskTimeout& e) {
-          fail(r.task, Status::task_timeout, "mp::TaskTimeout", e.what());
-        } catch (const mp::WorkerLost& e) {
-          fail(r.task, Status::worker_lost, "mp::WorkerLost", e.what());
+      try {
+        if (r.replied) {
+          tasks.task_done();
+        } else {
+          try {
+            (void)r.result.get();  // not replied, so it throws one of these
+          } catch (const mp::TaskTimeout& e) {
+            fail(r.task, Status::task_timeout, "mp::TaskTimeout", e.what());
+          } catch (const mp::WorkerLost& e) {
+            fail(r.task, Status::worker_lost, "mp::WorkerLost", e.what());
+          }
         }
+      } catch (const mp::ValueError&) {
+        // Refused: this host's lease ran out while it held the task (it was stopped or cut off
+        // for longer than its lease), so the queue handed the task out again: it is no longer
+        // this host's to acknowledge or fail. The host goes on under a new consumer identity.
       }
       running.pop_front();
     };

@@ -356,3 +356,27 @@ TEST(RedisPoolFaults, AServerStallShorterThanTheServerTimeoutLosesNothing) {
   ::kill(hosts[0], SIGTERM);
   EXPECT_EQ(mp::test::wait_child(hosts[0]), 0);  // and it stopped cleanly, not on an error
 }
+
+// A host stopped (SIGSTOP) for longer than its lease loses the task it held to the queue; when
+// it wakes, its refused acknowledgement is not an error: it keeps serving.
+TEST(RedisPoolFaults, AHostThatOutlivedItsLeaseKeepsServing) {
+  mp::test::RedisServer server;
+  faulttasks::g_dir = server.dir();
+  auto hosts = start_hosts(server.url(), "paused", 1, 300ms);
+  {
+    mp::redis::PoolOptions options;
+    options.lease = 300ms;  // the submitter reaps the stopped host's lease every 150 ms
+    mp::redis::Pool pool(server.url(), "paused", options);
+    auto pending = pool.apply_async(&faulttasks::until_go, 5);
+    ASSERT_NE(marker_pid("waiting"), 0);
+    ::kill(hosts[0], SIGSTOP);
+    // Its lease runs out and the task goes back to the queue (counted as a failed delivery).
+    EXPECT_TRUE(mp::test::eventually([&] { return server.integer({"LLEN", "mpq:{paused}:items"}) == 1; }));
+    std::ofstream(server.dir() + "/go") << 1;
+    ::kill(hosts[0], SIGCONT);
+    EXPECT_EQ(pending.get(30s), 5);
+    EXPECT_EQ(pool.apply_async(&faulttasks::twice, 4).get(30s), 8);  // still serving
+  }
+  ::kill(hosts[0], SIGTERM);
+  EXPECT_EQ(mp::test::wait_child(hosts[0]), 0);
+}
