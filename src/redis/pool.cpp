@@ -130,6 +130,15 @@ std::vector<std::byte> TaskState::take() {
 
 // ---- PoolCore (submitter) -----------------------------------------------------------
 
+// The task queue as a submitter uses it: with put_many (pipelined batches).
+class TaskSender : public JoinableQueue<TaskRecord> {
+ public:
+  using JoinableQueue<TaskRecord>::JoinableQueue;
+  void put_many(std::span<const std::vector<std::byte>> records) {
+    (void)core_->put_many(records, mp::detail::Deadline::never());
+  }
+};
+
 struct PoolCore::Impl {
   Impl(std::string_view url, std::string_view pool_name, PoolOptions opts)
       : endpoint(impl::parse_url(url)),
@@ -280,7 +289,7 @@ struct PoolCore::Impl {
   std::string prefix;  // of the task queue's keys
   PoolOptions options;
   std::string submitter, reply_to;
-  JoinableQueue<TaskRecord> tasks;
+  TaskSender tasks;
   Queue<ResultRecord> results;
   impl::Link watch;                                    // the receiver thread's, for the dead-letter watch
   std::chrono::steady_clock::time_point next_watch{};  // receiver thread only
@@ -340,6 +349,45 @@ void PoolCore::join() {
     throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": join() before close() or terminate()");
   }
   impl_->drained.wait(lock, [&] { return impl_->pending.empty(); });
+}
+
+std::vector<std::shared_ptr<TaskState>> PoolCore::submit_many(const std::string& function,
+                                                              std::vector<Call> calls) {
+  std::vector<std::shared_ptr<TaskState>> states;
+  std::vector<std::vector<std::byte>> records;
+  std::vector<std::string> ids;
+  states.reserve(calls.size());
+  records.reserve(calls.size());
+  ids.reserve(calls.size());
+  {
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->closed)
+      throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": submitted after close() or terminate()");
+    for (const auto& call : calls) {
+      ids.push_back(impl_->submitter + ":" + std::to_string(impl_->next_id++));
+      states.push_back(std::make_shared<TaskState>(call.items));
+      impl_->pending.emplace(ids.back(), states.back());
+    }
+  }
+  try {
+    for (std::size_t i = 0; i < calls.size(); ++i) {
+      TaskRecord task;
+      task.id = ids[i];
+      task.function = function;
+      task.arguments = std::move(calls[i].arguments);
+      task.items = static_cast<std::int32_t>(calls[i].items);
+      task.reply_to = impl_->reply_to;
+      task.max_attempts = impl_->options.max_attempts;
+      task.task_timeout_ms = impl_->options.task_timeout.count();
+      records.push_back(mp::encode(task));
+    }
+    impl_->tasks.put_many(records);
+  } catch (...) {
+    std::lock_guard lock(impl_->mutex);
+    for (const auto& id : ids) impl_->pending.erase(id);
+    throw;
+  }
+  return states;
 }
 
 std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<std::byte> arguments,

@@ -13,6 +13,7 @@
 // lease/2, handing the items of expired consumers back, oldest next in line.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "mp/errors.hpp"
@@ -214,6 +215,55 @@ bool QueueCore::put(std::span<const std::byte> item, Deadline deadline) {
       return 0;
     });
   }
+}
+
+std::size_t QueueCore::put_many(std::span<const std::vector<std::byte>> items, Deadline deadline) {
+  if (impl_->maxsize > 0) {
+    // A bounded queue may refuse any of them (full): one by one keeps them in order.
+    std::size_t stored = 0;
+    for (const auto& item : items) {
+      if (!put(item, deadline)) return stored;
+      ++stored;
+    }
+    return stored;
+  }
+  auto& state = impl_->local();
+  {
+    std::lock_guard lock(state.mutex);
+    if (state.closed) {
+      throw mp::ValueError("mp::redis queue \"" + impl_->name + "\": put() after close() in this process");
+    }
+  }
+  // Batches of kBatch puts, one round trip each. The k-th put of every batch is written by the
+  // sub-writer "<writer>/k", and a batch's puts share one sequence number: each sub-writer has at
+  // most one put in flight, so mp2_put's "last applied sequence" check applies each put of a
+  // batch sent again after a lost reply exactly once.
+  constexpr std::size_t kBatch = 64;
+  const auto& keys = impl_->keys;
+  const std::string writer = state.writer_id();
+  const std::string what = impl_->context("put()");
+  auto retry = impl_->retry(deadline, "put()");
+  auto link = state.pool.take();
+  std::vector<Command> batch;
+  for (std::size_t start = 0; start < items.size(); start += kBatch) {
+    const std::size_t end = std::min(items.size(), start + kBatch);
+    const std::string sequence = std::to_string(state.sequence.fetch_add(1, std::memory_order_relaxed));
+    batch.clear();
+    for (std::size_t i = start; i < end; ++i) {
+      Command put_cmd{"FCALL",         "mp2_put",      "5",         keys.items, keys.meta,
+                      keys.unfinished, keys.producers, keys.notfull};
+      put_cmd.add(items[i]);
+      put_cmd.add(writer + "/" + std::to_string(i - start)).add(sequence).add("0");
+      batch.push_back(std::move(put_cmd));
+    }
+    auto replies = retry([&] { return link->run(batch, retry.reply_deadline()); });
+    for (auto& reply : replies) {
+      long long outcome = integer_of(reply.get(), what);
+      if (outcome == -2) throw mp::ShutDown("mp::redis queue \"" + impl_->name + "\" was shut down");
+      if (outcome != 1) unexpected_reply(what, "1 (put) or -2 (shut down)", reply.get());
+    }
+  }
+  return items.size();
 }
 
 std::size_t QueueCore::qsize() {

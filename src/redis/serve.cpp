@@ -1,8 +1,10 @@
 // src/redis/serve.cpp — mp::redis::serve(): a worker host of a Pool across machines.
 //
-// The host takes at most 2 x processes tasks at a time from the JoinableQueue `name` and runs
-// each in a local mp::Pool (one per task_timeout asked for). A result (or a task's exception,
-// RemoteError) goes to the submitter's result queue as soon as it is there; the queue
+// The host holds at most 4 x processes tasks at a time from the JoinableQueue `name`, taking as
+// many as it has room for in one round trip (get_many: each task still leased and counted on
+// its own), and runs each in a local mp::Pool (one per task_timeout asked for). The results
+// (or a task's exception, RemoteError) that are there go to their submitters' result queues
+// together (put_many: one round trip per submitter) before any of those tasks is acknowledged; the queue
 // acknowledges the oldest item a consumer holds, so tasks are acknowledged (task_done) or
 // failed (task_failed: the local worker died or was killed at the task's timeout) in the
 // order they were taken, each after its result was sent. So a host that dies leaves its
@@ -55,6 +57,27 @@ class TaskQueue : public JoinableQueue<TaskRecord> {
   using JoinableQueue<TaskRecord>::JoinableQueue;
   // TaskQueue::task_failed(dead_letter): see QueueCore::task_failed; true: out of attempts.
   bool task_failed(const TaskRecord& dead_letter) { return core_->task_failed(mp::encode(dead_letter)); }
+  // TaskQueue::get_many(most, timeout): see QueueCore::get_many; Empty if none came.
+  std::vector<TaskRecord> get_many(std::size_t most, std::chrono::milliseconds timeout) {
+    auto items = core_->get_many(most, mp::detail::Deadline::after(timeout));
+    if (items.empty()) throw mp::Empty("mp::redis queue \"" + core_->name() + "\" is empty");
+    std::vector<TaskRecord> tasks;
+    tasks.reserve(items.size());
+    for (const auto& bytes : items) tasks.push_back(mp::decode<TaskRecord>(bytes));
+    return tasks;
+  }
+};
+
+// A submitter's result queue as a worker host uses it: results sent in pipelined batches.
+class ResultQueue : public Queue<ResultRecord> {
+ public:
+  using Queue<ResultRecord>::Queue;
+  void put_many(const std::vector<ResultRecord>& results) {
+    std::vector<std::vector<std::byte>> items;
+    items.reserve(results.size());
+    for (const auto& r : results) items.push_back(mp::encode(r));
+    (void)core_->put_many(items, mp::detail::Deadline::never());
+  }
 };
 
 }  // namespace
@@ -63,6 +86,7 @@ class TaskQueue : public JoinableQueue<TaskRecord> {
 
 namespace mp::redis {
 
+using detail::ResultQueue;
 using detail::ResultRecord;
 using detail::TaskQueue;
 using detail::TaskRecord;
@@ -89,7 +113,7 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
   // The submitters' result queues this host replied to lately (at most kReplyHandles: a host
   // outlives many submitters, and each handle holds connections).
   struct ReplyHandle {
-    std::unique_ptr<Queue<ResultRecord>> queue;
+    std::unique_ptr<ResultQueue> queue;
     std::uint64_t last_used = 0;
   };
   constexpr std::size_t kReplyHandles = 32;
@@ -108,24 +132,27 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
       return false;  // the server is unreachable: the result queue's own calls will say so
     }
   };
-  auto reply = [&](const TaskRecord& task, Status status, std::vector<std::byte> payload, std::string type,
-                   std::string message) {
-    auto found = replies.find(task.reply_to);
+  // reply_handle(reply_to): the submitter's result queue, or nullptr if it is gone.
+  auto reply_handle = [&](const std::string& reply_to) -> ResultQueue* {
+    auto found = replies.find(reply_to);
     if (found == replies.end()) {
-      if (submitter_gone(task.reply_to)) return;
+      if (submitter_gone(reply_to)) return nullptr;
       if (replies.size() >= kReplyHandles) {
         replies.erase(std::min_element(replies.begin(), replies.end(), [](const auto& a, const auto& b) {
           return a.second.last_used < b.second.last_used;
         }));
       }
-      found = replies
-                  .emplace(task.reply_to,
-                           ReplyHandle{std::make_unique<Queue<ResultRecord>>(url, task.reply_to), 0})
-                  .first;
+      found = replies.emplace(reply_to, ReplyHandle{std::make_unique<ResultQueue>(url, reply_to), 0}).first;
     }
     found->second.last_used = ++replies_made;
-    found->second.queue->put(ResultRecord{task.id, static_cast<std::int32_t>(status), std::move(payload),
-                                          std::move(type), std::move(message)});
+    return found->second.queue.get();
+  };
+  auto reply = [&](const TaskRecord& task, Status status, std::vector<std::byte> payload, std::string type,
+                   std::string message) {
+    if (ResultQueue* queue = reply_handle(task.reply_to)) {
+      queue->put(ResultRecord{task.id, static_cast<std::int32_t>(status), std::move(payload), std::move(type),
+                              std::move(message)});
+    }
   };
   // fail(task, ...): its local worker died (or was killed at its timeout): a failed delivery.
   // Handed out again, or, out of attempts, kept as a dead letter (saying why) and reported.
@@ -171,7 +198,9 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
       bool replied = false;  // its result (or RemoteError) went to the submitter already
     };
     std::deque<Running> running;
-    const std::size_t window = static_cast<std::size_t>(processes) * 2;
+    // How many tasks the host holds at once (taken in one round trip when there is room):
+    // 4 per local process, as Celery's default prefetch.
+    const std::size_t window = static_cast<std::size_t>(processes) * 4;
     // Woken by the local pool's threads whenever a task finishes.
     struct Wakeup {
       std::mutex mutex;
@@ -185,27 +214,41 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
       wakeup->changed.wait_for(lock, timeout, [&] { return wakeup->finished != finished_seen; });
       finished_seen = wakeup->finished;
     };
+    // The results ready to go, by submitter: sent together (send_results), one round trip per
+    // submitter, before any of their tasks is acknowledged.
+    std::map<std::string, std::vector<ResultRecord>> outbox;
     // reply_early(r): a success or an exception goes to the submitter as soon as it is there,
     // whatever its place; only its acknowledgement waits for its turn.
     auto reply_early = [&](Running& r) {
       if (r.replied || !r.result.ready()) return;
+      ResultRecord record;
+      record.id = r.task.id;
       try {
-        reply(r.task, Status::ok, r.result.get(), "", "");
+        record.payload = r.result.get();
+        record.status = static_cast<std::int32_t>(Status::ok);
       } catch (const mp::RemoteError& e) {
-        reply(r.task, Status::remote_error, {}, e.type_name(), e.what());
+        record.status = static_cast<std::int32_t>(Status::remote_error);
+        record.error_type = e.type_name();
+        record.error_message = e.what();
       } catch (const mp::TaskTimeout&) {
         return;  // handed out again or failed: in its turn (finish_front)
       } catch (const mp::WorkerLost&) {
         return;
       }
+      outbox[r.task.reply_to].push_back(std::move(record));
       r.replied = true;
+    };
+    auto send_results = [&] {
+      for (auto& [reply_to, records] : outbox) {
+        if (ResultQueue* queue = reply_handle(reply_to)) queue->put_many(records);
+      }
+      outbox.clear();
     };
     // finish_front(): the oldest task is done: acknowledged (after its reply), or, if its process
     // died or was killed at its timeout, handed out again or failed. In the order taken, because
     // the queue acknowledges the oldest item a consumer holds.
     auto finish_front = [&] {
       Running& r = running.front();
-      reply_early(r);
       try {
         if (r.replied) {
           tasks.task_done();
@@ -225,9 +268,14 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
       }
       running.pop_front();
     };
+    // settle(): every result that is there goes out (all before any acknowledgement: a task is
+    // acknowledged only once its result is stored); then the finished front tasks are settled.
     auto settle = [&] {
+      std::size_t ready_front = 0;
+      while (ready_front < running.size() && running[ready_front].result.ready()) ++ready_front;
       for (auto& r : running) reply_early(r);
-      while (!running.empty() && running.front().result.ready()) finish_front();
+      send_results();
+      for (; ready_front > 0; --ready_front) finish_front();
     };
     while (!detail::g_stop_serving.load(std::memory_order_relaxed)) {  // relaxed: a polled flag
       settle();
@@ -235,9 +283,10 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
         wait_for_a_finish(std::chrono::milliseconds(100));
         continue;
       }
-      TaskRecord task;
+      std::vector<TaskRecord> taken;
       try {
-        task = tasks.get(running.empty() ? std::chrono::milliseconds(200) : std::chrono::milliseconds(0));
+        taken = tasks.get_many(window - running.size(), running.empty() ? std::chrono::milliseconds(200)
+                                                                        : std::chrono::milliseconds(0));
       } catch (const mp::Empty&) {
         if (!running.empty()) wait_for_a_finish(std::chrono::milliseconds(50));
         continue;
@@ -247,16 +296,18 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
         wait_for_a_finish(std::chrono::milliseconds(100));
         continue;
       }
-      auto result = local_for(task.task_timeout_ms)
-                        .apply_async(detail::run_task, task.function, task.arguments, task.items);
-      result.add_done_callback([wakeup](const mp::AsyncResult<std::vector<std::byte>>&) {
-        {
-          std::lock_guard lock(wakeup->mutex);
-          ++wakeup->finished;
-        }
-        wakeup->changed.notify_one();
-      });
-      running.push_back(Running{std::move(task), std::move(result)});
+      for (auto& task : taken) {
+        auto result = local_for(task.task_timeout_ms)
+                          .apply_async(detail::run_task, task.function, task.arguments, task.items);
+        result.add_done_callback([wakeup](const mp::AsyncResult<std::vector<std::byte>>&) {
+          {
+            std::lock_guard lock(wakeup->mutex);
+            ++wakeup->finished;
+          }
+          wakeup->changed.notify_one();
+        });
+        running.push_back(Running{std::move(task), std::move(result)});
+      }
     }
     // Stopping: what is done is delivered and acknowledged in order; the rest stays
     // unacknowledged and goes back to the queue at once when the handle leaves (below), or, if

@@ -107,6 +107,16 @@ int until_go(int x) {
   return -1;
 }
 
+// stuck_on_first_host(x): 3 * x after 5 ms; hangs on the host of the first runner.
+int stuck_on_first_host(int x) {
+  (void)first_here("batch");
+  pid_t doomed = 0;
+  std::ifstream(g_dir + "/batch") >> doomed;
+  if (doomed == host_pid()) hang();
+  ::usleep(5000);
+  return 3 * x;
+}
+
 }  // namespace faulttasks
 
 MP_TASK(faulttasks::stuck_everywhere);
@@ -116,6 +126,7 @@ MP_TASK(faulttasks::host_then_worker_dies);
 MP_TASK(faulttasks::refuse_counted);
 MP_TASK(faulttasks::twice);
 MP_TASK(faulttasks::until_go);
+MP_TASK(faulttasks::stuck_on_first_host);
 
 namespace {
 
@@ -176,6 +187,47 @@ TEST(RedisPoolFaults, AWorkerHostSigkilledMidMapStillCompletes) {
   }
   for (pid_t host : hosts) {
     if (host == marker_pid("stuck")) continue;
+    ::kill(host, SIGTERM);
+    EXPECT_EQ(mp::test::wait_child(host), 0);
+  }
+}
+
+// A host takes as many tasks as its window has room for in one round trip (get_many): each is
+// still leased on its own, so when the host dies every task it held goes back and runs once more.
+TEST(RedisPoolFaults, ABatchFetchingHostSigkilledMidBatchHasEveryTaskOfItRedelivered) {
+  mp::test::RedisServer server;
+  faulttasks::g_dir = server.dir();
+  auto hosts = start_hosts(server.url(), "batch-killed", 2, 500ms);  // 1 process each: window 4
+  constexpr int kTasks = 200;
+  {
+    mp::redis::Pool pool(server.url(), "batch-killed");
+    std::vector<int> items;
+    for (int i = 0; i < kTasks; ++i) items.push_back(i);
+    auto tripled = pool.map_async(&faulttasks::stuck_on_first_host, items);
+    pid_t doomed = marker_pid("batch");
+    ASSERT_TRUE(is_one_of(doomed, hosts)) << doomed;
+    // Its one worker hangs, so the doomed host fills its window (4 tasks) and keeps them.
+    auto held_by_doomed = [&] {
+      long long held = 0;
+      auto keys = server.command({"KEYS", "mpq:{batch-killed}:inflight:*:" + std::to_string(doomed) + ":*"});
+      if (!keys || keys->type != REDIS_REPLY_ARRAY) return held;
+      for (std::size_t i = 0; i < keys->elements; ++i)
+        held += server.integer({"LLEN", std::string(keys->element[i]->str, keys->element[i]->len)});
+      return held;
+    };
+    ASSERT_TRUE(mp::test::eventually([&] { return held_by_doomed() == 4; })) << held_by_doomed();
+    EXPECT_EQ(mp::test::kill_child(doomed), -SIGKILL);
+    std::vector<int> got = tripled.get(60s);
+    ASSERT_EQ(got.size(), items.size());
+    for (int i = 0; i < kTasks; ++i) EXPECT_EQ(got[i], 3 * i) << i;
+    EXPECT_EQ(stat_of(server, "batch-killed", "failed"), 4);  // the 4 it held, each handed out again
+    EXPECT_EQ(stat_of(server, "batch-killed", "dead"), 0);
+    // Each task acknowledged exactly once (the survivor acknowledges just after each result).
+    EXPECT_TRUE(mp::test::eventually([&] { return stat_of(server, "batch-killed", "done") == kTasks; }))
+        << stat_of(server, "batch-killed", "done");
+  }
+  for (pid_t host : hosts) {
+    if (host == marker_pid("batch")) continue;
     ::kill(host, SIGTERM);
     EXPECT_EQ(mp::test::wait_child(host), 0);
   }

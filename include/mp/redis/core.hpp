@@ -60,6 +60,16 @@ class MP_API QueueCore {
   // QueueCore::get(deadline): an item, or nullopt if still empty at deadline.
   // Throws ShutDown (shut down and drained), ConnectionError.
   std::optional<std::vector<std::byte>> get(mp::detail::Deadline deadline);
+  // QueueCore::put_many(items, deadline): put() of each, in order; an unbounded queue gets
+  // them in pipelined batches (one round trip per batch, each put deduplicated on its own, so
+  // a retry after a lost reply applies each once). A bounded queue puts them one by one.
+  // Returns how many were stored (fewer only if the queue stayed full until deadline).
+  std::size_t put_many(std::span<const std::vector<std::byte>> items, mp::detail::Deadline deadline);
+  // QueueCore::get_many(most, deadline): up to `most` items, in queue order: what is ready now
+  // (JoinableQueue: one round trip, each item taken into this consumer's in-flight list as by
+  // get() and acknowledged by its own task_done / task_failed, oldest first); if none is ready,
+  // waits as get() does. Empty if still none at deadline. Same errors as get().
+  std::vector<std::vector<std::byte>> get_many(std::size_t most, mp::detail::Deadline deadline);
   [[nodiscard]] std::size_t qsize();
   [[nodiscard]] std::size_t maxsize() const noexcept;
   void close();

@@ -170,6 +170,14 @@ class MP_API PoolCore {
   // state. ValueError after close().
   std::shared_ptr<TaskState> submit(std::string function, std::vector<std::byte> arguments,
                                     std::uint32_t items = 0);
+  // PoolCore::Call: one task's arguments and items (as submit's).
+  struct Call {
+    std::vector<std::byte> arguments;
+    std::uint32_t items = 0;
+  };
+  // PoolCore::submit_many(function, calls): submit() of each, in order, sent in pipelined
+  // batches (one round trip per batch); their states. ValueError after close().
+  std::vector<std::shared_ptr<TaskState>> submit_many(const std::string& function, std::vector<Call> calls);
   void close();
   // PoolCore::terminate(): no more submissions; every unfinished task fails with WorkerLost now.
   void terminate();
@@ -460,21 +468,31 @@ class MP_API Pool {
   detail::TaskStates submit_calls(F f, const Range& calls, std::size_t chunksize, EncodeCall encode_call) {
     const std::string function = detail::task_name(reinterpret_cast<const void*>(f));
     detail::TaskStates states;
-    if (chunksize <= 1) {
-      for (const auto& call : calls) states.push_back(core_->submit(function, encode_call(call)));
-      return states;
-    }
-    std::vector<std::vector<std::byte>> chunk;
-    auto send = [&] {
-      const auto count = static_cast<std::uint32_t>(chunk.size());
-      states.push_back(core_->submit(function, mp::encode(chunk), count));
-      chunk.clear();
+    // Tasks go out in batches of kBatch (one round trip each), the first before the rest are encoded.
+    constexpr std::size_t kBatch = 256;
+    std::vector<detail::PoolCore::Call> batch;
+    auto flush = [&] {
+      for (auto& state : core_->submit_many(function, std::move(batch))) states.push_back(std::move(state));
+      batch.clear();
     };
-    for (const auto& call : calls) {
-      chunk.push_back(encode_call(call));
-      if (chunk.size() == chunksize) send();
+    auto add = [&](std::vector<std::byte> arguments, std::uint32_t items) {
+      batch.push_back(detail::PoolCore::Call{std::move(arguments), items});
+      if (batch.size() == kBatch) flush();
+    };
+    if (chunksize <= 1) {
+      for (const auto& call : calls) add(encode_call(call), 0);
+    } else {
+      std::vector<std::vector<std::byte>> chunk;
+      for (const auto& call : calls) {
+        chunk.push_back(encode_call(call));
+        if (chunk.size() == chunksize) {
+          add(mp::encode(chunk), static_cast<std::uint32_t>(chunk.size()));
+          chunk.clear();
+        }
+      }
+      if (!chunk.empty()) add(mp::encode(chunk), static_cast<std::uint32_t>(chunk.size()));
     }
-    if (!chunk.empty()) send();
+    if (!batch.empty()) flush();
     return states;
   }
   template <class R, class P, class Range>
