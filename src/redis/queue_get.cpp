@@ -96,19 +96,29 @@ class Getter {
     }
   }
 
+  // take_plain(cid): most_ mp2_get 'take' calls, pipelined (each removes one item, as get()).
   std::optional<Taken> take_plain(const std::string& cid) {
     const auto& keys = queue_.keys;
-    Reply reply = link_->run1(Command{"FCALL", "mp2_get", "5", keys.items, keys.inflight(cid), keys.meta,
-                                      keys.notfull, keys.unfinished, "take", keys.joined},
-                              retry_.reply_deadline());
-    long long status = integer_of(element_of(reply.get(), 0, what_), what_);
-    if (status == 1) {
-      const redisReply* payload = element_of(reply.get(), 1, what_);
-      if (!is_string(payload)) unexpected_reply(what_, "an item", payload);
-      return Taken{cid, {bytes_of(payload, what_)}};
+    const std::vector<Command> pipeline(
+        most_, Command{"FCALL", "mp2_get", "5", keys.items, keys.inflight(cid), keys.meta, keys.notfull,
+                       keys.unfinished, "take", keys.joined});
+    auto replies = link_->run(pipeline, retry_.reply_deadline());
+    Taken taken{cid, {}};
+    bool shut = false;
+    for (auto& reply : replies) {
+      long long status = integer_of(element_of(reply.get(), 0, what_), what_);
+      if (status == 1) {
+        const redisReply* payload = element_of(reply.get(), 1, what_);
+        if (!is_string(payload)) unexpected_reply(what_, "an item", payload);
+        taken.items.push_back(bytes_of(payload, what_));
+      } else if (status == -2) {
+        shut = true;
+      } else if (status != 0) {
+        unexpected_reply(what_, "1 (item), 0 (empty) or -2 (shut down)", reply.get());
+      }
     }
-    if (status == -2) shut_down();
-    if (status != 0) unexpected_reply(what_, "1 (item), 0 (empty) or -2 (shut down)", reply.get());
+    if (!taken.items.empty()) return taken;
+    if (shut) shut_down();
     return std::nullopt;
   }
 

@@ -312,3 +312,45 @@ TEST(RedisQueueThreads, ThreadsShareOneHandle) {
   EXPECT_EQ(sum.load(), kCount * (kCount - 1) / 2);
   EXPECT_TRUE(q.empty());
 }
+
+// QueueCore::put_many / get_many (what mp::redis::Pool's hosts and submitters use): pipelined,
+// in order, and every item taken by get_many is acknowledged on its own.
+TEST(RedisQueue, PutManyAndGetManyKeepOrderAndEachItemIsAcknowledgedOnItsOwn) {
+  mp::test::RedisServer server;
+  mp::redis::detail::QueueCore core(server.url(), "many", 0, true, mp::codec_signature<int>(), fast());
+  std::vector<std::vector<std::byte>> items;
+  for (int i = 0; i < 150; ++i) items.push_back(mp::encode(i));  // more than one pipelined batch
+  EXPECT_EQ(core.put_many(items, mp::detail::Deadline::never()), 150U);
+  EXPECT_EQ(core.qsize(), 150U);
+  auto first = core.get_many(10, mp::detail::Deadline::after(1s));
+  ASSERT_EQ(first.size(), 10U);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(mp::decode<int>(first[i]), i);
+  EXPECT_EQ(server.integer({"GET", "mpq:{many}:unfinished"}), 150);
+  for (int i = 0; i < 10; ++i) core.task_done();
+  EXPECT_EQ(server.integer({"GET", "mpq:{many}:unfinished"}), 140);
+  auto rest = core.get_many(500, mp::detail::Deadline::after(1s));
+  ASSERT_EQ(rest.size(), 140U);
+  for (int i = 0; i < 140; ++i) EXPECT_EQ(mp::decode<int>(rest[i]), 10 + i);
+  for (int i = 0; i < 140; ++i) core.task_done();
+  core.join();
+  EXPECT_THROW(core.task_done(), mp::ValueError);
+  EXPECT_TRUE(core.get_many(5, mp::detail::Deadline::after(100ms)).empty());
+  // Each put of a batch is recorded under its own sub-writer (what makes a retried batch apply once).
+  EXPECT_EQ(server.integer({"HLEN", "mpq:{many}:producers"}), 64);
+}
+
+TEST(RedisQueue, PutManyOnABoundedQueueStopsWhenFullAndAPlainGetManyTakesEach) {
+  mp::test::RedisServer server;
+  mp::redis::detail::QueueCore core(server.url(), "bounded-many", 5, false, mp::codec_signature<int>(),
+                                    fast());
+  std::vector<std::vector<std::byte>> items;
+  for (int i = 0; i < 7; ++i) items.push_back(mp::encode(i));
+  EXPECT_EQ(core.put_many(items, mp::detail::Deadline::after(100ms)), 5U);
+  auto got = core.get_many(10, mp::detail::Deadline::after(1s));
+  ASSERT_EQ(got.size(), 5U);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(mp::decode<int>(got[i]), i);
+  EXPECT_EQ(core.qsize(), 0U);
+  EXPECT_EQ(server.integer({"GET", "mpq:{bounded-many}:unfinished"}), 0);  // a plain get acknowledges
+  core.shutdown();
+  EXPECT_THROW((void)core.get_many(3, mp::detail::Deadline::after(100ms)), mp::ShutDown);
+}
