@@ -197,7 +197,9 @@ void init(int argc, char** argv) {
   if (const char* fd_text = std::getenv("MP_SPAWN_FD")) {
     const int fd = std::atoi(fd_text);
     ::unsetenv("MP_SPAWN_FD");
-    detail::run_launch(fd, 0, true);  // 0: the record says how to arm the death signal
+    // nullptr: the handle fds were inherited at the numbers the record lists;
+    // 0: the record says how to arm the death signal.
+    detail::run_launch(fd, nullptr, 0, 0, true);
   }
   detail::start_forkserver_at_init();
 }

@@ -107,19 +107,27 @@ UniqueFd write_launch_record(const LaunchRequest& request) {
       throw ProcessError("Process " + request.name + ": its entry point is in no loaded object");
   }
   header.payload_size = request.payload.size();
+  header.fd_count = static_cast<std::uint32_t>(request.fds.size());
+  std::vector<std::int32_t> fd_numbers(request.fds.begin(), request.fds.end());
   UniqueFd record(::memfd_create("mp-launch", MFD_CLOEXEC));
   if (!record) throw_system_error("memfd_create", "Process " + request.name, errno);
   iovec parts[] = {{&header, sizeof header},
                    {const_cast<char*>(request.name.data()), request.name.size()},
                    {const_cast<char*>(request.identity.data()), request.identity.size()},
                    {const_cast<char*>(me.name().data()), me.name().size()},
+                   {fd_numbers.data(), fd_numbers.size() * sizeof(std::int32_t)},
                    {const_cast<std::byte*>(request.payload.data()), request.payload.size()}};
-  if (int rc = after_fork::write_all(record.get(), parts, 5); rc != 0)
+  if (int rc = after_fork::write_all(record.get(), parts, 6); rc != 0)
     throw_system_error("write", "the launch record of Process " + request.name, rc);
   return record;
 }
 
-Launched forkserver_launch(int record_fd, bool daemon) {
+Launched forkserver_launch(int record_fd, bool daemon, const std::vector<int>& handle_fds) {
+  if (handle_fds.size() > kMaxLaunchFds)
+    throw ProcessError("Process::start(): under forkserver a Process takes at most " +
+                       std::to_string(kMaxLaunchFds) +
+                       " shared objects (handles) as arguments; this one has " +
+                       std::to_string(handle_fds.size()) + " (use spawn, or pass fewer handles)");
   int status_ends[2];
   if (::pipe2(status_ends, O_CLOEXEC) != 0) throw_system_error("pipe2", "the mp fork server", errno);
   UniqueFd status_read(status_ends[0]);
@@ -136,8 +144,10 @@ Launched forkserver_launch(int record_fd, bool daemon) {
     if (s.control < 0) start_server_locked(s);
     StartRequest request;
     request.daemon = daemon ? 1 : 0;
-    const int fds[2] = {record_fd, status_write.get()};
-    int rc = after_fork::send_with_fds(s.control, &request, sizeof request, fds, 2);
+    request.fd_count = static_cast<std::uint32_t>(handle_fds.size());
+    std::vector<int> fds{record_fd, status_write.get()};
+    fds.insert(fds.end(), handle_fds.begin(), handle_fds.end());
+    int rc = after_fork::send_with_fds(s.control, &request, sizeof request, fds.data(), fds.size());
     StartReply reply;
     int pidfd = -1;
     std::size_t received = 0;

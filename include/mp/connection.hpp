@@ -165,3 +165,5 @@ class Connection {
 };
 
 }  // namespace mp
+
+#include "mp/detail/connection_codec.hpp"  // a Connection as a Process argument (forkserver, spawn)

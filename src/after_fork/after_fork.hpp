@@ -65,9 +65,10 @@ struct PidfdResult {
 PidfdResult open_pidfd_or_reap(pid_t pid) noexcept;
 
 // send_with_fds(socket, data, size, fds, count): one message (SEQPACKET: one
-// record) carrying up to kMaxFds descriptors (SCM_RIGHTS). 0 or errno; EINTR
-// retried; MSG_NOSIGNAL. Async-signal-safe.
-inline constexpr std::size_t kMaxFds = 64;
+// record) carrying up to kMaxFds descriptors (SCM_RIGHTS; 253 is the kernel's
+// SCM_MAX_FD: a fork server request carries a Process's handle fds). 0 or
+// errno; EINTR retried; MSG_NOSIGNAL. Async-signal-safe.
+inline constexpr std::size_t kMaxFds = 253;
 int send_with_fds(int socket, const void* data, std::size_t size, const int* fds, std::size_t count) noexcept;
 inline int send_with_fd(int socket, const void* data, std::size_t size, int fd) noexcept {
   return send_with_fds(socket, data, size, &fd, fd >= 0 ? 1 : 0);
