@@ -73,20 +73,22 @@ class Table:
         self.title = title
         self.rows = []
 
-    def row(self, case, mp, python, unit, lower_is_better, ratio_goal=None, mp_goal=None):
+    def row(self, case, mp, python, unit, lower_is_better, ratio_goal=None, mp_goal=None, percent=False):
+        """percent=True: the ratio (and its goal) printed as a percentage (mp as a share of a
+        ceiling in the python column)."""
         ratio = None
         if mp is not None and python is not None and mp > 0 and python > 0:
             ratio = python / mp if lower_is_better else mp / python
         goals, met = [], []
         ratio_goal, mp_goal = _goal_for(ratio_goal), _goal_for(mp_goal)
         if ratio_goal is not None:
-            goals.append(f">= {ratio_goal:g}x")
+            goals.append(f">= {ratio_goal * 100:g}%" if percent else f">= {ratio_goal:g}x")
             met.append(ratio is not None and ratio >= ratio_goal)
         if mp_goal is not None:
             goals.append(f"{'<=' if lower_is_better else '>='} {mp_goal:g} {unit}")
             met.append(mp is not None and (mp <= mp_goal if lower_is_better else mp >= mp_goal))
         verdict = ("met" if all(met) else "NOT MET") if met else "(info)"
-        self.rows.append((case, mp, python, unit, ratio, ", ".join(goals), verdict))
+        self.rows.append((case, mp, python, unit, ratio, ", ".join(goals), verdict, percent))
 
     def print(self):
         print(f"{self.title} [{condition()}{', QUICK: figures meaningless' if quick() else ''}]")
@@ -97,8 +99,13 @@ class Table:
         def cell(v):
             return f"{v:12.2f}" if v is not None else f"{'-':>12}"
 
-        for case, mp, python, unit, ratio, goal, verdict in self.rows:
-            ratio_text = f"{ratio:7.1f}x" if ratio is not None else f"{'-':>8}"
+        for case, mp, python, unit, ratio, goal, verdict, percent in self.rows:
+            if ratio is None:
+                ratio_text = f"{'-':>8}"
+            elif percent:
+                ratio_text = f"{ratio * 100:7.1f}%"
+            else:
+                ratio_text = f"{ratio:7.1f}x"
             print(f"{case:46} {cell(mp)} {cell(python)} {unit:6} {ratio_text}  {goal:22} {verdict}")
 
 
@@ -148,6 +155,31 @@ class RedisServer:
         """redis-cli's output of one command on this server (e.g. "INFO", "commandstats")."""
         return subprocess.run(["redis-cli", "-p", str(self.port), *args], check=True, capture_output=True,
                               text=True).stdout
+
+    def info(self, section):
+        """INFO section as {field: value} (numbers as float where they parse)."""
+        fields = {}
+        for line in self.command("INFO", section).splitlines():
+            if ":" not in line or line.startswith("#"):
+                continue
+            key, value = line.strip().split(":", 1)
+            try:
+                fields[key] = float(value)
+            except ValueError:
+                fields[key] = value
+        return fields
+
+    def cpu_seconds(self):
+        """The server's CPU time so far (user + system), from INFO cpu."""
+        cpu = self.info("cpu")
+        return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+
+    def command_calls(self):
+        """Commands the server ran so far (FCALL and the commands inside it each count)."""
+        total = 0
+        for value in self.info("commandstats").values():
+            total += int(value.split("calls=", 1)[1].split(",", 1)[0]) if isinstance(value, str) else 0
+        return total
 
     def stop(self):
         import shutil

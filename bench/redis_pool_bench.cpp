@@ -75,7 +75,8 @@ void BM_RedisPoolMap(benchmark::State& state) {
   }
   // MP_REDIS_POOL_TASKS: fewer tasks (bench/compare/redis_pool.py's quick mode).
   const char* override_tasks = std::getenv("MP_REDIS_POOL_TASKS");
-  const auto tasks = static_cast<std::size_t>(override_tasks != nullptr ? std::atoll(override_tasks) : state.range(0));
+  const auto tasks =
+      static_cast<std::size_t>(override_tasks != nullptr ? std::atoll(override_tasks) : state.range(0));
   const int hosts = static_cast<int>(state.range(1));
   const int processes = static_cast<int>(state.range(2));
   std::vector<long long> items(tasks);
@@ -95,7 +96,8 @@ void BM_RedisPoolMap(benchmark::State& state) {
     {
       mp::redis::Pool pool(url, name);
       // Warm up: every host has started its local pool and is taking tasks.
-      (void)pool.map(&bench_tasks::increment, std::vector<long long>(static_cast<std::size_t>(20 * hosts), 1));
+      (void)pool.map(&bench_tasks::increment,
+                     std::vector<long long>(static_cast<std::size_t>(20 * hosts), 1));
       auto start = std::chrono::steady_clock::now();
       std::vector<long long> out = pool.map(&bench_tasks::increment, items);
       elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -1,7 +1,7 @@
 // src/pool_wire.hpp — private to the Pool: the frames between the supervisor
 // and a worker, the messages between the supervisor and the zygote, the
 // shared slot table, and the entry points of the code that runs after fork()
-// (src/pool_fork.cpp).
+// (src/after_fork/pool_zygote.cpp and pool_worker.cpp).
 #pragma once
 
 #include <poll.h>
@@ -146,7 +146,12 @@ struct ZygoteLaunch {
   int close_count;
 };
 
-// zygote_main(launch): the zygote's whole life; never returns.
+// zygote_main(launch): the zygote's whole life; never returns
+// (src/after_fork/pool_zygote.cpp).
 [[noreturn]] void zygote_main(const ZygoteLaunch& launch) noexcept;
+
+// worker_main(launch): a worker's whole life, in a fork of the zygote; never
+// returns (src/after_fork/pool_worker.cpp).
+[[noreturn]] void worker_main(const WorkerLaunch& launch) noexcept;
 
 }  // namespace mp::detail::pool_wire

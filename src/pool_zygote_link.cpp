@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "after_fork/after_fork.hpp"
 #include "mp/detail/system_error.hpp"
 #include "process_table.hpp"
 
@@ -62,13 +63,9 @@ int ZygoteLink::start(ZygoteLaunch& launch, const int* parent_fds, int parent_fd
     error = fork_error;
   } else {
     pid_ = pid;
-    pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-    if (!pidfd_) {
-      error = errno;
-      ::kill(pid, SIGKILL);
-      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-      }
-    }
+    const after_fork::PidfdResult opened = after_fork::open_pidfd_or_reap(pid);
+    pidfd_.reset(opened.pidfd);
+    if (!pidfd_) error = opened.already_reaped ? ESRCH : opened.error;
   }
   zygote_end_.reset();
   launch.close_after_fork = nullptr;
@@ -93,28 +90,14 @@ void ZygoteLink::request_spawn(int index, UniqueFd worker_end, const std::string
 void ZygoteLink::flush() noexcept {
   while (!outbox_.empty()) {
     Request& request = outbox_.front();
-    iovec iov{&request.message, sizeof request.message};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (request.fd) {
-      message.msg_control = control;
-      message.msg_controllen = sizeof control;
-      cmsghdr* header = CMSG_FIRSTHDR(&message);
-      header->cmsg_level = SOL_SOCKET;
-      header->cmsg_type = SCM_RIGHTS;
-      header->cmsg_len = CMSG_LEN(sizeof(int));
-      const int fd = request.fd.get();
-      std::memcpy(CMSG_DATA(header), &fd, sizeof(int));
-    }
-    const ssize_t sent = ::sendmsg(control_.get(), &message, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (sent >= 0) {
+    // Our end is non-blocking (O_NONBLOCK): a full socket answers EAGAIN.
+    const int error =
+        after_fork::send_with_fd(control_.get(), &request.message, sizeof request.message, request.fd.get());
+    if (error == 0) {
       outbox_.pop_front();  // closes our copy of the worker's end
       continue;
     }
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return;  // the supervisor polls POLLOUT
+    if (error == EAGAIN || error == EWOULDBLOCK) return;  // the supervisor polls POLLOUT
     // EPIPE / ECONNRESET: the zygote is gone; its pidfd tells the supervisor.
     outbox_.clear();
     return;
@@ -124,25 +107,12 @@ void ZygoteLink::flush() noexcept {
 bool ZygoteLink::read_report(ZygoteReport& report, UniqueFd& passed) noexcept {
   for (;;) {
     report = ZygoteReport{};
-    iovec iov{&report, sizeof report};
-    msghdr message{};
-    message.msg_iov = &iov;
-    message.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    message.msg_control = control;
-    message.msg_controllen = sizeof control;
-    const ssize_t n = ::recvmsg(control_.get(), &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (n < 0 && errno == EINTR) continue;
+    int fd = -1;
+    std::size_t received = 0;
+    // Our end is non-blocking: -1 with EAGAIN when there is nothing.
+    const long n = after_fork::receive_with_fds(control_.get(), &report, sizeof report, &fd, 1, &received);
     if (n <= 0) return false;  // EAGAIN, or the zygote is gone (its pidfd says so)
-    passed.reset();
-    for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
-         header = CMSG_NXTHDR(&message, header)) {
-      if (header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-        passed.reset(fd);
-      }
-    }
+    passed.reset(received > 0 ? fd : -1);
     if (static_cast<std::size_t>(n) != sizeof report) continue;  // not a report: ignore
     return true;
   }

@@ -1,5 +1,5 @@
 // src/pool_zygote_link.hpp — private to the Pool: the supervisor's side of the
-// zygote (the process that forks every worker, src/pool_fork.cpp).
+// zygote (the process that forks every worker, src/after_fork/pool_zygote.cpp).
 //
 // ZygoteLink starts the zygote, queues requests to it (spawn worker i,
 // shutdown) and reads its reports (spawned, spawn failed, exited). Requests

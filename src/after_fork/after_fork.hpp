@@ -3,8 +3,8 @@
 //
 // All code mp runs between fork() and _exit()/exec lives under src/after_fork/
 // (STYLE rule 7): process_child.cpp (mp::Process under "fork"), the fork
-// server (forkserver.cpp) and the spawn launcher; the Pool's zygote and
-// workers (src/pool_fork.cpp) are meant to use these helpers too.
+// server (forkserver.cpp), the spawn launcher, and the Pool's zygote and
+// workers (pool_zygote.cpp, pool_worker.cpp).
 //
 // Rules for every function here: noexcept, errno-style results, nothing
 // thrown. Those marked "async-signal-safe" make only system calls on memory

@@ -1,7 +1,7 @@
 // src/after_fork/helpers.cpp — the helpers of after_fork.hpp, written once for
 // every piece of code that runs after fork(): mp::Process's child, the fork
-// server, the spawn launcher (and, once it switches, the Pool's zygote and
-// workers). See after_fork.hpp for which ones are async-signal-safe.
+// server, the spawn launcher, the Pool's zygote and workers. See after_fork.hpp for which ones are
+// async-signal-safe.
 #include "after_fork/after_fork.hpp"
 
 #include <cxxabi.h>

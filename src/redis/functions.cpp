@@ -20,7 +20,7 @@
 //                               put is applied once
 //   mpq:{N}:acks         HASH   acker -> sequence of its last applied task_done (same, for task_done)
 //   mpq:{N}:stats        HASH   done (items acknowledged), failed (deliveries lost with a dead
-//                               consumer, handed out again), dead (items moved to the dead letters)
+//                               consumer, or failed with mp2_fail), dead (items moved to the dead letters)
 //   mpq:{N}:deliveries   HASH   sha1(item) -> failed deliveries so far (only with max_deliveries)
 //   mpq:{N}:dead         LIST   dead letters: items whose consumers died max_deliveries times
 //                               (newest at the left); mp-redis retry puts them back
@@ -173,6 +173,37 @@ local function requeue_failed(prefix, inflight, items, max_deliveries)
   end
   return n
 end
+
+-- fail: KEYS inflight, items, acks; ARGV prefix, dead_letter, acker, sequence
+-- -> 1 a dead letter now (dead_letter is kept in the item's place), 0 handed out again (next)
+-- The consumer's oldest item failed while the consumer lives on (the process running it died):
+-- counted as a failed delivery exactly as reap counts a dead consumer's, so max_deliveries
+-- bounds both together. acks[acker] = 'sequence:result': a retry is not applied twice.
+redis.register_function('mp2_fail', function(keys, args)
+  local applied = redis.call('HGET', keys[3], args[3])
+  if applied and string.sub(applied, 1, #args[4] + 1) == args[4] .. ':' then
+    return tonumber(string.sub(applied, #args[4] + 2))
+  end
+  local item = redis.call('RPOP', keys[1])
+  if not item then return redis.error_reply('NOLEASE no item in flight for this consumer') end
+  local max_deliveries = tonumber(redis.call('HGET', args[1] .. 'meta', 'max_deliveries') or '0') or 0
+  local id = redis.sha1hex(item)
+  local dead = 0
+  if max_deliveries > 0 and redis.call('HINCRBY', args[1] .. 'deliveries', id, 1) >= max_deliveries then
+    redis.call('HDEL', args[1] .. 'deliveries', id)
+    redis.call('LPUSH', args[1] .. 'dead', args[2])
+    redis.call('HINCRBY', args[1] .. 'stats', 'dead', 1)
+    local left = redis.call('DECR', args[1] .. 'unfinished')
+    if left <= 0 then redis.call('PUBLISH', args[1] .. 'joined', left) end
+    dead = 1
+  else
+    redis.call('RPUSH', keys[2], item)
+  end
+  redis.call('HINCRBY', args[1] .. 'stats', 'failed', 1)
+  redis.call('HSET', keys[3], args[3], args[4] .. ':' .. dead)
+  redis.call('PEXPIRE', keys[3], 600000)
+  return dead
+end)
 
 -- reap: KEYS consumers, items; ARGV prefix ('mpq:{N}:') -> deliveries that failed
 -- Every consumer whose lease ran out gives its in-flight items back, oldest

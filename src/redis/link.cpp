@@ -13,7 +13,15 @@
 
 namespace mp::redis::impl {
 
+// 0.14's sds.h declares its functions without C linkage (hiredis.h includes it outside its
+// extern "C"), so C++ would look for mangled names; these name the C symbols themselves.
+sds hiredis_sdsempty() __asm__("sdsempty");
+void hiredis_sdsfree(sds s) __asm__("sdsfree");
+
 namespace {
+
+// A send buffer larger than this is freed once sent, not kept for the next command.
+constexpr std::size_t kKeptSendBuffer = 64 * 1024;
 
 bool starts_with(const std::string& text, std::string_view prefix) { return text.rfind(prefix, 0) == 0; }
 
@@ -138,14 +146,6 @@ void Link::set_up(Deadline deadline) {
   }
 }
 
-void Link::flush(Deadline deadline) {
-  int done = 0;
-  while (done == 0) {
-    if (redisBufferWrite(context_, &done) != REDIS_OK) fail("");
-    if (done == 0 && !wait_fd(POLLOUT, deadline)) fail("timed out sending to the server");
-  }
-}
-
 void Link::send(const Command& command, Deadline deadline) {
   if (!connected()) connect(deadline);
   append(command);
@@ -215,12 +215,41 @@ std::vector<Reply> Link::run(std::span<const Command> commands, Deadline deadlin
   return replies;
 }
 
-void Link::run_later(const Command& command, Deadline deadline) {
+void Link::run_later(const Command& command, Deadline deadline, Push push) {
   if (!connected()) connect(deadline);
   later_.push_back(command);
   for (std::size_t i = later_sent_; i < later_.size(); ++i) append(later_[i]);
   later_sent_ = later_.size();
-  flush(deadline);
+  flush(deadline, push == Push::with_next);
+}
+
+void Link::flush(Deadline deadline, bool more) {
+  // What hiredis's redisBufferWrite does, with send(2) instead of write(2): MSG_NOSIGNAL, so a
+  // connection the server closed is an EPIPE (a LinkFailure, reconnected), never a SIGPIPE
+  // that kills the process; and MSG_MORE when asked (see Push::with_next).
+  const int flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0);
+  sds& out = context_->obuf;
+  while (sdslen(out) > 0) {
+    ssize_t n = ::send(context_->fd, out, sdslen(out), flags);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!wait_fd(POLLOUT, deadline)) fail("timed out sending to the server");
+        continue;
+      }
+      fail(std::string("sending to the server: ") + std::strerror(errno));
+    }
+    // Drop what went out (sdsrange by hand: see hiredis_sdsfree).
+    const std::size_t left = sdslen(out) - static_cast<std::size_t>(n);
+    std::memmove(out, out + n, left);
+    sdssetlen(out, left);
+    out[left] = '\0';
+  }
+  if (sdsalloc(out) > kKeptSendBuffer) {  // as hiredis does: a big command's buffer is not kept
+    hiredis_sdsfree(out);
+    out = hiredis_sdsempty();
+    if (out == nullptr) fail("out of memory");
+  }
 }
 
 bool Link::settle(Deadline deadline) noexcept {

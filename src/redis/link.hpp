@@ -85,7 +85,13 @@ class Link {
   // applies it as soon as it arrives; only the client's wait is saved. The
   // command must be safe to apply twice: if the link fails before its reply was
   // read, the next run() sends it again after reconnecting.
-  void run_later(const Command& command, Deadline deadline);
+  //
+  // push: Push::now sends it at once. Push::with_next lets the kernel hold it (MSG_MORE) until
+  // the next command on this link is sent, or for at most about 200 ms (Linux's cork limit), so
+  // that it and the next command reach the server in one segment: one read and one reply
+  // write there instead of two. It is applied that much later.
+  enum class Push { now, with_next };
+  void run_later(const Command& command, Deadline deadline, Push push = Push::now);
   // Link::settle(deadline): reads the replies run_later still owes; false if it could not.
   bool settle(Deadline deadline) noexcept;
   // Link::take_later_error(): the error reply of a run_later command, once ("" if none).
@@ -102,7 +108,8 @@ class Link {
   void set_up(Deadline deadline);
   void append(const Command& command);
   std::vector<Reply> exchange(std::span<const Command> commands, Deadline deadline);
-  void flush(Deadline deadline);
+  // Link::flush(deadline, more): sends what hiredis buffered; more: MSG_MORE (Push::with_next).
+  void flush(Deadline deadline, bool more = false);
   bool wait_fd(short events, Deadline deadline);
 
   const Endpoint* endpoint_;

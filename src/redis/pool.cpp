@@ -1,17 +1,15 @@
-// src/redis/pool.cpp — mp::redis::Pool (submitter) and serve() (worker host).
+// src/redis/pool.cpp — mp::redis::Pool, the submitter's side (serve() is in serve.cpp).
 //
-// Records (codec tuples):
-//   task   (id, function, arguments, reply_to, attempt, max_attempts, task_timeout ms) on JoinableQueue
-//   `name` result (id, status, payload, error type, error message) on Queue reply_to, one per submitter
-// A worker host takes at most 2 x processes tasks at a time, runs them in a local mp::Pool and
-// acknowledges them in the order it took them (task_done acknowledges the oldest held item),
-// after the result was pushed: a host that dies leaves its unacknowledged tasks to be handed out
-// again once its lease runs out.
-#include <signal.h>
-
+// A Pool puts one TaskRecord per task on the JoinableQueue `name` and waits on its own
+// result queue `name.results.<submitter>` (receiver thread). The same thread watches, about
+// every half lease while tasks are pending, for tasks of this submitter that the queue
+// turned into dead letters (their attempts ran out while their hosts died, so no host could
+// report it): it reaps expired hosts itself (so a task whose last host died fails even when
+// no host is left) and reads the dead-letter list when its count moved. Records and the
+// attempt counting: pool_records.hpp.
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -21,25 +19,10 @@
 #include "mp/pool.hpp"
 #include "mp/redis/pool.hpp"
 #include "mp/redis/queue.hpp"
+#include "pool_records.hpp"
+#include "reply.hpp"
 
 namespace mp::redis::detail {
-
-namespace {
-
-using TaskRecord = std::tuple<std::string, std::string, std::vector<std::byte>, std::string, std::int32_t,
-                              std::int32_t, std::int64_t>;
-using ResultRecord = std::tuple<std::string, std::int32_t, std::vector<std::byte>, std::string, std::string>;
-
-// run_task(function, arguments): what a local worker process runs.
-std::vector<std::byte> run_task(const std::string& function, const std::vector<std::byte>& arguments) {
-  return find_task(function)(arguments);
-}
-
-std::atomic<bool> g_stop_serving{false};  // set by the signal handler; read by serve()'s loop
-
-void on_stop_signal(int) { g_stop_serving.store(true, std::memory_order_relaxed); }  // relaxed: a flag polled
-
-}  // namespace
 
 // ---- TaskState ------------------------------------------------------------------
 
@@ -50,11 +33,15 @@ struct TaskState::Shared {
   Status status = Status::ok;
   std::vector<std::byte> payload;
   std::string type, message;
+  std::shared_ptr<Listener> listener;  // told when done (imap_unordered)
+  std::size_t index = 0;               // what the listener is told
 };
 
 TaskState::TaskState() : shared_(std::make_shared<Shared>()) {}
 
 void TaskState::finish(Status status, std::vector<std::byte> payload, std::string type, std::string message) {
+  std::shared_ptr<Listener> listener;
+  std::size_t index = 0;
   {
     std::lock_guard lock(shared_->mutex);
     if (shared_->done) return;
@@ -63,8 +50,48 @@ void TaskState::finish(Status status, std::vector<std::byte> payload, std::strin
     shared_->payload = std::move(payload);
     shared_->type = std::move(type);
     shared_->message = std::move(message);
+    listener = std::move(shared_->listener);
+    index = shared_->index;
   }
   shared_->changed.notify_all();
+  if (listener) listener->finished(index);
+}
+
+void TaskState::listen(std::shared_ptr<Listener> listener, std::size_t index) {
+  {
+    std::lock_guard lock(shared_->mutex);
+    if (!shared_->done) {  // finish() will tell it (done and listener are decided under one lock)
+      shared_->listener = std::move(listener);
+      shared_->index = index;
+      return;
+    }
+  }
+  listener->finished(index);
+}
+
+// ---- FinishOrder ----------------------------------------------------------------------
+
+void FinishOrder::finished(std::size_t index) noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    try {
+      order_.push_back(index);
+    } catch (...) {  // NOLINT(bugprone-empty-catch): reserved for every task: it cannot run out
+    }
+  }
+  changed_.notify_all();
+}
+
+std::optional<std::size_t> FinishOrder::nth(std::size_t n, mp::detail::Deadline deadline) {
+  std::unique_lock lock(mutex_);
+  while (order_.size() <= n) {
+    if (deadline.is_never()) {
+      changed_.wait(lock);
+    } else if (changed_.wait_until(lock, deadline.when()) == std::cv_status::timeout) {
+      if (order_.size() <= n) return std::nullopt;
+    }
+  }
+  return order_[n];
 }
 
 bool TaskState::wait(mp::detail::Deadline deadline) {
@@ -107,58 +134,144 @@ struct PoolCore::Impl {
   Impl(std::string_view url, std::string_view pool_name, PoolOptions opts)
       : endpoint(impl::parse_url(url)),
         name(pool_name),
-        options(opts),
+        prefix("mpq:{" + name + "}:"),
+        options(checked(opts, name)),
         submitter(impl::random_hex(8)),
         reply_to(name + ".results." + submitter),
         tasks(url, name, 0, queue_options(opts)),
-        results(url, reply_to) {
+        results(url, reply_to),
+        watch(endpoint) {
+    // Attempts are the task queue's deliveries: its limit is this pool's max_attempts (the queue
+    // may have been made by a worker host, or by a submitter with another limit).
+    try {
+      impl::Reply set = watch.run1(impl::Command{"HSET", prefix + "meta", "max_deliveries"}.add(
+                                       static_cast<long long>(opts.max_attempts)),
+                                   impl::Deadline::after(std::chrono::seconds(10)));
+      impl::throw_if_error(set, "mp::redis::Pool \"" + name + "\": setting max_attempts");
+    } catch (const mp::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw mp::ConnectionError("mp::redis::Pool \"" + name + "\": setting max_attempts: " + e.what());
+    }
+    receiver = std::thread([this] { receive(); });
+  }
+  static const PoolOptions& checked(const PoolOptions& opts, const std::string& name) {
     if (opts.max_attempts < 1)
       throw mp::ValueError("mp::redis::Pool \"" + name + "\": max_attempts must be >= 1");
-    receiver = std::thread([this] { receive(); });
+    if (opts.task_timeout.count() < 0)
+      throw mp::ValueError("mp::redis::Pool \"" + name + "\": task_timeout must be >= 0");
+    return opts;
   }
   static Options queue_options(const PoolOptions& opts) {
     Options o;
     o.lease = opts.lease;
+    o.max_deliveries = opts.max_attempts;
     return o;
   }
 
   void receive() {
     while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled every 200 ms
+      watch_dead_letters();
       ResultRecord record;
       try {
         record = results.get(std::chrono::milliseconds(200));
       } catch (const mp::Empty&) {
         continue;
       } catch (const mp::Error& e) {  // the server is lost: every pending task fails with it
-        std::map<std::string, std::shared_ptr<TaskState>> failed;
-        {
-          std::lock_guard lock(mutex);
-          failed.swap(pending);
-        }
-        for (auto& [id, state] : failed) state->finish(TaskState::Status::lost_server, {}, "", e.what());
+        fail_pending(TaskState::Status::lost_server, e.what());
         continue;
       }
-      std::shared_ptr<TaskState> state;
-      {
-        std::lock_guard lock(mutex);
-        auto it = pending.find(std::get<0>(record));
-        if (it == pending.end()) continue;  // a duplicate (at-least-once) or abandoned
-        state = it->second;
-        pending.erase(it);
-      }
-      state->finish(static_cast<TaskState::Status>(std::get<1>(record)), std::move(std::get<2>(record)),
-                    std::move(std::get<3>(record)), std::move(std::get<4>(record)));
+      finish(record.id, static_cast<TaskState::Status>(record.status), std::move(record.payload),
+             std::move(record.error_type), std::move(record.error_message));
     }
+  }
+
+  // Impl::finish(id, ...): the task's outcome, if this submitter still waits for it (a
+  // re-delivered task may report twice: the first report wins).
+  void finish(const std::string& id, TaskState::Status status, std::vector<std::byte> payload,
+              std::string type, std::string message) {
+    std::shared_ptr<TaskState> state;
+    {
+      std::lock_guard lock(mutex);
+      auto it = pending.find(id);
+      if (it == pending.end()) return;
+      state = it->second;
+      pending.erase(it);
+    }
+    state->finish(status, std::move(payload), std::move(type), std::move(message));
+    drained.notify_all();
+  }
+
+  // Impl::watch_dead_letters(): see the top of this file. Best effort: a lost server is
+  // reported by the result queue.
+  void watch_dead_letters() {
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_watch) return;
+    next_watch = now + std::max<std::chrono::milliseconds>(options.lease / 2, std::chrono::milliseconds(100));
+    {
+      std::lock_guard lock(mutex);
+      if (pending.empty()) return;
+    }
+    const std::string what = "mp::redis::Pool \"" + name + "\": reading the dead letters";
+    try {
+      auto deadline = impl::Deadline::after(std::chrono::seconds(2));
+      std::vector<impl::Command> look{
+          impl::Command{"FCALL", "mp2_reap", "2", prefix + "consumers", prefix + "items", prefix},
+          impl::Command{"HGET", prefix + "stats", "dead"}};
+      auto replies = watch.run(look, deadline);
+      impl::throw_if_error(replies[0], what);
+      long long dead = impl::integer_or(replies[1].get(), 0, what);
+      if (dead == dead_seen) return;
+      impl::Reply list = watch.run1(impl::Command{"LRANGE", prefix + "dead", "0", "-1"}, deadline);
+      dead_seen = dead;
+      for (std::size_t i = 0, n = impl::array_size(list.get(), what); i < n; ++i) {
+        auto bytes = impl::bytes_of(impl::element_of(list.get(), i, what), what);
+        TaskRecord task;
+        try {
+          task = mp::decode<TaskRecord>(bytes);
+        } catch (const mp::CodecError&) {
+          continue;  // not a task record: not ours
+        }
+        if (task.reply_to != reply_to) continue;
+        if (task.failure != 0) {
+          finish(task.id, static_cast<TaskState::Status>(task.failure), {}, "", task.failure_message);
+        } else {
+          finish(task.id, TaskState::Status::worker_lost, {}, "",
+                 "mp::redis::Pool \"" + name + "\": task " + task.function + " failed on all " +
+                     std::to_string(task.max_attempts) +
+                     " attempts (the last: its worker host died or lost its lease while holding it); kept as "
+                     "a dead letter: mp-redis dead URL " +
+                     name);
+        }
+      }
+    } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): see above
+    }
+  }
+
+  // Impl::fail_pending(status, why): every task still waiting fails with why.
+  void fail_pending(TaskState::Status status, const std::string& why) {
+    std::map<std::string, std::shared_ptr<TaskState>> failed;
+    {
+      std::lock_guard lock(mutex);
+      failed.swap(pending);
+    }
+    for (auto& [id, state] : failed) state->finish(status, {}, "", why);
+    drained.notify_all();
   }
 
   impl::Endpoint endpoint;
   std::string name;
+  std::string prefix;  // of the task queue's keys
   PoolOptions options;
   std::string submitter, reply_to;
   JoinableQueue<TaskRecord> tasks;
   Queue<ResultRecord> results;
+  impl::Link watch;                                    // the receiver thread's, for the dead-letter watch
+  std::chrono::steady_clock::time_point next_watch{};  // receiver thread only
+  long long dead_seen = -1;                            // receiver thread only: stats.dead last read
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<TaskState>> pending;  // guarded by mutex
+  std::condition_variable drained;                            // notified when pending shrinks
   std::uint64_t next_id = 0;                                  // guarded by mutex
   bool closed = false;                                        // guarded by mutex
   std::atomic<bool> stop{false};
@@ -171,6 +284,11 @@ PoolCore::PoolCore(std::string_view url, std::string_view name, PoolOptions opti
 PoolCore::~PoolCore() {
   impl_->stop.store(true, std::memory_order_relaxed);  // relaxed: the receiver polls it
   if (impl_->receiver.joinable()) impl_->receiver.join();
+  // A result handle may outlive its Pool: it must not wait for a result nobody will receive.
+  impl_->fail_pending(
+      TaskState::Status::worker_lost,
+      "mp::redis::Pool \"" + impl_->name +
+          "\" was destroyed before this task's result came (the task may still run on a worker host)");
   // This submitter's result queue goes with it (a late result for it would only linger).
   try {
     impl::Link link(impl_->endpoint);
@@ -190,19 +308,42 @@ void PoolCore::close() {
   impl_->closed = true;
 }
 
+void PoolCore::terminate() {
+  close();
+  impl_->fail_pending(
+      TaskState::Status::worker_lost,
+      "mp::redis::Pool \"" + impl_->name +
+          "\": terminate() was called before this task's result came (the task may still run on a "
+          "worker host)");
+}
+
+void PoolCore::join() {
+  std::unique_lock lock(impl_->mutex);
+  if (!impl_->closed) {
+    throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": join() before close() or terminate()");
+  }
+  impl_->drained.wait(lock, [&] { return impl_->pending.empty(); });
+}
+
 std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<std::byte> arguments) {
   auto state = std::make_shared<TaskState>();
   std::string id;
   {
     std::lock_guard lock(impl_->mutex);
     if (impl_->closed)
-      throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": submitted after close()");
+      throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": submitted after close() or terminate()");
     id = impl_->submitter + ":" + std::to_string(impl_->next_id++);
     impl_->pending.emplace(id, state);
   }
   try {
-    impl_->tasks.put(TaskRecord{id, std::move(function), std::move(arguments), impl_->reply_to, 1,
-                                impl_->options.max_attempts, impl_->options.task_timeout.count()});
+    TaskRecord task;
+    task.id = id;
+    task.function = std::move(function);
+    task.arguments = std::move(arguments);
+    task.reply_to = impl_->reply_to;
+    task.max_attempts = impl_->options.max_attempts;
+    task.task_timeout_ms = impl_->options.task_timeout.count();
+    impl_->tasks.put(task);
   } catch (...) {
     std::lock_guard lock(impl_->mutex);
     impl_->pending.erase(id);
@@ -212,130 +353,3 @@ std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<st
 }
 
 }  // namespace mp::redis::detail
-
-namespace mp::redis {
-
-using detail::ResultRecord;
-using detail::TaskRecord;
-using Status = detail::TaskState::Status;
-
-int serve(std::string_view url, std::string_view name, ServeOptions options) {
-  struct sigaction stop_action {};
-  stop_action.sa_handler = detail::on_stop_signal;
-  sigemptyset(&stop_action.sa_mask);
-  struct sigaction old_term {
-  }, old_int{};
-  detail::g_stop_serving.store(false, std::memory_order_relaxed);
-  ::sigaction(SIGTERM, &stop_action, &old_term);
-  ::sigaction(SIGINT, &stop_action, &old_int);
-
-  int processes =
-      options.processes > 0 ? options.processes : static_cast<int>(std::thread::hardware_concurrency());
-  if (processes < 1) processes = 1;
-  Options queue_options;
-  queue_options.lease = options.lease;
-  JoinableQueue<TaskRecord> tasks(url, name, 0, queue_options);
-  std::map<std::string, std::unique_ptr<Queue<ResultRecord>>> replies;
-  auto reply = [&](const TaskRecord& task, Status status, std::vector<std::byte> payload, std::string type,
-                   std::string message) {
-    auto& queue = replies[std::get<3>(task)];
-    if (!queue) queue = std::make_unique<Queue<ResultRecord>>(url, std::get<3>(task));
-    queue->put(ResultRecord{std::get<0>(task), static_cast<std::int32_t>(status), std::move(payload),
-                            std::move(type), std::move(message)});
-  };
-  // dead_letter(task): a task out of attempts is kept on the queue's dead-letter list (best effort:
-  // the submitter hears WorkerLost either way).
-  const impl::Endpoint endpoint = impl::parse_url(url);
-  impl::Link admin(endpoint);
-  const std::string prefix = "mpq:{" + std::string(name) + "}:";
-  auto dead_letter = [&](const TaskRecord& task) {
-    try {
-      std::vector<impl::Command> commands{impl::Command{"LPUSH", prefix + "dead"}.add(mp::encode(task)),
-                                          impl::Command{"HINCRBY", prefix + "stats", "dead", "1"}};
-      (void)admin.run(commands, impl::Deadline::after(std::chrono::seconds(5)));
-    } catch (...) {  // NOLINT(bugprone-empty-catch): best effort, see above
-    }
-  };
-  // retry_or_fail(task, ...): its process died (or was killed at its timeout): again with
-  // attempt + 1, or, out of attempts, a dead letter and the failure for the submitter.
-  auto retry_or_fail = [&](const TaskRecord& task, Status status, const char* type, const std::string& what) {
-    if (std::get<4>(task) < std::get<5>(task)) {
-      TaskRecord again = task;
-      ++std::get<4>(again);
-      tasks.put(again);
-      return;
-    }
-    dead_letter(task);
-    reply(task, status, {}, type,
-          what + " (after " + std::to_string(std::get<5>(task)) +
-              " attempts; kept as a dead letter: mp-redis dead)");
-  };
-  {
-    // One local pool per task_timeout the submitters ask for (usually one).
-    std::map<std::int64_t, std::unique_ptr<mp::Pool>> locals;
-    auto local_for = [&](std::int64_t timeout_ms) -> mp::Pool& {
-      auto& pool = locals[timeout_ms];
-      if (!pool) {
-        mp::PoolOptions local_options;
-        local_options.task_timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
-        pool = std::make_unique<mp::Pool>(processes, local_options);
-      }
-      return *pool;
-    };
-    // The usual local pool starts before the queue's lease keeper thread exists, so its
-    // zygote is forked from a process with one thread.
-    (void)local_for(0);
-    struct Running {
-      TaskRecord task;
-      mp::AsyncResult<std::vector<std::byte>> result;
-    };
-    std::deque<Running> running;
-    const std::size_t window = static_cast<std::size_t>(processes) * 2;
-    // finish(front): sends its result (or puts it back), then acknowledges it: in the order taken.
-    auto finish = [&](Running& r) {
-      try {
-        reply(r.task, Status::ok, r.result.get(), "", "");
-      } catch (const mp::RemoteError& e) {
-        reply(r.task, Status::remote_error, {}, e.type_name(), e.what());
-      } catch (const mp::TaskTimeout& e) {
-        retry_or_fail(r.task, Status::task_timeout, "mp::TaskTimeout", e.what());
-      } catch (const mp::WorkerLost& e) {
-        retry_or_fail(r.task, Status::worker_lost, "mp::WorkerLost", e.what());
-      }
-      tasks.task_done();
-    };
-    while (!detail::g_stop_serving.load(std::memory_order_relaxed)) {  // relaxed: a polled flag
-      while (!running.empty() && running.front().result.ready()) {
-        finish(running.front());
-        running.pop_front();
-      }
-      if (running.size() >= window) {
-        (void)running.front().result.wait(std::chrono::milliseconds(100));
-        continue;
-      }
-      TaskRecord task;
-      try {
-        task = tasks.get(running.empty() ? std::chrono::milliseconds(200) : std::chrono::milliseconds(0));
-      } catch (const mp::Empty&) {
-        if (!running.empty()) (void)running.front().result.wait(std::chrono::milliseconds(20));
-        continue;
-      }
-      auto result =
-          local_for(std::get<6>(task)).apply_async(detail::run_task, std::get<1>(task), std::get<2>(task));
-      running.push_back(Running{std::move(task), std::move(result)});
-    }
-    // Stopping: what is done is delivered; the rest stays unacknowledged and goes back to the
-    // queue when the handle leaves (below) or, if this process dies first, when its lease runs out.
-    while (!running.empty() && running.front().result.ready()) {
-      finish(running.front());
-      running.pop_front();
-    }
-    running.clear();
-    for (auto& [timeout, pool] : locals) pool->terminate();
-  }
-  ::sigaction(SIGTERM, &old_term, nullptr);
-  ::sigaction(SIGINT, &old_int, nullptr);
-  return 0;
-}
-
-}  // namespace mp::redis

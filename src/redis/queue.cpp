@@ -104,7 +104,8 @@ void QueueCore::Impl::maybe_reap(ProcessQueueState& state, Link& link, Retry& re
 
 void QueueCore::Impl::hint_if_was_full(Link& link, long long length_after, Retry& retry) {
   if (length_after + 1 < static_cast<long long>(maxsize)) return;
-  link.run_later(Command{"LPUSH", keys.notfull, "1"}, retry.reply_deadline());
+  // Both in one segment (the first waits for the second), sent at once.
+  link.run_later(Command{"LPUSH", keys.notfull, "1"}, retry.reply_deadline(), Link::Push::with_next);
   link.run_later(Command{"LTRIM", keys.notfull, "0", "63"}, retry.reply_deadline());
 }
 
@@ -276,7 +277,7 @@ void QueueCore::task_done() {
     // reply with this link's next command. A retry after a lost link re-sends it; the
     // acker's sequence number keeps it from applying twice.
     retry([&] {
-      link->run_later(done, retry.reply_deadline());
+      link->run_later(done, retry.reply_deadline(), Link::Push::now);
       return 0;
     });
     return;
@@ -289,6 +290,42 @@ void QueueCore::task_done() {
         "item was handed out again (a longer Options::lease avoids this)");
   }
   (void)integer_of(reply.get(), what);
+}
+
+bool QueueCore::task_failed(std::span<const std::byte> dead_letter) {
+  auto& state = impl_->local();
+  std::string cid;
+  {
+    std::lock_guard lock(state.mutex);
+    if (state.held.empty()) {
+      throw mp::ValueError("mp::redis queue \"" + impl_->name +
+                           "\": task_failed() called more times than this process got items");
+    }
+    cid = state.held.front();
+    state.held.pop_front();
+  }
+  const auto& keys = impl_->keys;
+  auto retry = impl_->retry(Deadline::never(), "task_failed()");
+  auto link = state.pool.take();
+  Command fail{"FCALL", "mp2_fail", "3", keys.inflight(cid), keys.items, keys.acks, keys.prefix};
+  fail.add(dead_letter).add(state.writer_id());
+  fail.add(static_cast<long long>(state.sequence.fetch_add(1, std::memory_order_relaxed)));
+  Reply reply = retry([&] { return link->run1(fail, retry.reply_deadline()); });
+  if (is_error(reply) && reply_text(reply.get()).rfind("NOLEASE", 0) == 0) {
+    throw mp::ValueError(
+        "mp::redis queue \"" + impl_->name +
+        "\": task_failed() refused: this consumer's lease ran out while it held the item, so "
+        "the item was handed out again");
+  }
+  if (is_error(reply) && reply_text(reply.get()).find("Function not found") != std::string::npos) {
+    throw mp::Error(
+        "mp::redis queue \"" + impl_->name +
+        "\": the server runs an older mp Lua library (no mp2_fail); delete it (FUNCTION DELETE mp2) "
+        "so that the next connection loads the current one");
+  }
+  const std::string what = impl_->context("task_failed()");
+  throw_if_error(reply, what);
+  return integer_of(reply.get(), what) == 1;
 }
 
 void QueueCore::join() {

@@ -317,3 +317,22 @@ TEST(RedisFaults, ForkedChildNeverSharesTheParentsSocket) {
   }
   EXPECT_EQ(mp::test::wait_child(child), 0);
 }
+
+// A write to a connection the server has closed must not raise SIGPIPE (which would kill the
+// process): task_done() sends its acknowledgement without reading the reply, so the next
+// call's write is the second one into the dead socket.
+TEST(RedisFaults, TaskDoneAfterAServerRestartDoesNotDieOfSigpipe) {
+  mp::test::RedisServer server;
+  mp::redis::Options options;  // the default 10 s lease: still fresh after the restart
+  options.server_timeout = 5s;
+  mp::redis::JoinableQueue<std::string> q(server.url(), "sigpipe", 0, options);
+  q.put("a");
+  q.put("b");
+  EXPECT_EQ(q.get(), "a");
+  server.restart();  // the pooled link now talks to a socket the old server closed
+  q.task_done();
+  EXPECT_EQ(q.get(), "b");
+  q.task_done();
+  q.join();
+  EXPECT_EQ(server.integer({"GET", "mpq:{sigpipe}:unfinished"}), 0);
+}

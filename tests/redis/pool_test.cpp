@@ -142,7 +142,11 @@ TEST(RedisPool, ATaskPastItsTimeoutIsKilledRetriedThenFailsWithTaskTimeout) {
     } catch (const mp::TaskTimeout& e) {
       EXPECT_NE(std::string(e.what()).find("2 attempts"), std::string::npos) << e.what();
     }
-    EXPECT_EQ(pool.apply(&pooltasks::square, 9), 81);  // the host keeps serving
+    EXPECT_EQ(server.integer({"LLEN", "mpq:{timed}:dead"}), 1);  // kept as a dead letter
+    auto failed = server.command({"HGET", "mpq:{timed}:stats", "failed"});
+    ASSERT_TRUE(failed && failed->type == REDIS_REPLY_STRING);
+    EXPECT_EQ(std::string(failed->str, failed->len), "2");  // killed at its timeout twice: 2 attempts
+    EXPECT_EQ(pool.apply(&pooltasks::square, 9), 81);       // the host keeps serving
   }
   ::kill(host, SIGTERM);
   EXPECT_EQ(mp::test::wait_child(host), 0);

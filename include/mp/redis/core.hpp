@@ -65,6 +65,11 @@ class MP_API QueueCore {
   void close();
   void shutdown();
   void task_done();
+  // QueueCore::task_failed(dead_letter): the oldest item this process got failed, though this
+  // process lives on: counted as a failed delivery as if its consumer had died; handed out
+  // again (false), or, at max_deliveries, dead_letter is kept on the dead-letter list in its
+  // place (true). ValueError as task_done(). (For mp::redis::Pool's worker hosts.)
+  bool task_failed(std::span<const std::byte> dead_letter);
   void join();
   [[nodiscard]] const std::string& name() const noexcept;
 

@@ -12,25 +12,49 @@
 //   mp::redis::Pool pool("redis://10.0.0.5:6379", "squares");
 //   std::vector<int> v = pool.map(&app::square, std::vector{1, 2, 3});   // {1, 4, 9}
 //
-// Delivery: at least once. A task whose worker process dies is put back with
-// attempt + 1, up to PoolOptions::max_attempts, then fails with WorkerLost (and
-// is kept on the queue's dead-letter list: mp-redis dead / retry); a
-// task held by a host that dies goes back once the host's lease runs out. An
-// exception in a task fails it at once with RemoteError (not retried). Results
-// come back to the submitter only, in order for map. Make tasks idempotent.
-// A task that runs past PoolOptions::task_timeout is killed and counts as an
-// attempt the same way, then fails with TaskTimeout. Not yet: a limit for tasks
-// whose host keeps dying (they are handed out again).
+// Calls, as mp::Pool: apply / apply_async, map / map_async, starmap /
+// starmap_async, imap (results in input order, each as soon as it and those
+// before it arrived), imap_unordered (in the order they arrive), close,
+// terminate, join. Every item is one task (there is no chunksize: the pool
+// does not know how many workers there are; a task is what is handed out
+// again). All the tasks of a call are put on the queue at once.
 //
-// Safety: a Pool may be used from several threads. Lifetime: ~Pool stops
-// waiting for results (pending ones are abandoned) and deletes its result
-// queue; serve() returns 0 on
-// SIGTERM or SIGINT, handing back (through the queue's lease) what it has not finished.
+// Delivery: at least once. A task is handed out again when its worker
+// process dies or runs past PoolOptions::task_timeout (it is killed), and when
+// the host holding it dies (SIGKILL, power, network: its lease runs out, about
+// one to two leases later) -- whether or not it had started. Each counts as an
+// attempt, in one count kept by the task queue; after max_attempts the task
+// fails for the submitter with TaskTimeout (its last attempt timed out) or
+// WorkerLost (its worker or host died), and is kept on the queue's dead-letter
+// list (mp-redis dead / retry / purge). A host stopped with SIGTERM hands its
+// unfinished tasks back at once, and that is not an attempt. An exception in a
+// task fails it at once with RemoteError (not retried). Results come back to
+// the submitter only (a duplicate from a re-delivered task is dropped), in
+// order for map and imap. So a task may run more than once: make tasks
+// idempotent. max_attempts is kept per pool name (the queue's limit): the
+// last Pool made under a name sets it for every task waiting there.
+//
+// Errors: ValueError for a function not registered with MP_TASK, a submission
+// after close() / terminate(), join() before either; the task's own failure
+// (RemoteError, WorkerLost, TaskTimeout) from get() / next(); ConnectionError
+// for every result still awaited when the server is lost.
+//
+// Safety: a Pool may be used from several threads; a result from any thread.
+// Lifetime: ~Pool stops waiting for results: every result not in yet fails
+// with WorkerLost (a handle may outlive its Pool; nothing waits forever), and
+// deletes the submitter's result queue. terminate() does the same without
+// deleting. serve() returns 0 on SIGTERM or SIGINT, handing back at once what
+// it has not finished (a clean stop is not an attempt).
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -50,7 +74,11 @@ struct PoolOptions {
   // task_timeout: 0: none. A task still running after it: its worker process is killed and
   // replaced; the task is handed out again (an attempt), then fails with TaskTimeout.
   std::chrono::milliseconds task_timeout{0};
+  // Deliveries a task may use (worker or host deaths, timeouts), then it fails; >= 1.
   int max_attempts = 3;
+  // The submitter's lease on the task queue. Hosts hold tasks under their own lease
+  // (ServeOptions::lease); this one sets how often the submitter, while it waits, reaps hosts
+  // whose lease ran out and looks for its tasks among the dead letters (every lease / 2).
   std::chrono::milliseconds lease{10000};
 };
 
@@ -76,17 +104,43 @@ class MP_API TaskState {
     lost_server = 3,
     task_timeout = 4
   };
+  // Told once, from the thread that finishes the task, which task of a group finished.
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    virtual void finished(std::size_t index) noexcept = 0;
+  };
   TaskState();
+  // TaskState::finish(...): the first call decides the outcome; later ones are ignored.
   void finish(Status status, std::vector<std::byte> payload, std::string type, std::string message);
   bool wait(mp::detail::Deadline deadline);
   [[nodiscard]] bool ready();
   [[nodiscard]] bool successful();
-  // TaskState::take(): the result bytes; RemoteError / WorkerLost / ConnectionError as the task ended.
+  // TaskState::take(): the result bytes; RemoteError / WorkerLost / TaskTimeout / ConnectionError as
+  // the task ended.
   std::vector<std::byte> take();
+  // TaskState::listen(listener, index): listener->finished(index) once the task is finished (at
+  // once, from this thread, if it already is). At most one listener per task.
+  void listen(std::shared_ptr<Listener> listener, std::size_t index);
 
  private:
   struct Shared;
   std::shared_ptr<Shared> shared_;
+};
+
+// Tasks in the order they finished (imap_unordered): a Listener on each task of one call.
+class MP_API FinishOrder final : public TaskState::Listener {
+ public:
+  explicit FinishOrder(std::size_t tasks) { order_.reserve(tasks); }
+  void finished(std::size_t index) noexcept override;
+  // FinishOrder::nth(n, deadline): the index of the n-th task to finish (0-based); nullopt if it
+  // has not finished by deadline.
+  std::optional<std::size_t> nth(std::size_t n, mp::detail::Deadline deadline);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::size_t> order_;  // guarded by mutex_
 };
 
 class MP_API PoolCore {
@@ -95,101 +149,264 @@ class MP_API PoolCore {
   ~PoolCore();
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
-  // PoolCore::submit(function, arguments): queues the task; its state.
+  // PoolCore::submit(function, arguments): queues the task; its state. ValueError after close().
   std::shared_ptr<TaskState> submit(std::string function, std::vector<std::byte> arguments);
   void close();
+  // PoolCore::terminate(): no more submissions; every unfinished task fails with WorkerLost now.
+  void terminate();
+  // PoolCore::join(): waits until every submitted task has finished. ValueError unless closed.
+  void join();
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 
+using TaskStates = std::vector<std::shared_ptr<TaskState>>;
+
+// wait_all(states, deadline): every task finished by deadline.
+inline bool wait_all(const TaskStates& states, mp::detail::Deadline deadline) {
+  for (const auto& state : states) {
+    if (!state->wait(deadline)) return false;
+  }
+  return true;
+}
+
+template <class R>
+R take_as(TaskState& state) {
+  auto bytes = state.take();
+  if constexpr (std::is_void_v<R>) {
+    return;
+  } else {
+    return mp::decode<R>(bytes);
+  }
+}
+
+template <class R>
+R assemble_one(const TaskStates& states) {
+  return take_as<R>(*states.front());
+}
+
+// assemble_all<R>(states): every result in order (map); the first failure in order is thrown.
+template <class R>
+auto assemble_all(const TaskStates& states) {
+  if constexpr (std::is_void_v<R>) {
+    for (const auto& state : states) take_as<void>(*state);
+  } else {
+    std::vector<R> out;
+    out.reserve(states.size());
+    for (const auto& state : states) out.push_back(take_as<R>(*state));
+    return out;
+  }
+}
+
 }  // namespace detail
 
-// The result of one task sent through a Pool across machines.
+// The result of one call sent through a Pool across machines: one task (apply_async) or
+// all the tasks of a map_async. mp::redis::AsyncResult<R> is the same type.
 template <class R>
-class MP_API RemoteResult {
+class RemoteResult {
  public:
-  explicit RemoteResult(std::shared_ptr<detail::TaskState> state) : state_(std::move(state)) {}
-  // RemoteResult::get() / get(timeout): the value; RemoteError, WorkerLost, TaskTimeout, ConnectionError;
+  using Assemble = R (*)(const detail::TaskStates&);
+  RemoteResult(detail::TaskStates states, Assemble assemble)
+      : states_(std::move(states)), assemble_(assemble) {}
+  // RemoteResult::get() / get(timeout): the value (map_async: every value, in order);
+  // RemoteError, WorkerLost, TaskTimeout, ConnectionError from the (first failed) task;
   // TimeoutError if not ready within timeout.
   R get() {
-    (void)state_->wait(mp::detail::Deadline::never());
-    return take();
+    wait();
+    return assemble_(states_);
   }
   template <class Rep, class Period>
   R get(std::chrono::duration<Rep, Period> timeout) {
-    if (!state_->wait(mp::detail::Deadline::after(timeout))) {
-      throw mp::TimeoutError("mp::redis::Pool: the result is not ready after the timeout");
-    }
-    return take();
+    if (!wait(timeout)) throw mp::TimeoutError("mp::redis::Pool: the result is not ready after the timeout");
+    return assemble_(states_);
   }
-  void wait() { (void)state_->wait(mp::detail::Deadline::never()); }
+  void wait() { (void)detail::wait_all(states_, mp::detail::Deadline::never()); }
   template <class Rep, class Period>
   bool wait(std::chrono::duration<Rep, Period> timeout) {
-    return state_->wait(mp::detail::Deadline::after(timeout));
+    return detail::wait_all(states_, mp::detail::Deadline::after(timeout));
   }
-  [[nodiscard]] bool ready() const { return state_->ready(); }
+  [[nodiscard]] bool ready() const {
+    for (const auto& state : states_) {
+      if (!state->ready()) return false;
+    }
+    return true;
+  }
+  // RemoteResult::successful(): every task succeeded; ValueError if not ready yet.
   [[nodiscard]] bool successful() const {
-    if (!state_->ready()) throw mp::ValueError("RemoteResult::successful(): the result is not ready yet");
-    return state_->successful();
+    if (!ready()) throw mp::ValueError("RemoteResult::successful(): the result is not ready yet");
+    for (const auto& state : states_) {
+      if (!state->successful()) return false;
+    }
+    return true;
   }
 
  private:
-  R take() {
-    auto bytes = state_->take();
-    if constexpr (std::is_void_v<R>) {
-      return;
-    } else {
-      return mp::decode<R>(bytes);
+  detail::TaskStates states_;
+  Assemble assemble_;
+};
+
+template <class R>
+using AsyncResult = RemoteResult<R>;
+
+// The results of imap / imap_unordered: a single-pass input range, and next().
+template <class R>
+class IMapIterator {
+  struct Cursor {
+    detail::TaskStates states;
+    std::shared_ptr<detail::FinishOrder> order;  // imap_unordered only
+    std::size_t position = 0;
+    std::optional<R> advance(mp::detail::Deadline deadline) {
+      if (position == states.size()) return std::nullopt;
+      std::size_t index = position;
+      if (order) {
+        auto finished = order->nth(position, deadline);
+        if (!finished) throw_timeout();
+        index = *finished;
+      } else if (!states[index]->wait(deadline)) {
+        throw_timeout();
+      }
+      ++position;  // a failed item is passed: the next call moves on
+      return detail::take_as<R>(*states[index]);
+    }
+    [[noreturn]] static void throw_timeout() {
+      throw mp::TimeoutError(
+          "mp::redis::IMapIterator::next(timeout): the next result is not ready after the timeout");
+    }
+  };
+
+ public:
+  IMapIterator(detail::TaskStates states, bool ordered) : cursor_(std::make_shared<Cursor>()) {
+    cursor_->states = std::move(states);
+    if (!ordered) {
+      cursor_->order = std::make_shared<detail::FinishOrder>(cursor_->states.size());
+      for (std::size_t i = 0; i < cursor_->states.size(); ++i) cursor_->states[i]->listen(cursor_->order, i);
     }
   }
-  std::shared_ptr<detail::TaskState> state_;
+  // IMapIterator::next() / next(timeout): the next result (in input order for imap, in the order
+  // they finished for imap_unordered); nullopt after the last. Throws the item's error (then
+  // moves past it); TimeoutError if the next result is not there in time (stays where it was).
+  std::optional<R> next() { return cursor_->advance(mp::detail::Deadline::never()); }
+  template <class Rep, class Period>
+  std::optional<R> next(std::chrono::duration<Rep, Period> timeout) {
+    return cursor_->advance(mp::detail::Deadline::after(timeout));
+  }
+
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const R*;
+    using reference = const R&;
+    iterator() = default;
+    const R& operator*() const { return *current_; }
+    const R* operator->() const { return &*current_; }
+    iterator& operator++() {
+      current_ = cursor_->advance(mp::detail::Deadline::never());
+      return *this;
+    }
+    void operator++(int) { ++*this; }
+    friend bool operator==(const iterator& it, std::default_sentinel_t) { return !it.current_.has_value(); }
+
+   private:
+    friend class IMapIterator;
+    explicit iterator(std::shared_ptr<Cursor> cursor)
+        : cursor_(std::move(cursor)), current_(cursor_->advance(mp::detail::Deadline::never())) {}
+    std::shared_ptr<Cursor> cursor_;
+    std::optional<R> current_;
+  };
+  // begin(): fetches the first result (blocks for it). Single pass.
+  iterator begin() { return iterator(cursor_); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+ private:
+  std::shared_ptr<Cursor> cursor_;
 };
 
 class MP_API Pool {
  public:
-  // Pool(url, name, options): submits to the tasks of `name`; ValueError for a malformed url.
+  // Pool(url, name, options): submits to the tasks of `name`; ValueError for a malformed url or
+  // max_attempts < 1; AuthenticationError / ConnectionError as for a queue.
   Pool(std::string_view url, std::string_view name, PoolOptions options = {})
       : core_(std::make_shared<detail::PoolCore>(url, name, options)) {}
 
-  // Pool::apply_async(f, args...): f must be registered with MP_TASK (else ValueError).
+  // Pool::apply_async(f, args...): f must be registered with MP_TASK (else ValueError);
+  // ValueError after close() / terminate().
   template <class R, class... P, class... A>
   RemoteResult<R> apply_async(R (*f)(P...), A&&... args) {
-    std::tuple<std::decay_t<P>...> arguments(std::forward<A>(args)...);
-    return RemoteResult<R>(
-        core_->submit(detail::task_name(reinterpret_cast<const void*>(f)), mp::encode(arguments)));
+    return RemoteResult<R>({submit_one(f, std::forward<A>(args)...)}, &detail::assemble_one<R>);
   }
   template <class R, class... P, class... A>
   R apply(R (*f)(P...), A&&... args) {
     return apply_async(f, std::forward<A>(args)...).get();
   }
-  // Pool::map(f, items): f(item) for every item, in order; the first failure is thrown.
+  // Pool::map_async(f, items): one task per item; the result's get() is every value in order
+  // (std::vector<R>; nothing for a void f) or the first failure in order.
   template <class R, class P, class Range>
-  std::vector<R> map(R (*f)(P), const Range& items) {
-    std::vector<RemoteResult<R>> pending;
-    for (const auto& item : items) pending.push_back(apply_async(f, item));
-    std::vector<R> out;
-    out.reserve(pending.size());
-    for (auto& r : pending) out.push_back(r.get());
-    return out;
+  auto map_async(R (*f)(P), const Range& items) {
+    detail::TaskStates states;
+    for (const auto& item : items) states.push_back(submit_one(f, item));
+    using Out = decltype(detail::assemble_all<R>(states));
+    return RemoteResult<Out>(std::move(states), &detail::assemble_all<R>);
   }
-  // Pool::starmap(f, tuples): f(args...) for every tuple of arguments, in order.
+  // Pool::map(f, items): f(item) for every item, in order; the first failure (in order) is thrown.
+  template <class R, class P, class Range>
+  auto map(R (*f)(P), const Range& items) {
+    return map_async(f, items).get();
+  }
+  // Pool::starmap_async(f, tuples) / starmap(f, tuples): f(args...) for every tuple of arguments.
   template <class R, class... P, class Range>
-  std::vector<R> starmap(R (*f)(P...), const Range& tuples) {
-    std::vector<RemoteResult<R>> pending;
+  auto starmap_async(R (*f)(P...), const Range& tuples) {
+    detail::TaskStates states;
     for (const auto& args : tuples) {
-      pending.push_back(std::apply([&](const auto&... a) { return apply_async(f, a...); }, args));
+      states.push_back(std::apply([&](const auto&... a) { return submit_one(f, a...); }, args));
     }
-    std::vector<R> out;
-    out.reserve(pending.size());
-    for (auto& r : pending) out.push_back(r.get());
-    return out;
+    using Out = decltype(detail::assemble_all<R>(states));
+    return RemoteResult<Out>(std::move(states), &detail::assemble_all<R>);
   }
-  // Pool::close(): no more submissions from this handle.
+  template <class R, class... P, class Range>
+  auto starmap(R (*f)(P...), const Range& tuples) {
+    return starmap_async(f, tuples).get();
+  }
+  // Pool::imap(f, items): every item is submitted now; the results come in input order, each as
+  // soon as it (and those before it) arrived.
+  template <class R, class P, class Range>
+  IMapIterator<R> imap(R (*f)(P), const Range& items) {
+    static_assert(!std::is_void_v<R>,
+                  "mp::redis::Pool::imap: the task returns void; use map() or map_async()");
+    return IMapIterator<R>(submit_all(f, items), true);
+  }
+  // Pool::imap_unordered(f, items): as imap, in the order the results arrive.
+  template <class R, class P, class Range>
+  IMapIterator<R> imap_unordered(R (*f)(P), const Range& items) {
+    static_assert(!std::is_void_v<R>,
+                  "mp::redis::Pool::imap_unordered: the task returns void; use map() or map_async()");
+    return IMapIterator<R>(submit_all(f, items), false);
+  }
+  // Pool::close(): no more submissions from this handle (ValueError); results still come.
   void close() { core_->close(); }
+  // Pool::terminate(): no more submissions, and every result not in yet fails with WorkerLost
+  // now. Tasks already on the queue may still run on a worker host; their results are dropped.
+  void terminate() { core_->terminate(); }
+  // Pool::join(): waits until every task submitted here has its result (or failure).
+  // ValueError unless close() or terminate() was called first.
+  void join() { core_->join(); }
 
  private:
+  template <class R, class... P, class... A>
+  std::shared_ptr<detail::TaskState> submit_one(R (*f)(P...), A&&... args) {
+    std::tuple<std::decay_t<P>...> arguments(std::forward<A>(args)...);
+    return core_->submit(detail::task_name(reinterpret_cast<const void*>(f)), mp::encode(arguments));
+  }
+  template <class R, class P, class Range>
+  detail::TaskStates submit_all(R (*f)(P), const Range& items) {
+    detail::TaskStates states;
+    for (const auto& item : items) states.push_back(submit_one(f, item));
+    return states;
+  }
+
   std::shared_ptr<detail::PoolCore> core_;
 };
 

@@ -1,0 +1,221 @@
+// src/after_fork/pool_worker.cpp — a Pool worker's whole life, after the
+// zygote forked it (STYLE rule 7: the Pool's code between fork() and _exit()
+// lives here and in pool_zygote.cpp, on the helpers of after_fork.hpp).
+//
+// A worker is forked from the single-threaded zygote, so it starts from a
+// consistent copy of the program and may run ordinary C++ (the initializer
+// and the tasks): it allocates, and catches every exception, which it reports
+// to the supervisor. Every way out is finish_child_and_exit() (the worker's
+// own children, flush, _exit): never the owner's atexit handlers or static
+// destructors.
+#include <signal.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "after_fork/after_fork.hpp"
+#include "mp/detail/pool_task.hpp"
+#include "mp/process.hpp"
+#include "pool_wire.hpp"
+#include "process_table.hpp"
+
+namespace mp::detail::pool_wire {
+namespace {
+
+std::uint64_t monotonic_ns() noexcept {
+  timespec now{};
+  ::clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
+}
+
+void send_frame(int fd, FromWorker kind, std::uint64_t task_id, std::uint64_t run_ns,
+                const std::vector<std::byte>& payload) noexcept {
+  ResultHeader header{static_cast<std::uint32_t>(kind), 0, task_id, run_ns, payload.size()};
+  iovec iov[2] = {{&header, sizeof header}, {const_cast<std::byte*>(payload.data()), payload.size()}};
+  // A worker whose supervisor is gone has nothing left to do.
+  if (after_fork::write_all(fd, iov, payload.empty() ? 1 : 2) != 0) finish_child_and_exit(0);
+}
+
+// encode_current_exception(out): in a catch handler: u32 type length, the
+// demangled type, the message (decode_failure() reads it).
+void encode_current_exception(std::vector<std::byte>& out) {
+  after_fork::ExceptionText text = after_fork::describe_current_exception();
+  if (text.type.empty()) text.type = "unknown exception";
+  const auto type_size = static_cast<std::uint32_t>(text.type.size());
+  out.resize(sizeof type_size + text.type.size() + text.message.size());
+  std::memcpy(out.data(), &type_size, sizeof type_size);
+  std::memcpy(out.data() + sizeof type_size, text.type.data(), text.type.size());
+  std::memcpy(out.data() + sizeof type_size + text.type.size(), text.message.data(), text.message.size());
+}
+
+// The slot of this worker, for the cancel signal's handler. Set once before
+// the handler is installed.
+WorkerSlot* g_worker_slot = nullptr;
+
+// is_cancelled(slot, task): INV3 (pool_wire.hpp). Async-signal-safe.
+bool is_cancelled(const WorkerSlot& slot, std::uint64_t task) noexcept {
+  if (slot.cancel_count.load(std::memory_order_seq_cst) ==
+      0)  // pairs with the supervisor's seq_cst increment
+    return false;
+  for (const auto& entry : slot.cancelled) {
+    if (entry.load(std::memory_order_seq_cst) ==
+        task)  // pairs with the supervisor's seq_cst store (INV3: Dekker)
+      return true;
+  }
+  return false;
+}
+
+// on_cancel_signal(): the supervisor saw a cancelled task running here; die
+// only if the task running now is a cancelled one (it may have ended since).
+void on_cancel_signal(int) {
+  const std::uint64_t running =
+      g_worker_slot->running_task.load(std::memory_order_seq_cst);  // pairs with our own stores (same thread)
+  if (running != 0 && is_cancelled(*g_worker_slot, running)) ::kill(::getpid(), SIGKILL);
+}
+
+// prepare_task_control(launch, timer): the cancel signal's handler, and a
+// timer that SIGKILLs this process when a task outlives task_timeout.
+bool prepare_task_control(const WorkerLaunch& launch, timer_t& timer) noexcept {
+  g_worker_slot = launch.slot;
+  struct sigaction action {};
+  action.sa_handler = &on_cancel_signal;
+  action.sa_flags = SA_RESTART;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(cancel_signal(), &action, nullptr);
+  sigset_t unblock;
+  sigemptyset(&unblock);
+  sigaddset(&unblock, cancel_signal());
+  ::sigprocmask(SIG_UNBLOCK, &unblock, nullptr);
+  if (launch.task_timeout_ns == 0) return false;
+  sigevent event{};
+  event.sigev_notify = SIGEV_SIGNAL;
+  event.sigev_signo = SIGKILL;  // a task cannot catch or block it
+  return ::timer_create(CLOCK_MONOTONIC, &event, &timer) == 0;
+}
+
+void arm(timer_t timer, std::uint64_t ns) noexcept {
+  itimerspec when{};
+  when.it_value.tv_sec = static_cast<time_t>(ns / 1'000'000'000u);
+  when.it_value.tv_nsec = static_cast<long>(ns % 1'000'000'000u);
+  ::timer_settime(timer, 0, &when, nullptr);  // ns == 0 disarms
+}
+
+// adopt_identity(identity): current_process() in this worker is
+// ForkPoolWorker-<identity> (Python's name for a forked pool worker); children
+// it starts are Process-<identity>:1, ... (issue 9, defect 8).
+void adopt_identity(const char* identity) {
+  auto* info = new ProcessInfo(std::string("ForkPoolWorker-") + identity, ::getpid());  // lives until _exit
+  ProcessInfoAccess::set_identity(*info, identity);
+  ProcessTable& table = process_table();
+  std::lock_guard lock(table.mutex);
+  table.current = info;
+}
+
+}  // namespace
+
+[[noreturn]] void worker_main(const WorkerLaunch& launch) noexcept {
+  const int fd = launch.channel_fd;
+  try {
+    adopt_identity(launch.identity);
+    timer_t timer{};
+    const bool timing = prepare_task_control(launch, timer);
+    if (launch.task_timeout_ns != 0 && !timing)
+      finish_child_and_exit(71);  // cannot keep task_timeout: say so by dying at once
+    std::vector<std::byte> results;
+    if (launch.initializer != nullptr) {
+      try {
+        launch.initializer();
+      } catch (...) {
+        encode_current_exception(results);
+        send_frame(fd, FromWorker::initializer_failed, 0, 0, results);
+        finish_child_and_exit(1);
+      }
+    }
+    results.clear();
+    send_frame(fd, FromWorker::ready, 0, 0, results);
+
+    std::vector<std::byte> inbox(std::size_t{1} << 16);
+    std::size_t begin = 0;  // first unconsumed byte
+    std::size_t end = 0;    // one past the last received byte
+    std::size_t tasks_done = 0;
+    // need(n): at least n unconsumed bytes in inbox, reading (blocking) as required.
+    auto need = [&](std::size_t n) {
+      if (inbox.size() - begin < n) {
+        std::memmove(inbox.data(), inbox.data() + begin, end - begin);
+        end -= begin;
+        begin = 0;
+        if (inbox.size() < n) inbox.resize(n);
+      }
+      while (end - begin < n) {
+        ssize_t got = ::read(fd, inbox.data() + end, inbox.size() - end);
+        if (got == 0) finish_child_and_exit(0);  // the supervisor is gone
+        if (got < 0) {
+          if (errno == EINTR) continue;
+          finish_child_and_exit(1);
+        }
+        end += static_cast<std::size_t>(got);
+      }
+    };
+    for (;;) {
+      need(sizeof(TaskHeader));
+      TaskHeader header;
+      std::memcpy(&header, inbox.data() + begin, sizeof header);
+      if (header.kind == static_cast<std::uint32_t>(ToWorker::exit)) finish_child_and_exit(0);
+      need(sizeof(TaskHeader) + header.payload_size);
+      std::span<const std::byte> payload(inbox.data() + begin + sizeof(TaskHeader), header.payload_size);
+
+      // INV1: the slot names this task before it starts; read by the
+      // supervisor only after this process died.
+      launch.slot->started_task.store(
+          header.task_id,
+          std::memory_order_release);  // pairs with the acquire load in the supervisor's worker-exit handling
+      // INV3: running_task before reading the cancel entries.
+      launch.slot->running_task.store(
+          header.task_id,
+          std::memory_order_seq_cst);  // pairs with the supervisor's seq_cst load (Dekker)
+      if (is_cancelled(*launch.slot, header.task_id)) {
+        launch.slot->running_task.store(0, std::memory_order_seq_cst);  // see above
+        results.clear();
+        send_frame(fd, FromWorker::skipped, header.task_id, 0, results);
+        begin += sizeof(TaskHeader) + header.payload_size;
+        ++tasks_done;
+        if (launch.maxtasksperchild != 0 && tasks_done >= launch.maxtasksperchild) finish_child_and_exit(0);
+        continue;
+      }
+      results.clear();
+      const std::uint64_t started = monotonic_ns();
+      if (timing) {
+        launch.slot->timeout_at_ns.store(
+            started + launch.task_timeout_ns,
+            std::memory_order_release);  // pairs with the supervisor's acquire after our death
+        arm(timer, launch.task_timeout_ns);
+      }
+      FromWorker outcome = FromWorker::result;
+      try {
+        auto runner = reinterpret_cast<ChunkRunner>(static_cast<std::uintptr_t>(header.runner));
+        runner(payload, header.item_count, results);
+      } catch (...) {
+        results.clear();
+        encode_current_exception(results);
+        outcome = FromWorker::error;
+      }
+      if (timing) arm(timer, 0);
+      launch.slot->running_task.store(0, std::memory_order_seq_cst);  // see above
+      send_frame(fd, outcome, header.task_id, monotonic_ns() - started, results);
+      begin += sizeof(TaskHeader) + header.payload_size;
+      ++tasks_done;
+      if (launch.maxtasksperchild != 0 && tasks_done >= launch.maxtasksperchild) finish_child_and_exit(0);
+    }
+  } catch (...) {
+    // std::bad_alloc outside a task, or the like: this worker cannot go on; the
+    // supervisor sees it exit and fails the task it held.
+    finish_child_and_exit(70);
+  }
+}
+
+}  // namespace mp::detail::pool_wire

@@ -1,0 +1,52 @@
+// src/redis/pool_records.hpp — what mp::redis::Pool and serve() send each other (private).
+//
+// A task record is an item of the JoinableQueue `name` (submitters put, worker hosts get);
+// a result record is an item of the submitter's own Queue `reply_to`. Both are codec
+// structs, so a queue holding records of another layout is refused by its type signature
+// (ValueError) instead of being misread.
+//
+// Attempts are counted by the task queue itself (its max_deliveries, which the submitter
+// sets to PoolOptions::max_attempts): a delivery fails when the host holding the task dies
+// (its lease runs out: mp2_reap) or when the host's local worker died or was killed at its
+// timeout (QueueCore::task_failed: mp2_fail). At max_attempts the queue keeps the task as a
+// dead letter: the original record when a host died, a copy with `failure` set when a host
+// saw it fail. A submitter watches the dead letters for the tasks it still waits for.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mp::redis::detail {
+
+struct TaskRecord {
+  std::string id;        // "<submitter>:<n>", unique across submitters
+  std::string function;  // the MP_TASK name
+  std::vector<std::byte> arguments;
+  std::string reply_to;  // the submitter's result queue
+  std::int32_t max_attempts = 1;
+  std::int64_t task_timeout_ms = 0;  // 0: none
+  // In a dead letter kept by a worker host: the TaskState::Status it failed with, and why;
+  // 0 in every record a submitter puts (and in a dead letter whose host died).
+  std::int32_t failure = 0;
+  std::string failure_message;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(id, function, arguments, reply_to, max_attempts, task_timeout_ms, failure, failure_message);
+  }
+};
+
+struct ResultRecord {
+  std::string id;
+  std::int32_t status = 0;  // TaskState::Status
+  std::vector<std::byte> payload;
+  std::string error_type;  // RemoteError::type_name()
+  std::string error_message;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(id, status, payload, error_type, error_message);
+  }
+};
+
+}  // namespace mp::redis::detail

@@ -1,0 +1,205 @@
+// src/redis/serve.cpp — mp::redis::serve(): a worker host of a Pool across machines.
+//
+// The host takes at most 2 x processes tasks at a time from the JoinableQueue `name` and runs
+// each in a local mp::Pool (one per task_timeout asked for). A result (or a task's exception,
+// RemoteError) goes to the submitter's result queue as soon as it is there; the queue
+// acknowledges the oldest item a consumer holds, so tasks are acknowledged (task_done) or
+// failed (task_failed: the local worker died or was killed at the task's timeout) in the
+// order they were taken, each after its result was sent. So a host that dies leaves its
+// unacknowledged tasks to the queue, which hands them out again once its lease runs out and
+// counts that as a failed delivery (pool_records.hpp). On SIGTERM / SIGINT the host stops
+// taking tasks, sends what is done, kills its local workers and hands the rest back at once
+// (the queue handle's leave: not counted as an attempt).
+#include <signal.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "mp/pool.hpp"
+#include "mp/redis/pool.hpp"
+#include "mp/redis/queue.hpp"
+#include "pool_records.hpp"
+
+namespace mp::redis::detail {
+
+namespace {
+
+// run_task(function, arguments): what a local worker process runs.
+std::vector<std::byte> run_task(const std::string& function, const std::vector<std::byte>& arguments) {
+  return find_task(function)(arguments);
+}
+
+std::atomic<bool> g_stop_serving{false};  // set by the signal handler; read by serve()'s loop
+
+void on_stop_signal(int) { g_stop_serving.store(true, std::memory_order_relaxed); }  // relaxed: a flag polled
+
+// The task queue as a worker host uses it: with task_failed().
+class TaskQueue : public JoinableQueue<TaskRecord> {
+ public:
+  using JoinableQueue<TaskRecord>::JoinableQueue;
+  // TaskQueue::task_failed(dead_letter): see QueueCore::task_failed; true: out of attempts.
+  bool task_failed(const TaskRecord& dead_letter) { return core_->task_failed(mp::encode(dead_letter)); }
+};
+
+}  // namespace
+
+}  // namespace mp::redis::detail
+
+namespace mp::redis {
+
+using detail::ResultRecord;
+using detail::TaskQueue;
+using detail::TaskRecord;
+using Status = detail::TaskState::Status;
+
+int serve(std::string_view url, std::string_view name, ServeOptions options) {
+  struct sigaction stop_action {};
+  stop_action.sa_handler = detail::on_stop_signal;
+  sigemptyset(&stop_action.sa_mask);
+  struct sigaction old_term {
+  }, old_int{};
+  detail::g_stop_serving.store(false, std::memory_order_relaxed);
+  ::sigaction(SIGTERM, &stop_action, &old_term);
+  ::sigaction(SIGINT, &stop_action, &old_int);
+
+  int processes =
+      options.processes > 0 ? options.processes : static_cast<int>(std::thread::hardware_concurrency());
+  if (processes < 1) processes = 1;
+  Options queue_options;
+  queue_options.lease = options.lease;
+  queue_options.max_deliveries =
+      PoolOptions{}.max_attempts;  // if this host makes the queue; a submitter sets its own
+  TaskQueue tasks(url, name, 0, queue_options);
+  std::map<std::string, std::unique_ptr<Queue<ResultRecord>>> replies;
+  auto reply = [&](const TaskRecord& task, Status status, std::vector<std::byte> payload, std::string type,
+                   std::string message) {
+    auto& queue = replies[task.reply_to];
+    if (!queue) queue = std::make_unique<Queue<ResultRecord>>(url, task.reply_to);
+    queue->put(ResultRecord{task.id, static_cast<std::int32_t>(status), std::move(payload), std::move(type),
+                            std::move(message)});
+  };
+  // fail(task, ...): its local worker died (or was killed at its timeout): a failed delivery.
+  // Handed out again, or, out of attempts, kept as a dead letter (saying why) and reported.
+  auto fail = [&](const TaskRecord& task, Status status, const char* type, const std::string& what) {
+    TaskRecord dead = task;
+    dead.failure = static_cast<std::int32_t>(status);
+    dead.failure_message = what + " (after " + std::to_string(task.max_attempts) +
+                           " attempts; kept as a dead letter: mp-redis dead URL " + std::string(name) + ")";
+    if (!tasks.task_failed(dead)) return;
+    reply(task, status, {}, type, dead.failure_message);
+  };
+  {
+    // One local pool per task_timeout the submitters ask for (usually one).
+    std::map<std::int64_t, std::unique_ptr<mp::Pool>> locals;
+    auto local_for = [&](std::int64_t timeout_ms) -> mp::Pool& {
+      auto& pool = locals[timeout_ms];
+      if (!pool) {
+        mp::PoolOptions local_options;
+        local_options.task_timeout = std::chrono::milliseconds(timeout_ms > 0 ? timeout_ms : 0);
+        pool = std::make_unique<mp::Pool>(processes, local_options);
+      }
+      return *pool;
+    };
+    // The usual local pool starts before the queue's lease keeper thread exists, so its
+    // zygote is forked from a process with one thread.
+    (void)local_for(0);
+    struct Running {
+      TaskRecord task;
+      mp::AsyncResult<std::vector<std::byte>> result;
+      bool replied = false;  // its result (or RemoteError) went to the submitter already
+    };
+    std::deque<Running> running;
+    const std::size_t window = static_cast<std::size_t>(processes) * 2;
+    // Woken by the local pool's threads whenever a task finishes.
+    struct Wakeup {
+      std::mutex mutex;
+      std::condition_variable changed;
+      std::uint64_t finished = 0;  // guarded by mutex
+    };
+    auto wakeup = std::make_shared<Wakeup>();
+    std::uint64_t finished_seen = 0;
+    auto wait_for_a_finish = [&](std::chrono::milliseconds timeout) {
+      std::unique_lock lock(wakeup->mutex);
+      wakeup->changed.wait_for(lock, timeout, [&] { return wakeup->finished != finished_seen; });
+      finished_seen = wakeup->finished;
+    };
+    // reply_early(r): a success or an exception goes to the submitter as soon as it is there,
+    // whatever its place; only its acknowledgement waits for its turn.
+    auto reply_early = [&](Running& r) {
+      if (r.replied || !r.result.ready()) return;
+      try {
+        reply(r.task, Status::ok, r.result.get(), "", "");
+      } catch (const mp::RemoteError& e) {
+        reply(r.task, Status::remote_error, {}, e.type_name(), e.what());
+      } catch (const mp::TaskTimeout&) {
+        return;  // handed out again or failed: in its turn (finish_front)
+      } catch (const mp::WorkerLost&) {
+        return;
+      }
+      r.replied = true;
+    };
+    // finish_front(): the oldest task is done: acknowledged (after its reply), or, if its process
+    // died or was killed at its timeout, handed out again or failed. In the order taken, because
+    // the queue acknowledges the oldest item a consumer holds.
+    auto finish_front = [&] {
+      Running& r = running.front();
+      reply_early(r);
+      if (r.replied) {
+        tasks.task_done();
+      } else {
+        try {
+          (void)r.result.get();  // not replied, so it throws one of these
+        } catch (const mp::TaskTimeout& e) {
+          fail(r.task, Status::task_timeout, "mp::TaskTimeout", e.what());
+        } catch (const mp::WorkerLost& e) {
+          fail(r.task, Status::worker_lost, "mp::WorkerLost", e.what());
+        }
+      }
+      running.pop_front();
+    };
+    auto settle = [&] {
+      for (auto& r : running) reply_early(r);
+      while (!running.empty() && running.front().result.ready()) finish_front();
+    };
+    while (!detail::g_stop_serving.load(std::memory_order_relaxed)) {  // relaxed: a polled flag
+      settle();
+      if (running.size() >= window) {
+        wait_for_a_finish(std::chrono::milliseconds(100));
+        continue;
+      }
+      TaskRecord task;
+      try {
+        task = tasks.get(running.empty() ? std::chrono::milliseconds(200) : std::chrono::milliseconds(0));
+      } catch (const mp::Empty&) {
+        if (!running.empty()) wait_for_a_finish(std::chrono::milliseconds(50));
+        continue;
+      }
+      auto result =
+          local_for(task.task_timeout_ms).apply_async(detail::run_task, task.function, task.arguments);
+      result.add_done_callback([wakeup](const mp::AsyncResult<std::vector<std::byte>>&) {
+        {
+          std::lock_guard lock(wakeup->mutex);
+          ++wakeup->finished;
+        }
+        wakeup->changed.notify_one();
+      });
+      running.push_back(Running{std::move(task), std::move(result)});
+    }
+    // Stopping: what is done is delivered and acknowledged in order; the rest stays
+    // unacknowledged and goes back to the queue at once when the handle leaves (below), or, if
+    // this process dies first, when its lease runs out.
+    settle();
+    running.clear();
+    for (auto& [timeout, pool] : locals) pool->terminate();
+  }
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  ::sigaction(SIGINT, &old_int, nullptr);
+  return 0;
+}
+
+}  // namespace mp::redis
