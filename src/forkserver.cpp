@@ -7,6 +7,16 @@
 // fresh run of this program (/proc/self/exe with MP_FORKSERVER_FD, caught by a
 // constructor in context.cpp before main()). Requests are one round trip on a
 // SOCK_SEQPACKET socket, serialised by `mutex`.
+//
+// The server dies with this process (after_fork::arm_death_signal). Started
+// from a thread other than the main one, that is PR_SET_PDEATHSIG(SIGRTMAX)
+// plus a handler that kills the server only if this process is really gone
+// (the kernel sends the signal when the starting *thread* exits). exec keeps
+// the death signal but drops the handler, whose default action would kill a
+// re-run server with that thread: so the re-run starts with SIGRTMAX blocked
+// and re-arms the handler before anything else (MP_FORKSERVER_PARENT, caught
+// with MP_FORKSERVER_FD in context.cpp), and a signal that came meanwhile
+// waits for the handler.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -59,9 +69,11 @@ void start_server_locked(ForkServer& s) {
   char* argv[] = {exe, nullptr};
   if (!quiet) {
     for (char** e = environ; *e != nullptr; ++e)
-      if (std::strncmp(*e, "MP_FORKSERVER_FD=", 17) != 0 && std::strncmp(*e, "MP_SPAWN_FD=", 12) != 0)
+      if (std::strncmp(*e, "MP_FORKSERVER_FD=", 17) != 0 && std::strncmp(*e, "MP_SPAWN_FD=", 12) != 0 &&
+          std::strncmp(*e, "MP_FORKSERVER_PARENT=", 21) != 0)
         environment.emplace_back(*e);
     environment.push_back("MP_FORKSERVER_FD=" + std::to_string(theirs.get()));
+    if (!main_thread) environment.push_back("MP_FORKSERVER_PARENT=" + std::to_string(parent));
     for (auto& each : environment) envp.push_back(each.data());
     envp.push_back(nullptr);
   }
@@ -78,6 +90,7 @@ void start_server_locked(ForkServer& s) {
       forkserver_main(theirs.get());
     }
     ::fcntl(theirs.get(), F_SETFD, 0);  // keep it across exec
+    if (!main_thread) after_fork::hold_death_signal_across_exec();
     ::execve(exe, argv, envp.data());
     ::_exit(127);  // the parent sees the socket close
   }

@@ -99,6 +99,13 @@ int read_all(int fd, void* data, std::size_t size) noexcept;
 // Async-signal-safe.
 void arm_death_signal(pid_t parent, bool forked_on_main_thread) noexcept;
 
+// hold_death_signal_across_exec(): right before exec in a child armed by
+// arm_death_signal(parent, false): blocks SIGRTMAX, whose handler exec drops
+// (the death signal itself survives exec). The new program calls
+// arm_death_signal() again, which unblocks it: a signal sent in between waits
+// for the handler instead of killing the child. Async-signal-safe.
+void hold_death_signal_across_exec() noexcept;
+
 // on_main_thread(): gettid() == getpid().
 bool on_main_thread() noexcept;
 

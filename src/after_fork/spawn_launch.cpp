@@ -37,7 +37,8 @@ Launched spawn_launch(int record_fd, bool daemon, const std::vector<int>& handle
   argv.push_back(nullptr);
   std::vector<std::string> environment;
   for (char** e = environ; *e != nullptr; ++e)
-    if (std::strncmp(*e, "MP_SPAWN_FD=", 12) != 0 && std::strncmp(*e, "MP_FORKSERVER_FD=", 17) != 0)
+    if (std::strncmp(*e, "MP_SPAWN_FD=", 12) != 0 && std::strncmp(*e, "MP_FORKSERVER_FD=", 17) != 0 &&
+        std::strncmp(*e, "MP_FORKSERVER_PARENT=", 21) != 0)
       environment.emplace_back(*e);
   environment.push_back("MP_SPAWN_FD=" + std::to_string(record_fd));
   std::vector<char*> envp;
@@ -57,8 +58,10 @@ Launched spawn_launch(int record_fd, bool daemon, const std::vector<int>& handle
     // ---- the child until exec: async-signal-safe only ----
     after_fork::discard_inherited_output();
     if (daemon) after_fork::arm_death_signal(parent, main_thread);  // PR_SET_PDEATHSIG survives exec
-    ::fcntl(record_fd, F_SETFD, 0);                                 // the record crosses exec
-    for (const int fd : handle_fds) ::fcntl(fd, F_SETFD, 0);        // and so do the handles' fds
+    // Its handler does not (off the main thread): held until run_launch() re-arms it.
+    if (daemon && !main_thread) after_fork::hold_death_signal_across_exec();
+    ::fcntl(record_fd, F_SETFD, 0);                           // the record crosses exec
+    for (const int fd : handle_fds) ::fcntl(fd, F_SETFD, 0);  // and so do the handles' fds
     ::execve(exe, argv.data(), envp.data());
     const int error = errno;
     (void)after_fork::write_all(report_write.get(), &error, sizeof error);
