@@ -43,8 +43,17 @@ test-asan: build-asan
 tsan: build-tsan
 	ctest --preset tsan -j $(JOBS)
 
-# make bench: Google Benchmark plus the same work in Python, side by side.
+# make bench: Google Benchmark plus the same work in Python, side by side. Celery and RQ
+# (bench/compare/redis_pool.py) are Debian's packages, seen by /usr/bin/python3; only make bench needs them.
+BENCH_PACKAGES := python3-celery python3-rq
+
 bench: build-release
+	@missing=""; for p in $(BENCH_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "not root: the Celery / RQ rows stay empty (install:$$missing)"; else \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi; \
+	fi
 	@bash bench/run.sh build/release
 
 lint: deps build/debug/build.ninja

@@ -1,6 +1,8 @@
 // Pipe benchmarks: a round trip between two processes (parent sends, a forked
 // child echoes), and one-way throughput for 4 KiB and 1 MiB messages over a
-// duplex Pipe (socketpair) and a one-way Pipe(false) (pipe2).
+// duplex Pipe and a one-way Pipe(false) (both shared-memory rings), beside
+// the same round trip on a bare socketpair (the kernel's floor, which the
+// socket Pipe used to pay).
 // Listener/Client: the same round trip over a TCP connection on 127.0.0.1
 // made by mp::Listener / mp::Client with an authkey (Python's framing), as an
 // i64 in mp's codec and as a py::Object (a pickle, as Python's send() makes).
@@ -17,6 +19,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "mp/detail/connection_core.hpp"
 #include "mp/errors.hpp"
 #include "mp/listener.hpp"
 #include "mp/pipe.hpp"
@@ -70,6 +73,33 @@ void BM_PipeRoundTripInt(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_PipeRoundTripInt)->UseRealTime();
+
+// The same round trip over the socket transport the Pipe used before issue 10
+// (make_stream_connection_pair: a socketpair, mp framing), measured in the
+// same run, so before and after compare back to back on a shared machine.
+void BM_SocketPipeRoundTripInt(benchmark::State& state) {
+  auto [first, second] = mp::detail::make_stream_connection_pair(true);
+  auto parent_conn = mp::detail::ConnectionAccess::wrap<mp::Connection<std::int64_t>>(std::move(first));
+  auto child_conn = mp::detail::ConnectionAccess::wrap<mp::Connection<std::int64_t>>(std::move(second));
+  pid_t child = fork_child([&, &p = parent_conn, &c = child_conn] {
+    p.close();
+    try {
+      for (;;) c.send(c.recv() + 1);
+    } catch (const mp::EOFError&) {
+    }
+  });
+  child_conn.close();
+  std::int64_t n = 0;
+  for (auto _ : state) {
+    parent_conn.send(n);
+    n = parent_conn.recv();
+  }
+  benchmark::DoNotOptimize(n);
+  parent_conn.close();
+  reap(child, state);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_SocketPipeRoundTripInt)->UseRealTime();
 
 // The floor the kernel sets: the same round trip with bare write()/read() of
 // 8 bytes on a blocking socketpair, no framing, no codec, no spinning. Not

@@ -6,6 +6,10 @@
 # average printed first says how idle), then "busy": with one busy-looping
 # process per core, started here and stopped after.
 #
+# redis.py and redis_pool.py each start (and stop) their own throwaway redis-server;
+# redis_pool.py runs Celery and RQ under /usr/bin/python3 (Debian's python3-celery and
+# python3-rq, which make bench installs when missing).
+#
 #   MP_BENCH_QUICK=1 bash bench/run.sh build/release   # plumbing test: every benchmark shortened
 #   MP_BENCH_ONLY="lock pool" bash bench/run.sh          # only these comparisons
 set -uo pipefail

@@ -26,5 +26,14 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("all %lld results check out (in order)\n", n);
+  // imap_unordered: the same results, in the order the hosts send them.
+  long long total = 0, expected_total = 0;
+  for (long long s : pool.imap_unordered(&collatz::steps, numbers)) total += s;
+  for (long long s : steps) expected_total += s;
+  if (total != expected_total) {
+    std::printf("imap_unordered: total %lld, expected %lld\n", total, expected_total);
+    return 1;
+  }
+  std::printf("imap_unordered: the same %lld results, as they arrived\n", n);
   return 0;
 }

@@ -8,7 +8,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -17,9 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -27,6 +24,7 @@
 #include "mp/detail/system_error.hpp"
 #include "mp/errors.hpp"
 #include "stream_connection.hpp"
+#include "write_all.hpp"
 
 namespace mp::detail {
 namespace {
@@ -59,37 +57,6 @@ std::uint64_t load_big_endian(const std::byte* in, std::size_t size) noexcept {
   std::uint64_t value = 0;
   for (std::size_t i = 0; i < size; ++i) value = (value << 8) | static_cast<std::uint64_t>(in[i]);
   return value;
-}
-
-// Writes every byte of iov[0..count) (partial writes and EINTR handled).
-// Returns 0 or the errno that stopped it.
-int write_all(int fd, iovec* iov, int count, bool is_socket) noexcept {
-  while (count > 0) {
-    ssize_t written;
-    if (is_socket) {
-      msghdr message{};
-      message.msg_iov = iov;
-      message.msg_iovlen = static_cast<std::size_t>(count);
-      written = ::sendmsg(fd, &message, MSG_NOSIGNAL);
-    } else {
-      written = ::writev(fd, iov, count);
-    }
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    auto left = static_cast<std::size_t>(written);
-    while (count > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      ++iov;
-      --count;
-    }
-    if (count > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
-  }
-  return 0;
 }
 
 // Blocks SIGPIPE in the calling thread for the duration of a pipe write, so a
@@ -176,55 +143,6 @@ ReadOutcome read_exact(int fd, std::byte* buffer, std::size_t size,
     return outcome;
   }
   return outcome;
-}
-
-// How long a socket receive spins (non-blocking reads, yielding the CPU in
-// between) before it sleeps in the kernel: MP_PIPE_SPIN_US microseconds, 0
-// (off) by default. Spinning can save the kernel wake-up on an idle machine,
-// but on a loaded one sched_yield() can hand the CPU away for a whole
-// scheduler tick: measured on the 2-core VM while a build ran, a round trip
-// took 3.5 ms with a 30 us spin and 13 us without. So it is opt-in.
-std::chrono::nanoseconds spin_budget() noexcept {
-  static const std::chrono::nanoseconds budget = [] {
-    const char* text = std::getenv("MP_PIPE_SPIN_US");
-    long micros = text != nullptr ? std::strtol(text, nullptr, 10) : 0;
-    return std::chrono::nanoseconds(std::max(micros, 0L) * 1000);
-  }();
-  return budget;
-}
-
-// Reads a frame header of `size` bytes. On a Pipe socket it first spins (see
-// spin_budget()) with recv(MSG_DONTWAIT), which makes the read non-blocking
-// for this call only: the fd itself stays blocking for every process sharing it.
-ReadOutcome read_header(int fd, std::byte* header, std::size_t size, bool spin, Deadline deadline) noexcept {
-  ReadOutcome outcome;
-  if (spin) {
-    const auto budget = spin_budget();
-    const auto give_up = std::chrono::steady_clock::now() + budget;
-    const bool spinning = budget.count() > 0;
-    for (;;) {
-      ssize_t n = ::recv(fd, header, size, MSG_DONTWAIT);
-      if (n > 0) {
-        outcome.got = static_cast<std::size_t>(n);
-        break;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        if (!spinning || std::chrono::steady_clock::now() >= give_up) break;
-        ::sched_yield();
-        continue;
-      }
-      if (n == 0 || errno == ECONNRESET) {
-        outcome.eof = true;
-      } else {
-        outcome.error = errno;
-      }
-      return outcome;
-    }
-  }
-  ReadOutcome rest = read_exact(fd, header + outcome.got, size - outcome.got, deadline);
-  rest.got += outcome.got;
-  return rest;
 }
 
 }  // namespace
@@ -321,7 +239,7 @@ void StreamConnection::write_all_or_throw(int fd, std::span<const std::byte> hea
   if (!payload.empty()) iov[count++] = {const_cast<std::byte*>(payload.data()), payload.size()};
   int error;
   if (kind_ == Kind::socket) {
-    error = write_all(fd, iov.data(), count, true);
+    error = write_all(fd, iov.data(), count);
   } else {
     SigpipeBlocker blocker;
     error = write_all(fd, iov.data(), count, false);
@@ -376,13 +294,11 @@ std::vector<std::byte> StreamConnection::recv_message(const char* call, std::uin
 
   std::array<std::byte, python_long_header_size> header{};
   std::uint64_t length = 0;
-  const bool spin = kind_ == Kind::socket && framing_ == Framing::mp && deadline.is_never();
   if (framing_ == Framing::mp) {
-    check(read_header(fd, header.data(), mp_header_size, spin, deadline), mp_header_size, true);
+    check(read_exact(fd, header.data(), mp_header_size, deadline), mp_header_size, true);
     length = load_little_endian(header.data(), mp_header_size);
   } else {
-    check(read_header(fd, header.data(), python_short_header_size, false, deadline), python_short_header_size,
-          true);
+    check(read_exact(fd, header.data(), python_short_header_size, deadline), python_short_header_size, true);
     auto short_length = static_cast<std::int32_t>(
         static_cast<std::uint32_t>(load_big_endian(header.data(), python_short_header_size)));
     if (short_length == -1) {
@@ -437,7 +353,7 @@ bool StreamConnection::poll(Deadline deadline) {
   }
 }
 
-std::pair<std::shared_ptr<ConnectionCore>, std::shared_ptr<ConnectionCore>> make_connection_pair(
+std::pair<std::shared_ptr<ConnectionCore>, std::shared_ptr<ConnectionCore>> make_stream_connection_pair(
     bool duplex) {
   std::array<int, 2> fds{-1, -1};
   if (duplex) {

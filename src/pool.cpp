@@ -58,7 +58,7 @@ std::shared_ptr<detail::JobState> Pool::submit(const char* method, std::vector<d
   std::vector<std::uint32_t> counts;
   counts.reserve(chunks.size());
   for (const auto& chunk : chunks) counts.push_back(chunk.item_count);
-  auto job = std::make_shared<detail::JobState>(std::move(counts));
+  auto job = std::make_shared<detail::JobState>(std::move(counts), core_->job_events());
   job->set_canceller(core_->canceller());
   if (!chunks.empty()) core_->submit(method, job, std::move(chunks));
   return job;

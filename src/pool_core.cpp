@@ -5,7 +5,6 @@
 #include "pool_core.hpp"
 
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -38,15 +37,25 @@ int pool_cpu_count() noexcept {
   return online < 1 ? 1 : static_cast<int>(online);
 }
 
-// PoolCore::CancelGate: AsyncResult::cancel() reaches the pool through it;
-// the destructor detaches the pool first (gate mutex, then mutex_).
+// PoolCore::CancelGate: AsyncResult::cancel() and waiting threads that help
+// collect reach the pool through it; the destructor detaches the pool first
+// (gate mutex, then collect_mutex_, then mutex_).
 class PoolCore::CancelGate final : public JobCanceller {
  public:
-  explicit CancelGate(PoolCore* core) : core_(core) {}
+  CancelGate(PoolCore* core, Ring ring) : core_(core), ring_(std::move(ring)) {}
   bool cancel(const std::shared_ptr<JobState>& job) override {
     std::lock_guard lock(mutex_);
     // In a process forked from the owner the pool is not ours to touch.
     return core_ != nullptr && !core_->foreign() && core_->cancel(job);
+  }
+  bool results_waiting() const noexcept override {
+    // Without the gate's mutex: our own handle keeps the ring mapped.
+    return ring_.size() > 0;
+  }
+  bool help_collect() noexcept override {
+    std::unique_lock lock(mutex_, std::try_to_lock);
+    if (!lock.owns_lock() || core_ == nullptr || core_->foreign()) return false;
+    return core_->help_collect();
   }
   void detach() {
     std::lock_guard lock(mutex_);
@@ -55,16 +64,18 @@ class PoolCore::CancelGate final : public JobCanceller {
 
  private:
   std::mutex mutex_;
-  PoolCore* core_;  // guarded by mutex_
+  PoolCore* core_;   // guarded by mutex_
+  const Ring ring_;  // a handle on the pool's result ring (shares its mapping)
 };
 
 PoolCore::PoolCore(int processes, PoolOptions options)
     : processes_(processes),
       options_(options),
+      result_ring_(Ring::create(0)),
       zygote_(g_control_buffer_for_testing.load(std::memory_order_relaxed)),  // relaxed: see its definition
       dispatcher_(processes, options.maxtasksperchild),
       workers_(static_cast<std::size_t>(processes)),
-      cancel_gate_(std::make_shared<CancelGate>(this)) {
+      cancel_gate_(std::make_shared<CancelGate>(this, result_ring_)) {
   if (options.task_timeout.count() < 0) {
     throw ValueError("Pool(options): task_timeout must be 0 (none) or positive, not " +
                      std::to_string(options.task_timeout.count()) + " ms");
@@ -81,6 +92,9 @@ PoolCore::PoolCore(int processes, PoolOptions options)
     ::new (static_cast<void*>(&slots_[i])) WorkerSlot{};
     reset_slot_locked(i);  // no other thread yet
   }
+  // Made before the zygote's fork: every worker inherits them (pool_wire.hpp).
+  task_rings_.reserve(static_cast<std::size_t>(processes));
+  for (int i = 0; i < processes; ++i) task_rings_.push_back(Ring::create(0));
 
   wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_) throw_system_error("eventfd", "pool", errno);
@@ -179,7 +193,8 @@ void PoolCore::clear_cancel_mark_locked(int index, std::uint64_t task_id) {
 }
 
 // PoolCore::dispatch_locked(): hands queued chunks to the workers with room
-// (Dispatcher::assign) and writes what the sockets take without blocking.
+// (Dispatcher::assign) and puts each worker's batch into its ring as one
+// record (never blocking).
 void PoolCore::dispatch_locked() {
   if (broken_ || !zygote_alive_ || state_ == PoolState::terminating || state_ == PoolState::finished) return;
   const std::vector<Dispatcher::Assignment> assigned = dispatcher_.assign();
@@ -188,7 +203,7 @@ void PoolCore::dispatch_locked() {
     workers_[static_cast<std::size_t>(sent.worker)].channel.send_chunk(*sent.chunk);
   }
   for (auto& worker : workers_) {
-    if (worker.channel.wants_write()) worker.channel.flush();  // one write per worker for the batch
+    if (worker.channel.wants_write()) worker.channel.flush();  // one record per worker for the batch
   }
 }
 
@@ -207,7 +222,7 @@ void PoolCore::break_pool_locked(FailurePtr error, std::vector<Completion>& done
   fail_everything_locked(broken_, done);
 }
 
-void PoolCore::deliver(std::vector<Completion>& done) noexcept {
+void PoolCore::deliver(std::vector<Completion>& done, bool on_pool_thread) noexcept {
   // One wake-up per job per batch: an imap consumer reads every chunk that
   // finished since it last looked.
   std::vector<JobState*> to_notify;
@@ -224,12 +239,24 @@ void PoolCore::deliver(std::vector<Completion>& done) noexcept {
   for (JobState* job : to_notify) job->notify_waiters();  // `done` still owns every job
   // Done callbacks of the jobs that became ready, once each (take_callbacks
   // empties the list).
+  bool handed_over = false;
   for (auto& completion : done) {
     if (std::find(touched.begin(), touched.end(), completion.job.get()) == touched.end()) continue;
     std::erase(touched, completion.job.get());
+    if (!on_pool_thread) {
+      if (!completion.job->has_callbacks()) continue;
+      try {
+        std::lock_guard lock(mutex_);
+        callbacks_due_.push_back(completion.job);  // run_due_callbacks(), on the supervisor
+        handed_over = true;
+      } catch (...) {
+      }
+      continue;
+    }
     std::vector<JobState::DoneCallback> callbacks = completion.job->take_callbacks();
     if (!callbacks.empty()) JobState::run_callbacks(completion.job, callbacks);
   }
+  if (handed_over) wake();
   done.clear();
 }
 
@@ -268,7 +295,7 @@ void PoolCore::submit(const char* method, const std::shared_ptr<JobState>& job,
       fail_everything_locked(broken_, done);
     } else {
       dispatch_locked();
-      // A write that would block is the supervisor's to finish (POLLOUT).
+      // A batch its ring cannot take now is the supervisor's to retry.
       const bool stalled = std::any_of(workers_.begin(), workers_.end(),
                                        [](const WorkerEntry& w) { return w.channel.wants_write(); });
       if (stalled) wake();

@@ -5,21 +5,26 @@
 //    close(), terminate(), join(); callers' threads;
 //  - dispatch (Dispatcher, pool_dispatcher.*): plain logic, which chunk goes
 //    to which worker;
-//  - worker channels (WorkerChannel, pool_worker_channel.*): frames to and
-//    from each worker;
+//  - worker channels (WorkerChannel, pool_worker_channel.*): task frames to
+//    each worker's ring;
 //  - the zygote link (ZygoteLink, pool_zygote_link.*): spawn requests and
 //    the zygote's reports;
 //  - the supervisor loop (pool_supervisor.cpp): one thread per pool, cut into
 //    named steps: settle_lifecycle_locked, collect_poll_set_locked, then
-//    on_worker_readable, on_zygote_reports, on_zygote_died.
+//    on_zygote_reports, on_zygote_died; it posts deaths to the result ring;
+//  - the collector (pool_collector.cpp): one thread per pool that gets every
+//    record of the result ring, in order (results, readiness, deaths), and
+//    refills the workers' windows.
 //
 // Locks: mutex_ guards the pool's state (state_, broken_, zygote_alive_),
-// dispatcher_, and every WorkerEntry but its channel's inbox half (read by
-// the supervisor thread only). startup_mutex_ guards the constructor's
-// hand-off with the supervisor; join_mutex_ serialises joins. zygote_ is the
-// supervisor thread's alone. Order: mutex_ before a JobState's mutex and
-// before mp's process-table mutex; results are delivered (JobState) outside
-// mutex_, and nothing is decoded under it.
+// dispatcher_, and every WorkerEntry (its channel too). The rings are shared
+// memory with their own locks: only code under mutex_ puts to a task ring;
+// only the collector gets from the result ring. startup_mutex_ guards the constructor's
+// hand-off with the supervisor; join_mutex_ serialises joins; collect_mutex_
+// is the right to take records from the result ring (before mutex_). zygote_ is the
+// supervisor thread's alone; collector_ is started and joined by it. Order: mutex_ before a JobState's mutex
+// and before mp's process-table mutex; results are delivered (JobState) outside mutex_, and nothing is
+// decoded under it.
 #pragma once
 
 #include <signal.h>
@@ -29,10 +34,12 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "mp/detail/fd.hpp"
+#include "mp/detail/ring.hpp"
 #include "mp/pool.hpp"
 #include "pool_dispatcher.hpp"
 #include "pool_wire.hpp"
@@ -50,9 +57,9 @@ struct Completion {
 };
 
 // State table of a worker entry (only the supervisor moves it, under mutex_):
-//   absent --spawn_worker_locked--> launching --ready frame--> running
+//   absent --spawn_worker_locked (supervisor)--> launching --ready frame--> running
 //   launching|running --close, idle--> retiring
-//   any --the zygote reports its exit--> absent
+//   any --its `died` record (collector)--> absent, respawn_due if it is to be replaced
 enum class WorkerState { absent, launching, running, retiring };
 
 struct WorkerEntry {
@@ -62,6 +69,7 @@ struct WorkerEntry {
   WorkerChannel channel;
   bool ready = false;              // the initializer returned
   bool cancel_signal_due = false;  // a running task was cancelled before the pidfd arrived
+  bool respawn_due = false;        // absent, to be replaced by the supervisor
 };
 
 // PoolState: running --close--> closed --idle, workers gone--> finished
@@ -81,11 +89,16 @@ class PoolCore {
   // PoolCore::canceller(): what a JobState calls to cancel itself; outlives
   // the PoolCore (it answers false once the pool is gone).
   [[nodiscard]] std::weak_ptr<JobCanceller> canceller() const;
+  // PoolCore::help_collect(): a waiting caller's turn at the collector's
+  // work, if nobody has it now (collect_mutex_); true if it handled records.
+  bool help_collect() noexcept;
   void check_running(const char* method) const;
   void close();
   void terminate();
   void join();
   [[nodiscard]] int processes() const noexcept { return processes_; }
+  // PoolCore::job_events(): the event count this pool's jobs wait on.
+  [[nodiscard]] const std::shared_ptr<EventCount>& job_events() const noexcept { return job_events_; }
   // PoolCore::foreign(): true in a process forked from the pool's owner (a
   // copy of the Pool object exists there, but no supervisor and no workers).
   [[nodiscard]] bool foreign() const noexcept { return ::getpid() != owner_; }
@@ -97,12 +110,18 @@ class PoolCore {
   void supervise_loop();
   bool settle_lifecycle_locked(std::vector<Completion>& done);
   void collect_poll_set_locked(std::vector<pollfd>& fds, std::vector<int>& owners);
-  void on_worker_readable(int index, std::vector<Completion>& done);
-  void on_result_frames_locked(int index, std::vector<ResultFrame>& frames, std::vector<Completion>& done);
   void on_zygote_reports(std::vector<Completion>& done);
-  void on_worker_exited(const pool_wire::ZygoteReport& report, std::vector<Completion>& done);
-  void on_zygote_died(std::vector<Completion>& done);
-  void spawn_worker_locked(int index, std::vector<Completion>& done);
+  void on_zygote_died();
+  void post_to_collector(pool_wire::FromWorker kind, int index, const void* payload,
+                         std::size_t size) noexcept;
+  void spawn_worker_locked(int index);
+
+  // ---- the collector (pool_collector.cpp) ----
+  void collect() noexcept;
+  RingStatus collect_burst(bool on_pool_thread);
+  void on_result_frame_locked(ResultFrame& frame, std::vector<Completion>& done);
+  void on_worker_exited_locked(const pool_wire::ZygoteReport& report, std::vector<Completion>& done);
+  void on_zygote_died_locked(const std::string& why, std::vector<Completion>& done);
   void run_due_callbacks();
   [[nodiscard]] FailurePtr death_failure(int index, const pool_wire::ZygoteReport& report,
                                          std::uint64_t started) const;
@@ -113,7 +132,10 @@ class PoolCore {
   void fail_everything_locked(const FailurePtr& error, std::vector<Completion>& done);
   void break_pool_locked(FailurePtr error, std::vector<Completion>& done);
   void wake() noexcept;
-  static void deliver(std::vector<Completion>& done) noexcept;
+  // deliver(done, on_pool_thread): outcomes to their jobs, outside mutex_.
+  // Done callbacks run here on a pool thread; a helping caller's thread
+  // hands them to the supervisor (callbacks_due_) instead.
+  void deliver(std::vector<Completion>& done, bool on_pool_thread = true) noexcept;
   // Cancel marks (INV3 of pool_wire.hpp): set one and signal the worker if
   // the task is running there; clear one once its chunk left the worker.
   void stop_in_worker_locked(int index, std::uint64_t task_id);
@@ -126,10 +148,13 @@ class PoolCore {
   const int processes_;
   const PoolOptions options_;
   const pid_t owner_ = ::getpid();
+  const std::shared_ptr<EventCount> job_events_ = std::make_shared<EventCount>();
   std::shared_ptr<std::byte> slot_region_;  // the shared slot table (pool_wire.hpp)
   pool_wire::WorkerSlot* slots_ = nullptr;
-  UniqueFd wake_fd_;   // eventfd: callers wake the supervisor
-  ZygoteLink zygote_;  // supervisor thread only
+  std::vector<Ring> task_rings_;  // one per worker index (pool_wire.hpp, "Channels")
+  Ring result_ring_;              // every worker's results, and the supervisor's death records
+  UniqueFd wake_fd_;              // eventfd: callers wake the supervisor
+  ZygoteLink zygote_;             // supervisor thread only
   sigset_t creator_mask_{};
   // Prepared before the zygote's fork: it allocates nothing afterwards.
   std::vector<pollfd> zygote_poll_storage_;
@@ -154,8 +179,14 @@ class PoolCore {
       callbacks_due_;                        // guarded by mutex_: cancelled jobs, for the supervisor
   std::shared_ptr<CancelGate> cancel_gate_;  // set in the constructor, detached in the destructor
 
+  // Whoever holds collect_mutex_ takes records from the result ring and
+  // handles them before letting go, so records are handled in ring order
+  // (INV4) whether the collector or a helping caller takes them.
+  std::mutex collect_mutex_;
+
   std::mutex join_mutex_;
   std::thread supervisor_;  // joined under join_mutex_
+  std::thread collector_;   // started and joined by the supervisor thread
 };
 
 }  // namespace mp::detail

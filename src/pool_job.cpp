@@ -8,8 +8,9 @@
 
 namespace mp::detail {
 
-JobState::JobState(std::vector<std::uint32_t> item_counts)
+JobState::JobState(std::vector<std::uint32_t> item_counts, std::shared_ptr<EventCount> events)
     : item_counts_(std::move(item_counts)),
+      changed_(events ? std::move(events) : std::make_shared<EventCount>()),
       status_(item_counts_.size(), ChunkStatus::pending),
       bytes_(item_counts_.size()),
       errors_(item_counts_.size()),
@@ -49,19 +50,44 @@ bool JobState::fail_chunk(std::size_t chunk, FailurePtr error) noexcept {
   return notify;
 }
 
+// JobState::wait_locked(lock, done, deadline)
+// A waiter registers under mutex_ (job_waiters_ / chunk_waiters_) and reads
+// changes_ in the same critical section in which it found done() false. A
+// notifier changes the state under mutex_, sees the waiter there, and bumps
+// changes_ after unlocking; so the bump comes after the waiter's read, and
+// the event count's protocol (its W1 = the bump) loses no wake-up.
+template <class Done>
+bool JobState::wait_locked(std::unique_lock<std::mutex>& lock, Done done, const Deadline& deadline) const {
+  bool helping = true;  // false once the collector had the records: then only wait
+  while (!done()) {
+    const std::uint64_t seen = changes_.load(std::memory_order_acquire);  // pairs with notify_waiters()
+    lock.unlock();
+    const auto moved_since = [&] {
+      return changes_.load(std::memory_order_acquire) != seen;  // pairs with notify_waiters()'s release
+    };
+    bool moved;
+    const std::shared_ptr<JobCanceller> pool = helping ? canceller_.lock() : nullptr;
+    if (pool) {
+      // While spinning, take outcomes straight from the pool's result channel
+      // (help_collect); once asleep, the collector's notify wakes us.
+      moved = changed_->await([&] { return moved_since() || pool->results_waiting(); }, deadline);
+      if (moved && !moved_since()) helping = pool->help_collect();
+    } else {
+      moved = changed_->await(moved_since, deadline);
+    }
+    lock.lock();
+    if (!moved) return done();
+  }
+  return true;
+}
+
 // JobState::wait(deadline)
-// A waiter registers under mutex_ before it sleeps and the notifier decides
-// under mutex_ too, so no wake-up is lost (the condition variable's own rule).
 bool JobState::wait(const Deadline& deadline) const {
   std::unique_lock lock(mutex_);
   if (ready_locked()) return true;
   ++job_waiters_;
-  bool ready = true;
-  if (deadline.is_never()) {
-    changed_.wait(lock, [&] { return ready_locked(); });
-  } else {
-    ready = changed_.wait_until(lock, deadline.when(), [&] { return ready_locked(); });
-  }
+  const bool ready = wait_locked(
+      lock, [&] { return ready_locked(); }, deadline);
   --job_waiters_;
   return ready;
 }
@@ -82,11 +108,7 @@ JobState::ChunkStatus JobState::wait_chunk(std::size_t chunk, const Deadline& de
   auto finished = [&] { return status_[chunk] != ChunkStatus::pending; };
   if (finished()) return status_[chunk];
   ++chunk_waiters_;
-  if (deadline.is_never()) {
-    changed_.wait(lock, finished);
-  } else {
-    (void)changed_.wait_until(lock, deadline.when(), finished);
-  }
+  (void)wait_locked(lock, finished, deadline);
   --chunk_waiters_;
   return status_[chunk];
 }
@@ -97,12 +119,7 @@ std::optional<std::size_t> JobState::wait_nth_finished(std::size_t n, const Dead
   auto arrived = [&] { return finish_order_.size() > n; };
   if (!arrived()) {
     ++chunk_waiters_;
-    bool ok = true;
-    if (deadline.is_never()) {
-      changed_.wait(lock, arrived);
-    } else {
-      ok = changed_.wait_until(lock, deadline.when(), arrived);
-    }
+    const bool ok = wait_locked(lock, arrived, deadline);
     --chunk_waiters_;
     if (!ok) return std::nullopt;
   }
@@ -161,6 +178,11 @@ std::vector<JobState::DoneCallback> JobState::take_callbacks() {
   std::lock_guard lock(mutex_);
   if (!ready_locked()) return {};
   return std::move(callbacks_);
+}
+
+bool JobState::has_callbacks() const {
+  std::lock_guard lock(mutex_);
+  return !callbacks_.empty();
 }
 
 void JobState::run_callbacks(const std::shared_ptr<JobState>& self,

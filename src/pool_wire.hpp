@@ -1,7 +1,23 @@
-// src/pool_wire.hpp — private to the Pool: the frames between the supervisor
-// and a worker, the messages between the supervisor and the zygote, the
+// src/pool_wire.hpp — private to the Pool: the frames between the pool and
+// its workers, the messages between the supervisor and the zygote, the
 // shared slot table, and the entry points of the code that runs after fork()
 // (src/after_fork/pool_zygote.cpp and pool_worker.cpp).
+//
+// Channels (shared memory, mp/detail/ring.hpp; made before the zygote's fork,
+// so every worker inherits them):
+//  - one task ring per worker index: the pool puts records (under its mutex,
+//    never blocking), the worker of that index gets them. A record is a batch
+//    of task frames (TaskHeader + payload, back to back), run in order.
+//  - one result ring for the pool: every worker puts one record per result
+//    frame (ResultHeader + payload); the supervisor thread puts a `died`
+//    record when the zygote reports a worker's exit, and a `zygote_died`
+//    record when the zygote is gone; the collector thread gets them all, in
+//    order. A worker's results were committed before it died, and its death
+//    was reported (and posted) after, so the collector always sees a dead
+//    worker's last results before its `died` record (INV4).
+// A worker killed inside a get or a put is repaired by the ring's crash
+// rules (robust mutexes, one-store commits): the next producer (another
+// worker or the supervisor) or the next consumer of that ring goes on.
 #pragma once
 
 #include <poll.h>
@@ -13,9 +29,13 @@
 #include <cstdint>
 #include <type_traits>
 
+namespace mp::detail {
+class Ring;
+}
+
 namespace mp::detail::pool_wire {
 
-// ---- supervisor -> worker (stream socket, one per worker) --------------------
+// ---- pool -> worker (the worker's task ring) ---------------------------------------
 enum class ToWorker : std::uint32_t { run_chunk = 1, exit = 2 };
 
 struct TaskHeader {
@@ -28,18 +48,20 @@ struct TaskHeader {
 static_assert(std::is_standard_layout_v<TaskHeader> && std::is_trivially_copyable_v<TaskHeader>);
 static_assert(sizeof(TaskHeader) == 32);
 
-// ---- worker -> supervisor ------------------------------------------------------
+// ---- worker (and supervisor) -> collector (the result ring) ---------------------
 enum class FromWorker : std::uint32_t {
   ready = 1,               // the initializer returned; no payload
   result = 2,              // payload: the chunk's encoded results
   error = 3,               // payload: u32 type length, type, message (the task threw)
   initializer_failed = 4,  // payload as error; the worker exits next
   skipped = 5,             // no payload: the chunk was cancelled before it started; it did not run
+  died = 6,                // from the supervisor: payload is the zygote's ZygoteReport (exited)
+  zygote_died = 7,         // from the supervisor: payload is why (text); every worker died with it
 };
 
 struct ResultHeader {
-  std::uint32_t kind;  // FromWorker
-  std::uint32_t reserved;
+  std::uint32_t kind;   // FromWorker
+  std::int32_t worker;  // the worker index it comes from (-1: zygote_died)
   std::uint64_t task_id;
   std::uint64_t run_ns;  // how long the chunk ran (feeds the dispatch window)
   std::uint64_t payload_size;
@@ -49,7 +71,7 @@ static_assert(sizeof(ResultHeader) == 32);
 
 // ---- supervisor <-> zygote (SOCK_SEQPACKET, fds by SCM_RIGHTS) ----------------------
 enum class ZygoteRequestKind : std::uint32_t {
-  spawn = 1,     // carries the worker's end of its socket
+  spawn = 1,     // no fd: the worker's task ring was inherited with the zygote
   shutdown = 2,  // SIGKILL every remaining worker, reap them, exit
 };
 inline constexpr std::size_t kIdentitySize = 48;
@@ -83,6 +105,10 @@ static_assert(std::is_trivially_copyable_v<ZygoteRequest> && std::is_trivially_c
 // INV2: slot[i].running_task is the task worker i is inside now (0: between
 // tasks); timeout_at_ns its CLOCK_MONOTONIC deadline (task_timeout). Only
 // worker i writes them; the supervisor reads them (cancel; a death's cause).
+// INV4: the collector handles worker i's `died` record only after every
+// result worker i committed (they precede it in the result ring), and it
+// empties task ring i before anything else is put there (the requeued chunks
+// go to the replacement through the dispatcher, never twice through the ring).
 // INV3: slot[i].cancelled[] holds the ids of tasks in flight on worker i that
 // were cancelled (0: a free entry). Only the supervisor writes it (under the
 // pool's mutex): it sets an entry, then reads running_task; the worker sets
@@ -121,7 +147,9 @@ static_assert(std::is_standard_layout_v<SlotTableHeader> && sizeof(SlotTableHead
 
 // ---- what the forked code needs (prepared before fork: no allocation after) ------------
 struct WorkerLaunch {
-  int channel_fd;
+  int index;      // the worker's index in the pool
+  Ring* tasks;    // its task ring (inherited)
+  Ring* results;  // the pool's result ring (inherited)
   WorkerSlot* slot;
   const char* identity;  // "3": the worker is ForkPoolWorker-3 (current_process())
   void (*initializer)();
@@ -134,6 +162,8 @@ struct ZygoteLaunch {
   pid_t expected_parent;  // the pool's process (getppid() check)
   sigset_t signal_mask;   // the mask of the thread that made the Pool
   WorkerSlot* slots;
+  Ring* task_rings;   // worker_count rings, index i for worker i
+  Ring* result_ring;  // the pool's one result ring
   int worker_count;
   void (*initializer)();
   std::size_t maxtasksperchild;

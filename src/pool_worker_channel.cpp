@@ -1,8 +1,5 @@
-// src/pool_worker_channel.cpp — WorkerChannel: one worker's socket.
+// src/pool_worker_channel.cpp — WorkerChannel: the pool's end of one worker's task ring.
 #include "pool_worker_channel.hpp"
-
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,15 +12,15 @@ using namespace pool_wire;
 void WorkerChannel::queue(const void* header, std::size_t size, const std::byte* payload,
                           std::size_t payload_size) {
   const auto* raw = static_cast<const std::byte*>(header);
-  outbox_.insert(outbox_.end(), raw, raw + size);
-  if (payload_size > 0) outbox_.insert(outbox_.end(), payload, payload + payload_size);
+  batch_.insert(batch_.end(), raw, raw + size);
+  if (payload_size > 0) batch_.insert(batch_.end(), payload, payload + payload_size);
 }
 
 void WorkerChannel::send_chunk(const QueuedChunk& chunk) {
   TaskHeader header{static_cast<std::uint32_t>(ToWorker::run_chunk), chunk.item_count, chunk.task_id,
                     static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(chunk.runner)),
                     chunk.payload.size()};
-  queue(&header, sizeof header, chunk.payload.data(), chunk.payload.size());  // the caller flushes
+  queue(&header, sizeof header, chunk.payload.data(), chunk.payload.size());  // the dispatcher flushes
 }
 
 void WorkerChannel::send_exit() {
@@ -33,52 +30,26 @@ void WorkerChannel::send_exit() {
 }
 
 void WorkerChannel::flush() noexcept {
-  while (outbox_sent_ < outbox_.size()) {
-    const ssize_t n = ::send(fd_.get(), outbox_.data() + outbox_sent_, outbox_.size() - outbox_sent_,
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n > 0) {
-      outbox_sent_ += static_cast<std::size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;  // the supervisor polls POLLOUT
-    break;  // EPIPE/ECONNRESET: the worker is dead; its exit report requeues or fails its chunks
-  }
-  outbox_.clear();
-  outbox_sent_ = 0;
+  if (batch_.empty() || ring_ == nullptr) return;
+  // Non-blocking: only the pool (under its mutex) puts here, so the
+  // producer lock is free; would_block means the ring is full.
+  const RingStatus status = ring_->put(batch_, Deadline::never(), true);
+  if (status == RingStatus::would_block) return;  // the supervisor retries
+  // ok; or a broken ring (lock_error, corrupted): the worker cannot get
+  // anything more, its death (or the pool's end) settles its chunks.
+  batch_.clear();
 }
 
-std::vector<ResultFrame> WorkerChannel::read() {
-  std::vector<ResultFrame> frames;
-  if (!fd_ || eof_) return frames;
-  constexpr std::size_t kReadSize = std::size_t{1} << 16;
-  std::size_t budget = std::size_t{8} << 20;  // then let the other workers have a turn
-  while (budget > 0) {
-    const std::size_t old_size = inbox_.size();
-    inbox_.resize(old_size + kReadSize);
-    const ssize_t n = ::read(fd_.get(), inbox_.data() + old_size, kReadSize);
-    inbox_.resize(old_size + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
-    if (n > 0) {
-      budget -= std::min(budget, static_cast<std::size_t>(n));
-      if (static_cast<std::size_t>(n) < kReadSize) break;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) eof_ = true;
-    break;
+void WorkerChannel::discard() noexcept {
+  batch_.clear();
+  if (ring_ == nullptr) return;
+  std::vector<std::byte> scratch;
+  for (;;) {
+    GetTarget target;
+    target.buffer = &scratch;
+    if (ring_->get(target, Deadline::never(), true) != RingStatus::ok) break;
+    scratch.clear();
   }
-  std::size_t at = 0;
-  while (inbox_.size() - at >= sizeof(ResultHeader)) {
-    ResultHeader header;
-    std::memcpy(&header, inbox_.data() + at, sizeof header);
-    if (inbox_.size() - at - sizeof header < header.payload_size) break;
-    const auto begin = inbox_.begin() + static_cast<std::ptrdiff_t>(at + sizeof header);
-    frames.push_back(
-        {header, std::vector<std::byte>(begin, begin + static_cast<std::ptrdiff_t>(header.payload_size))});
-    at += sizeof header + header.payload_size;
-  }
-  inbox_.erase(inbox_.begin(), inbox_.begin() + static_cast<std::ptrdiff_t>(at));
-  return frames;
 }
 
 FailurePtr decode_failure(const std::vector<std::byte>& bytes, const std::string& prefix) {

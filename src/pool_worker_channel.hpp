@@ -1,22 +1,23 @@
-// src/pool_worker_channel.hpp — private to the Pool: the supervisor's end of
-// one worker's stream socket (task frames out, result frames in).
+// src/pool_worker_channel.hpp — private to the Pool: the pool's end of one
+// worker's task ring (pool_wire.hpp, "Channels").
 //
-// Writes never block: frames wait in an outbox and the supervisor polls for
-// POLLOUT (wants_write()). Reads never block: read() takes what is there (at
-// most a budget, so one chatty worker cannot starve the others) and returns
-// the complete result frames.
+// send_chunk() appends a task frame to the batch being built; flush() puts
+// the batch as one ring record, so a window of small chunks costs the worker
+// one get. A put never blocks (the pool's mutex is held): the ring is a
+// sparse reservation that only a 2 GiB backlog fills, and a batch it cannot
+// take now stays here (wants_write()) until a later flush, which the
+// supervisor retries on a short timer.
 //
-// Safety: the outbox half (send_chunk, send_exit, flush, wants_write) is used
-// under the pool's mutex (callers dispatch too); the inbox half (read, eof)
-// by the supervisor thread only.
+// Safety: every member is used under the pool's mutex. Lifetime: the ring
+// belongs to PoolCore; a channel only points to it.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
-#include "mp/detail/fd.hpp"
 #include "mp/detail/pool_job.hpp"
+#include "mp/detail/ring.hpp"
 #include "pool_dispatcher.hpp"
 #include "pool_wire.hpp"
 
@@ -30,35 +31,30 @@ struct ResultFrame {
 class WorkerChannel {
  public:
   WorkerChannel() = default;
-  explicit WorkerChannel(UniqueFd fd) : fd_(std::move(fd)) {}
+  explicit WorkerChannel(Ring* ring) : ring_(ring) {}
 
-  [[nodiscard]] bool is_open() const noexcept { return fd_.valid(); }
-  [[nodiscard]] int fd() const noexcept { return fd_.get(); }
+  [[nodiscard]] bool is_open() const noexcept { return ring_ != nullptr; }
 
-  // WorkerChannel::send_chunk(chunk): queues a task frame; flush() writes it
-  // (once per batch: one system call for a window of chunks).
+  // WorkerChannel::send_chunk(chunk): appends a task frame to the batch;
+  // flush() puts it (once per dispatch: one record for a window of chunks).
   void send_chunk(const QueuedChunk& chunk);
-  // WorkerChannel::send_exit(): queues the exit frame and writes what the
-  // socket takes now.
+  // WorkerChannel::send_exit(): appends the exit frame and flushes.
   void send_exit();
-  // WorkerChannel::flush(): writes the outbox until the socket is full. A
-  // dead worker's frames are dropped (its exit report handles its chunks).
+  // WorkerChannel::flush(): puts the batch as one record if the ring takes
+  // it now; else keeps it (wants_write()).
   void flush() noexcept;
-  [[nodiscard]] bool wants_write() const noexcept { return outbox_sent_ < outbox_.size(); }
+  [[nodiscard]] bool wants_write() const noexcept { return !batch_.empty(); }
 
-  // WorkerChannel::read(): what the worker sent so far, as complete frames.
-  std::vector<ResultFrame> read();
-  // WorkerChannel::eof(): the worker closed its end (it exited).
-  [[nodiscard]] bool eof() const noexcept { return eof_; }
+  // WorkerChannel::discard(): the worker died: empties its ring (the chunks
+  // it had not started go back to the dispatcher, INV4) and the batch.
+  // Taking the ring's consumer side repairs it if the worker died holding it.
+  void discard() noexcept;
 
  private:
   void queue(const void* header, std::size_t size, const std::byte* payload, std::size_t payload_size);
 
-  UniqueFd fd_;
-  std::vector<std::byte> outbox_;  // pool mutex
-  std::size_t outbox_sent_ = 0;    // pool mutex
-  std::vector<std::byte> inbox_;   // supervisor only
-  bool eof_ = false;               // supervisor only
+  Ring* ring_ = nullptr;
+  std::vector<std::byte> batch_;  // frames not yet put
 };
 
 // decode_failure(payload, prefix): a worker's error frame (u32 type length,

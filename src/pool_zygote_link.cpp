@@ -74,7 +74,7 @@ int ZygoteLink::start(ZygoteLaunch& launch, const int* parent_fds, int parent_fd
   return error;
 }
 
-void ZygoteLink::request_spawn(int index, UniqueFd worker_end, const std::string& identity) {
+void ZygoteLink::request_spawn(int index, const std::string& identity) {
   Request request;
   request.message = ZygoteRequest{};
   request.message.kind = static_cast<std::uint32_t>(ZygoteRequestKind::spawn);
@@ -82,8 +82,7 @@ void ZygoteLink::request_spawn(int index, UniqueFd worker_end, const std::string
   const std::size_t size = std::min(identity.size(), sizeof request.message.identity - 1);
   std::memcpy(request.message.identity, identity.data(), size);
   request.message.identity[size] = '\0';
-  request.fd = std::move(worker_end);
-  outbox_.push_back(std::move(request));
+  outbox_.push_back(request);
   flush();
 }
 
@@ -91,10 +90,9 @@ void ZygoteLink::flush() noexcept {
   while (!outbox_.empty()) {
     Request& request = outbox_.front();
     // Our end is non-blocking (O_NONBLOCK): a full socket answers EAGAIN.
-    const int error =
-        after_fork::send_with_fd(control_.get(), &request.message, sizeof request.message, request.fd.get());
+    const int error = after_fork::send_with_fd(control_.get(), &request.message, sizeof request.message, -1);
     if (error == 0) {
-      outbox_.pop_front();  // closes our copy of the worker's end
+      outbox_.pop_front();
       continue;
     }
     if (error == EAGAIN || error == EWOULDBLOCK) return;  // the supervisor polls POLLOUT
@@ -137,7 +135,7 @@ void ZygoteLink::shutdown_and_reap() noexcept {
   request.message.kind = static_cast<std::uint32_t>(ZygoteRequestKind::shutdown);
   request.message.worker_index = -1;
   try {
-    outbox_.push_back(std::move(request));
+    outbox_.push_back(request);
   } catch (...) {
     // Out of memory: closing our end makes the zygote shut down too (EOF).
     control_.reset();

@@ -44,10 +44,10 @@ class ZygoteLink {
   [[nodiscard]] int control_fd() const noexcept { return control_.get(); }
   [[nodiscard]] int pidfd() const noexcept { return pidfd_.get(); }
 
-  // ZygoteLink::request_spawn(index, worker_end, identity): queues "fork
-  // worker `index`, give it this socket and this identity"; then writes what
-  // it can. Never blocks.
-  void request_spawn(int index, UniqueFd worker_end, const std::string& identity);
+  // ZygoteLink::request_spawn(index, identity): queues "fork worker `index`
+  // with this identity" (it uses the task ring of that index, inherited);
+  // then writes what it can. Never blocks.
+  void request_spawn(int index, const std::string& identity);
   // ZygoteLink::flush(): writes queued requests until the socket is full.
   // Never blocks. A dead zygote's requests are dropped (its pidfd says so).
   void flush() noexcept;
@@ -68,7 +68,6 @@ class ZygoteLink {
  private:
   struct Request {
     pool_wire::ZygoteRequest message;
-    UniqueFd fd;  // sent with the message (SCM_RIGHTS), closed once sent
   };
 
   UniqueFd control_;     // our end (non-blocking)

@@ -1,8 +1,11 @@
 // src/stream_connection.hpp — the fd transport under mp::Connection<T>: one
-// socket or pipe end carrying framed messages (private to libmp).
+// socket or pipe end carrying framed messages (private to libmp). Listener
+// and Client connections use it; Pipe() uses shared memory
+// (src/shm_connection.hpp); make_stream_connection_pair makes a pair of it.
 //
 // Two framings (see mp/detail/connection_core.hpp for the table):
-//   Framing::mp      Pipe(): an 8-byte little-endian length, then the payload.
+//   Framing::mp      make_stream_connection_pair: an 8-byte little-endian
+//                    length, then the payload.
 //   Framing::python  Listener/Client: Python's multiprocessing.connection: a
 //                    4-byte big-endian signed length; for a message longer than
 //                    0x7fffffff bytes the 4 bytes are -1 and an 8-byte

@@ -9,7 +9,8 @@ one-way throughput of 4 KiB and 1 MiB messages (duplex Pipe() and Pipe(False)),
 and the round trip over a TCP connection made by Listener/Client with an
 authkey (mp: an i64 in mp's codec and a py::Object pickle; Python: a pickle).
 Prints a table with the ratios; the goal for the round trip is
-mp <= Python / 15.
+mp <= Python / 25 (issue 10). mp::Pipe is shared memory; the bare socketpair
+round trip is printed as the kernel's floor that it no longer pays.
 """
 import json
 import multiprocessing as mp
@@ -21,7 +22,7 @@ import time
 
 ROUND_TRIPS = 20000
 THROUGHPUT_BYTES = 256 << 20  # per case
-GOAL_ROUND_TRIP_SPEEDUP = 15.0
+GOAL_ROUND_TRIP_SPEEDUP = 25.0  # issue 10: Pipe round trip <= Python / 25
 
 
 def echo(conn, other):
@@ -145,7 +146,7 @@ def main():
     floor = seconds(cpp["BM_RawSocketpairRoundTrip/real_time"])
     print(f"{'  kernel floor (bare socketpair)':34} {floor * 1e6:11.2f} us {'':>14} {py_rt / floor:9.1f}x"
           f"  (Python / bare kernel round trip)")
-    print(f"{'  goal: Python / 15':34} {py_rt / GOAL_ROUND_TRIP_SPEEDUP * 1e6:11.2f} us")
+    print(f"{'  goal: Python / 25':34} {py_rt / GOAL_ROUND_TRIP_SPEEDUP * 1e6:11.2f} us")
 
     py_listener = python_listener_round_trip_seconds()
     for name, label in (("BM_ListenerRoundTripInt", "Listener/Client round trip, i64"),

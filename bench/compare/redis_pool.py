@@ -16,7 +16,10 @@ whole run and stops it after. On it, in turn:
           The goal row uses RQ's default Worker (it forks one work horse per job);
           the SimpleWorker row (jobs run in the worker process) is shown beside it.
 Every side is warmed up (workers started and one task run) before its clock
-starts; the clock stops when every result is back at the submitter. RQ and
+starts; the clock stops when every result is back at the submitter. Beside
+each comparison: the Redis server's CPU time per task (INFO cpu) while the
+side ran (Celery / RQ: their timed map; mp: its whole run, host start and
+warm-up included). RQ and
 Celery run fewer tasks than mp (so the bench stays short); the ratio is of
 tasks/s. Celery and RQ are imported by /usr/bin/python3 (Debian's packages),
 not by the python3 running this script; they are installed here when missing
@@ -71,6 +74,13 @@ def increment(x):
 '''
 
 
+def server_cpu(url):
+    """The Redis server's CPU time so far (INFO cpu), through redis-py."""
+    from redis import Redis
+    cpu = Redis.from_url(url).info("cpu")
+    return cpu["used_cpu_user"] + cpu["used_cpu_sys"]
+
+
 def start_workers(commands, workdir, url):
     """Starts the worker commands in their own session (so that stop_workers stops
     their children too), logging to workdir; returns the Popen objects."""
@@ -113,14 +123,14 @@ def celery_side(url, n):
                               "--without-heartbeat", "-n", f"mpbench{os.getpid()}@localhost"]], workdir, url)
     try:
         assert tasks.increment.delay(1).get(timeout=WORKER_START_TIMEOUT) == 2  # warm up
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), server_cpu(url)
         results = group(tasks.increment.s(i) for i in range(n)).apply_async().get(timeout=600)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, server_cpu(url) - cpu
         assert results == [i + 1 for i in range(n)], "Celery returned wrong results"
     finally:
         stop_workers(workers)
         shutil.rmtree(workdir, ignore_errors=True)
-    return {"tasks": n, "seconds": elapsed}
+    return {"tasks": n, "seconds": elapsed, "server_cpu": cpu}
 
 
 def rq_side(url, n, worker_class):
@@ -158,14 +168,14 @@ def rq_side(url, n, worker_class):
     try:
         warm = run(1)
         assert warm == [1], f"RQ warm-up job failed: {warm} (logs in {workdir})"
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), server_cpu(url)
         values = run(n)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, server_cpu(url) - cpu
         assert values == [i + 1 for i in range(n)], "RQ returned wrong results"
     finally:
         stop_workers(workers)
         shutil.rmtree(workdir, ignore_errors=True)
-    return {"tasks": n, "seconds": elapsed}
+    return {"tasks": n, "seconds": elapsed, "server_cpu": cpu}
 
 
 # ---- the comparison (run by any python3) ------------------------------------------
@@ -192,9 +202,9 @@ def python_side(url, *args):
     out = subprocess.run([SYSTEM_PYTHON, os.path.abspath(__file__), *args, url], capture_output=True, text=True)
     if out.returncode != 0:
         print(f"{args[0]} side failed:\n{out.stderr[-2000:]}")
-        return None
+        return None, None
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    return result["tasks"] / result["seconds"]
+    return result["tasks"] / result["seconds"], result["server_cpu"] * 1e6 / result["tasks"]
 
 
 def main():
@@ -209,10 +219,15 @@ def main():
     packages = have_python_packages()
     with mpbench.RedisServer() as server:
         env = dict(os.environ, MP_REDIS_URL=server.url, MP_REDIS_POOL_TASKS=str(mp_tasks))
-        out = subprocess.run([os.path.join(build, "bench", "redis_pool_bench"), "--benchmark_format=json"],
-                             check=True, capture_output=True, text=True, env=env).stdout
-        cpp = {b["run_name"]: b for b in json.loads(out)["benchmarks"]}
-        celery = rq = rq_simple = None
+        cpp, mp_cpu = {}, {}
+        for hosts, processes in ((1, 2), (2, 1)):  # one run each: the server's CPU time per case
+            cpu = server.cpu_seconds()
+            out = subprocess.run([os.path.join(build, "bench", "redis_pool_bench"), "--benchmark_format=json",
+                                  f"--benchmark_filter=/hosts:{hosts}/processes:{processes}/"],
+                                 check=True, capture_output=True, text=True, env=env).stdout
+            mp_cpu[hosts, processes] = (server.cpu_seconds() - cpu) * 1e6 / mp_tasks  # warm-up and start included
+            cpp.update({b["run_name"]: b for b in json.loads(out)["benchmarks"]})
+        celery = rq = rq_simple = (None, None)
         if packages:
             celery = python_side(server.url, "--celery", str(celery_tasks))
             rq = python_side(server.url, "--rq", str(rq_tasks), "rq.worker.Worker")
@@ -225,11 +240,14 @@ def main():
     table = mpbench.Table(f"Redis Pool: mp::redis::Pool.map ({mp_tasks} tasks) vs Celery 5 ({celery_tasks}) and "
                           f"RQ ({rq_tasks} / {rq_simple_tasks}), one redis-server, 2 worker processes each")
     one_host = rate(1, 2)
-    table.row("map, 1 host x 2 processes vs Celery -c 2", one_host, celery, "task/s", False,
+    table.row("map, 1 host x 2 processes vs Celery -c 2", one_host, celery[0], "task/s", False,
               ratio_goal=GOAL_VS_CELERY)
-    table.row("map, 1 host x 2 processes vs 2 RQ Workers", one_host, rq, "task/s", False, ratio_goal=GOAL_VS_RQ)
-    table.row("  vs 2 RQ SimpleWorkers (no fork per job)", one_host, rq_simple, "task/s", False)
-    table.row("map, 2 hosts x 1 process vs Celery -c 2", rate(2, 1), celery, "task/s", False)
+    table.row("  server CPU per task (mp vs Celery)", mp_cpu[1, 2], celery[1], "us", True)
+    table.row("map, 1 host x 2 processes vs 2 RQ Workers", one_host, rq[0], "task/s", False, ratio_goal=GOAL_VS_RQ)
+    table.row("  server CPU per task (mp vs RQ)", mp_cpu[1, 2], rq[1], "us", True)
+    table.row("  vs 2 RQ SimpleWorkers (no fork per job)", one_host, rq_simple[0], "task/s", False)
+    table.row("  server CPU per task (mp vs RQ SimpleWorker)", mp_cpu[1, 2], rq_simple[1], "us", True)
+    table.row("map, 2 hosts x 1 process vs Celery -c 2", rate(2, 1), celery[0], "task/s", False)
     table.print()
 
 

@@ -25,22 +25,24 @@
 // (send to a peer that closed: EPIPE; the process never gets SIGPIPE),
 // CodecError (the bytes are not a T, or the stream is not mp's framing).
 //
-// Performance: MP_PIPE_SPIN_US=<microseconds> in the environment makes a
-// duplex receive spin that long (non-blocking reads, yielding the CPU in
-// between) before it sleeps, so a quick reply is seen without a kernel
-// wake-up on an idle machine. Off by default: on a loaded machine a yield can
-// cost a whole scheduler tick (3.5 ms per round trip, measured).
+// Performance (Pipe()): a message is a copy into a shared-memory ring; a
+// receiver that waits spins for a learned, bounded time before it sleeps, so
+// a quick reply costs no system call. fileno() of a receiving end is an epoll
+// fd; once it has been asked for, every message that finds the receiver's
+// doorbell down also writes an eventfd (so mp::wait and poll(2) see it), which
+// costs a system call per such send.
 //
-// Safety: a Connection is a cheap handle; copies share one end (one fd). As in
+// Safety: a Connection is a cheap handle; copies share one end. As in
 // Python, an end is used by one thread at a time per direction: one thread may
 // send while another receives on the same duplex end, but two threads sending
 // (or receiving) on one end interleave their bytes, and close() must not race
 // another thread's call on that end. Different ends are independent. Two
 // processes that both use the same end have the same problem as two threads;
 // after fork, the process that does not use an end closes it (Python's idiom).
-// Visibility: a message is in the kernel's buffer when send() returns and
-// recv() returns it whole; nothing else is shared between the processes.
-// Lifetime: the fd is O_CLOEXEC (never leaks into exec'd programs). A child
+// Visibility: a message is in the transport (the ring, or the kernel's
+// buffer for Listener/Client) when send() returns, and recv() returns it
+// whole; nothing else is shared between the processes.
+// Lifetime: every fd is O_CLOEXEC (never leaks into exec'd programs). A child
 // forked after Pipe() holds both ends; the peer sees EOF only once every
 // process has closed (or dropped all handles of) the other end. close()
 // closes the end for every handle of it in this process; the last handle
@@ -80,10 +82,12 @@ class Connection {
                 "specialisation (see mp/codec.hpp)");
 
  public:
-  // Connection::send(value): encodes value and writes it as one message (one
-  // write system call for header and payload). Blocks while the kernel's
-  // buffer is full. Throws ValueError if closed or read-only, ConnectionError
-  // if the other end was closed (EPIPE; never SIGPIPE), mp::Error otherwise.
+  // Connection::send(value): encodes value and writes it as one message.
+  // Blocks while the ring (or the kernel's buffer) is full. Throws ValueError
+  // if closed or read-only, ConnectionError if the other end was closed
+  // (EPIPE; never SIGPIPE), mp::Error otherwise. On a Pipe, a receiver that
+  // exited without close() after reading is noticed by the second send (the
+  // first may be accepted, as a socket write racing a close is).
   void send(const T& value) {
     std::vector<std::byte> frame(detail::ConnectionCore::frame_reserve);
     if constexpr (detail::message_format<T>::specialised) {
@@ -148,7 +152,9 @@ class Connection {
   [[nodiscard]] bool readable() const noexcept { return core_ && core_->readable(); }
   // Connection::writable(): false for the receiving end of Pipe(false).
   [[nodiscard]] bool writable() const noexcept { return core_ && core_->writable(); }
-  // Connection::fileno(): the fd, for mp::wait() or poll(2); ValueError if closed.
+  // Connection::fileno(): an fd for mp::wait() or poll(2), readable when recv()
+  // would not block (on a Pipe's receiving end an epoll fd, made on the first
+  // call); ValueError if closed.
   [[nodiscard]] int fileno() const { return core("fileno").fileno(); }
 
  private:

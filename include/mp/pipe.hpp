@@ -2,8 +2,14 @@
 // and mp::wait() over their fileno()s and processes' sentinels.
 //
 // Python's multiprocessing.Pipe. Pipe<T>() is duplex: each end sends and
-// receives (a socketpair(AF_UNIX, SOCK_STREAM)). Pipe<T>(false) is one-way
-// (a pipe2): the first end only receives, the second only sends.
+// receives. Pipe<T>(false) is one-way: the first end only receives, the
+// second only sends. Messages travel through shared memory (a memfd with a
+// byte ring per direction; nothing in /dev/shm): a send is a copy into the
+// ring, and the kernel is only involved when a receiver sleeps (a waiting
+// recv spins briefly first, while the CPUs are not oversubscribed: see
+// mp/detail/event_count.hpp). A socketpair between the ends tells each end
+// when every process has closed the other (EOFError, ConnectionError), as
+// the socket did before.
 //
 //   void f(mp::Connection<Message> conn) {      // Message: tuple<int, optional<int>, string>
 //     conn.send({42, std::nullopt, "hello"});
@@ -19,7 +25,9 @@
 // different ends are independent.
 // Visibility: a message sent is received whole and in order; nothing else is
 // shared.
-// Lifetime: both fds are O_CLOEXEC. A process forked after Pipe() (by
+// Lifetime: every fd is O_CLOEXEC (per Pipe: the memfd, one eventfd per
+// direction, one socket per end; fileno() of a receiving end adds an epoll
+// fd). A process forked after Pipe() (by
 // mp::Process, mp::Pool or fork) holds both ends: as in Python, each process
 // closes the end it does not use, or the reader never sees EOF while the
 // unused write end lives on in it. An end is closed by close() or when this
@@ -36,8 +44,8 @@ namespace mp {
 
 // Pipe<T>(duplex): a connected pair of ends. duplex == false: first only
 // receives, second only sends (misuse throws ValueError "connection is
-// write-only" / "read-only"). Throws mp::Error naming socketpair/pipe2 and the
-// reason when the system refuses (e.g. out of fds).
+// write-only" / "read-only"). Throws mp::Error naming memfd_create, eventfd or
+// socketpair and the reason when the system refuses (e.g. out of fds).
 template <class T>
 std::pair<Connection<T>, Connection<T>> Pipe(bool duplex) {  // duplex defaults to true (mp/connection.hpp)
   auto [first, second] = detail::make_connection_pair(duplex);

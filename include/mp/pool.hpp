@@ -79,18 +79,28 @@
 // without pid-reuse races). The supervisor watches the zygote's own pidfd: if
 // the zygote dies, every unfinished task fails with WorkerLost and the pool
 // refuses new work (its workers died with the zygote).
-// Tasks. One stream socket per worker carries task frames (address of the
-// trampoline instantiated for F and the item type, item count, payload) and
-// result frames back. The parent assigns chunks to workers (fewest in flight
+// Tasks travel through shared memory (mp's ring, made before the zygote's
+// fork so every worker inherits it): each worker has its own task ring, and
+// all of them put results into the pool's one result ring. A task frame is
+// the address of the trampoline instantiated for F and the item type, the
+// item count and the payload; the chunks sent to one worker at once travel
+// as one ring record. The parent assigns chunks to workers (fewest in flight
 // first) and keeps a small window of chunks queued per worker, sized from the
 // worker's measured task time (about 200 us of work, 1..64 chunks), so short
-// tasks are batched while long tasks are never queued behind each other.
+// tasks are batched while long tasks are never queued behind each other. An
+// idle worker, and the pool's collector thread that reads the results, spin
+// briefly before sleeping (mp's one event count and spin policy), so a
+// hand-off on an idle machine costs no wake-up of a halted CPU.
 // Before running a task a worker stores its id in a shared-memory slot; a
-// result is written to the socket as soon as the task returns. When a worker
-// dies, the supervisor first reads everything it sent, then: the in-flight
-// chunk whose id is in the slot is the one that died with it (WorkerLost);
-// chunks sent but never started go back to the front of the queue. Thus a
-// task runs at most once, and only the task that was running is failed.
+// result is put in the result ring as soon as the task returns. When a worker
+// dies, the supervisor puts a "died" record into the result ring behind
+// everything the worker committed, so the collector has all its results
+// first; then the in-flight chunk whose id is in the slot is the one that
+// died with it (WorkerLost); the worker's ring is emptied and the chunks it
+// had not started go back to the front of the queue. Thus a task runs at most
+// once, and only the task that was running is failed. A worker killed in the
+// middle of a get or a put leaves the ring to its crash rules (robust locks,
+// one-store commits): the next user repairs it.
 // A task that throws fails only itself (the worker catches, reports the type
 // and message, and goes on). The initializer runs in every worker, the
 // replacements included; if it throws, every unfinished and later task fails
@@ -102,7 +112,7 @@
 // task_timeout: a worker arms a POSIX timer whose signal is SIGKILL around
 // each chunk; a death by SIGKILL inside a chunk past its deadline (recorded
 // in the slot) is that chunk's TaskTimeout. cancel(): chunks still in the
-// pool's queue are dropped; chunks already in a worker's socket are marked in
+// pool's queue are dropped; chunks already sent to a worker are marked in
 // its slot and the worker skips them; a running chunk gets the cancel signal,
 // whose handler kills the worker only if the chunk it runs is still a
 // cancelled one (so a cancel never kills the task after it).
@@ -207,7 +217,7 @@ class MP_API Pool {
  public:
   // Pool(processes, options): starts the zygote and `processes` workers
   // (0: cpu_count()). ValueError for processes < 0; mp::Error if the system
-  // refuses (fork, socketpair, ...).
+  // refuses (fork, memfd, ...).
   explicit Pool(int processes = 0, PoolOptions options = {});
   Pool(Pool&& other) noexcept;
   Pool& operator=(Pool&&) = delete;

@@ -22,6 +22,8 @@
 #include <iostream>
 #include <typeinfo>
 
+#include "write_all.hpp"
+
 namespace mp::detail::after_fork {
 namespace {
 
@@ -173,39 +175,7 @@ long receive_with_fds(int socket, void* data, std::size_t size, int* fds, std::s
   return static_cast<long>(n);
 }
 
-int write_all(int fd, iovec* iov, int count) noexcept {
-  bool socket = true;
-  while (count > 0) {
-    ssize_t n;
-    if (socket) {
-      msghdr message{};
-      message.msg_iov = iov;
-      message.msg_iovlen = static_cast<std::size_t>(count);
-      n = ::sendmsg(fd, &message, MSG_NOSIGNAL);
-      if (n < 0 && errno == ENOTSOCK) {
-        socket = false;
-        continue;
-      }
-    } else {
-      n = ::writev(fd, iov, count);
-    }
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    auto left = static_cast<std::size_t>(n);
-    while (count > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      ++iov;
-      --count;
-    }
-    if (count > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
-  }
-  return 0;
-}
+int write_all(int fd, iovec* iov, int count) noexcept { return detail::write_all(fd, iov, count); }
 
 int write_all(int fd, const void* data, std::size_t size) noexcept {
   iovec iov{const_cast<void*>(data), size};

@@ -5,11 +5,13 @@
 // A worker is forked from the single-threaded zygote, so it starts from a
 // consistent copy of the program and may run ordinary C++ (the initializer
 // and the tasks): it allocates, and catches every exception, which it reports
-// to the supervisor. Every way out is finish_child_and_exit() (the worker's
+// to the pool. It gets batches of task frames from its task ring and puts
+// one result record per chunk into the pool's result ring (pool_wire.hpp):
+// a result is published as soon as its chunk ran, so a worker killed later
+// never takes a finished chunk's result with it. Every way out is finish_child_and_exit() (the worker's
 // own children, flush, _exit): never the owner's atexit handlers or static
 // destructors.
 #include <signal.h>
-#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,6 +22,8 @@
 
 #include "after_fork/after_fork.hpp"
 #include "mp/detail/pool_task.hpp"
+#include "mp/detail/pool_testing.hpp"
+#include "mp/detail/ring.hpp"
 #include "mp/process.hpp"
 #include "pool_wire.hpp"
 #include "process_table.hpp"
@@ -33,12 +37,21 @@ std::uint64_t monotonic_ns() noexcept {
   return static_cast<std::uint64_t>(now.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(now.tv_nsec);
 }
 
-void send_frame(int fd, FromWorker kind, std::uint64_t task_id, std::uint64_t run_ns,
-                const std::vector<std::byte>& payload) noexcept {
-  ResultHeader header{static_cast<std::uint32_t>(kind), 0, task_id, run_ns, payload.size()};
-  iovec iov[2] = {{&header, sizeof header}, {const_cast<std::byte*>(payload.data()), payload.size()}};
-  // A worker whose supervisor is gone has nothing left to do.
-  if (after_fork::write_all(fd, iov, payload.empty() ? 1 : 2) != 0) finish_child_and_exit(0);
+// send_frame(launch, kind, task_id, run_ns, payload, record): one result
+// record (ResultHeader + payload) into the pool's result ring. `record` is
+// scratch space kept between calls. A worker whose pool is gone (the ring
+// shut down or broken) has nothing left to do.
+void send_frame(const WorkerLaunch& launch, FromWorker kind, std::uint64_t task_id, std::uint64_t run_ns,
+                const std::vector<std::byte>& payload, std::vector<std::byte>& record) noexcept {
+  ResultHeader header{static_cast<std::uint32_t>(kind), launch.index, task_id, run_ns, payload.size()};
+  try {
+    record.resize(sizeof header + payload.size());
+  } catch (...) {
+    finish_child_and_exit(70);
+  }
+  std::memcpy(record.data(), &header, sizeof header);
+  if (!payload.empty()) std::memcpy(record.data() + sizeof header, payload.data(), payload.size());
+  if (launch.results->put(record, Deadline::never(), false) != RingStatus::ok) finish_child_and_exit(0);
 }
 
 // encode_current_exception(out): in a catch handler: u32 type length, the
@@ -52,6 +65,10 @@ void encode_current_exception(std::vector<std::byte>& out) {
   std::memcpy(out.data() + sizeof type_size, text.type.data(), text.type.size());
   std::memcpy(out.data() + sizeof type_size + text.type.size(), text.message.data(), text.message.size());
 }
+
+// The pool's result ring, for pool_worker_result_ring_for_testing(). Set once
+// at the worker's start.
+Ring* g_result_ring = nullptr;
 
 // The slot of this worker, for the cancel signal's handler. Set once before
 // the handler is installed.
@@ -119,7 +136,7 @@ void adopt_identity(const char* identity) {
 }  // namespace
 
 [[noreturn]] void worker_main(const WorkerLaunch& launch) noexcept {
-  const int fd = launch.channel_fd;
+  g_result_ring = launch.results;
   try {
     adopt_identity(launch.identity);
     timer_t timer{};
@@ -127,89 +144,74 @@ void adopt_identity(const char* identity) {
     if (launch.task_timeout_ns != 0 && !timing)
       finish_child_and_exit(71);  // cannot keep task_timeout: say so by dying at once
     std::vector<std::byte> results;
+    std::vector<std::byte> record;
     if (launch.initializer != nullptr) {
       try {
         launch.initializer();
       } catch (...) {
         encode_current_exception(results);
-        send_frame(fd, FromWorker::initializer_failed, 0, 0, results);
+        send_frame(launch, FromWorker::initializer_failed, 0, 0, results, record);
         finish_child_and_exit(1);
       }
     }
     results.clear();
-    send_frame(fd, FromWorker::ready, 0, 0, results);
+    send_frame(launch, FromWorker::ready, 0, 0, results, record);
 
-    std::vector<std::byte> inbox(std::size_t{1} << 16);
-    std::size_t begin = 0;  // first unconsumed byte
-    std::size_t end = 0;    // one past the last received byte
+    std::vector<std::byte> batch;
     std::size_t tasks_done = 0;
-    // need(n): at least n unconsumed bytes in inbox, reading (blocking) as required.
-    auto need = [&](std::size_t n) {
-      if (inbox.size() - begin < n) {
-        std::memmove(inbox.data(), inbox.data() + begin, end - begin);
-        end -= begin;
-        begin = 0;
-        if (inbox.size() < n) inbox.resize(n);
-      }
-      while (end - begin < n) {
-        ssize_t got = ::read(fd, inbox.data() + end, inbox.size() - end);
-        if (got == 0) finish_child_and_exit(0);  // the supervisor is gone
-        if (got < 0) {
-          if (errno == EINTR) continue;
-          finish_child_and_exit(1);
-        }
-        end += static_cast<std::size_t>(got);
-      }
-    };
     for (;;) {
-      need(sizeof(TaskHeader));
-      TaskHeader header;
-      std::memcpy(&header, inbox.data() + begin, sizeof header);
-      if (header.kind == static_cast<std::uint32_t>(ToWorker::exit)) finish_child_and_exit(0);
-      need(sizeof(TaskHeader) + header.payload_size);
-      std::span<const std::byte> payload(inbox.data() + begin + sizeof(TaskHeader), header.payload_size);
+      // The next batch of task frames. An idle worker spins briefly here
+      // (the ring's event count), then sleeps until the pool puts more.
+      GetTarget target;
+      target.buffer = &batch;
+      const RingStatus got = launch.tasks->get(target, Deadline::never(), false);
+      if (got != RingStatus::ok) finish_child_and_exit(got == RingStatus::shut_down ? 0 : 1);
+      std::size_t at = 0;
+      while (batch.size() - at >= sizeof(TaskHeader)) {
+        TaskHeader header;
+        std::memcpy(&header, batch.data() + at, sizeof header);
+        if (header.kind == static_cast<std::uint32_t>(ToWorker::exit)) finish_child_and_exit(0);
+        if (batch.size() - at - sizeof header < header.payload_size) finish_child_and_exit(1);  // malformed
+        std::span<const std::byte> payload(batch.data() + at + sizeof header, header.payload_size);
+        at += sizeof header + header.payload_size;
 
-      // INV1: the slot names this task before it starts; read by the
-      // supervisor only after this process died.
-      launch.slot->started_task.store(
-          header.task_id,
-          std::memory_order_release);  // pairs with the acquire load in the supervisor's worker-exit handling
-      // INV3: running_task before reading the cancel entries.
-      launch.slot->running_task.store(
-          header.task_id,
-          std::memory_order_seq_cst);  // pairs with the supervisor's seq_cst load (Dekker)
-      if (is_cancelled(*launch.slot, header.task_id)) {
-        launch.slot->running_task.store(0, std::memory_order_seq_cst);  // see above
+        // INV1: the slot names this task before it starts; read by the
+        // supervisor only after this process died.
+        launch.slot->started_task.store(
+            header.task_id,
+            std::memory_order_release);  // pairs with the collector's acquire load when it handles our death
+        // INV3: running_task before reading the cancel entries.
+        launch.slot->running_task.store(
+            header.task_id,
+            std::memory_order_seq_cst);  // pairs with the supervisor's seq_cst load (Dekker)
         results.clear();
-        send_frame(fd, FromWorker::skipped, header.task_id, 0, results);
-        begin += sizeof(TaskHeader) + header.payload_size;
+        if (is_cancelled(*launch.slot, header.task_id)) {
+          launch.slot->running_task.store(0, std::memory_order_seq_cst);  // see above
+          send_frame(launch, FromWorker::skipped, header.task_id, 0, results, record);
+        } else {
+          const std::uint64_t started = monotonic_ns();
+          if (timing) {
+            launch.slot->timeout_at_ns.store(
+                started + launch.task_timeout_ns,
+                std::memory_order_release);  // pairs with the collector's acquire after our death
+            arm(timer, launch.task_timeout_ns);
+          }
+          FromWorker outcome = FromWorker::result;
+          try {
+            auto runner = reinterpret_cast<ChunkRunner>(static_cast<std::uintptr_t>(header.runner));
+            runner(payload, header.item_count, results);
+          } catch (...) {
+            results.clear();
+            encode_current_exception(results);
+            outcome = FromWorker::error;
+          }
+          if (timing) arm(timer, 0);
+          launch.slot->running_task.store(0, std::memory_order_seq_cst);  // see above
+          send_frame(launch, outcome, header.task_id, monotonic_ns() - started, results, record);
+        }
         ++tasks_done;
         if (launch.maxtasksperchild != 0 && tasks_done >= launch.maxtasksperchild) finish_child_and_exit(0);
-        continue;
       }
-      results.clear();
-      const std::uint64_t started = monotonic_ns();
-      if (timing) {
-        launch.slot->timeout_at_ns.store(
-            started + launch.task_timeout_ns,
-            std::memory_order_release);  // pairs with the supervisor's acquire after our death
-        arm(timer, launch.task_timeout_ns);
-      }
-      FromWorker outcome = FromWorker::result;
-      try {
-        auto runner = reinterpret_cast<ChunkRunner>(static_cast<std::uintptr_t>(header.runner));
-        runner(payload, header.item_count, results);
-      } catch (...) {
-        results.clear();
-        encode_current_exception(results);
-        outcome = FromWorker::error;
-      }
-      if (timing) arm(timer, 0);
-      launch.slot->running_task.store(0, std::memory_order_seq_cst);  // see above
-      send_frame(fd, outcome, header.task_id, monotonic_ns() - started, results);
-      begin += sizeof(TaskHeader) + header.payload_size;
-      ++tasks_done;
-      if (launch.maxtasksperchild != 0 && tasks_done >= launch.maxtasksperchild) finish_child_and_exit(0);
     }
   } catch (...) {
     // std::bad_alloc outside a task, or the like: this worker cannot go on; the
@@ -219,3 +221,7 @@ void adopt_identity(const char* identity) {
 }
 
 }  // namespace mp::detail::pool_wire
+
+mp::detail::Ring* mp::detail::pool_worker_result_ring_for_testing() noexcept {
+  return pool_wire::g_result_ring;
+}

@@ -8,7 +8,8 @@
 // the fork: no allocation, no locks, no exceptions, no stdio but discarding
 // the buffers it inherited. It forks workers on request (each runs
 // worker_main()), hands their pidfds to the supervisor and reports their
-// exits. Every way out is _exit().
+// exits. It never touches the rings (pool_wire.hpp): a worker uses the ones
+// it inherits. Every way out is _exit().
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -19,6 +20,7 @@
 #include <cstring>
 
 #include "after_fork/after_fork.hpp"
+#include "mp/detail/ring.hpp"  // only to point a worker at its ring
 #include "pool_wire.hpp"
 #include "process_table.hpp"
 
@@ -60,7 +62,7 @@ int wait_for(int pidfd, siginfo_t& info) noexcept {
   ::_exit(0);
 }
 
-void spawn(const ZygoteLaunch& launch, int index, int channel, const char* identity) noexcept {
+void spawn(const ZygoteLaunch& launch, int index, const char* identity) noexcept {
   char* stored = launch.identity_storage + index * kIdentitySize;
   std::memcpy(stored, identity, kIdentitySize);
   stored[kIdentitySize - 1] = '\0';
@@ -74,7 +76,9 @@ void spawn(const ZygoteLaunch& launch, int index, int channel, const char* ident
     for (int i = 0; i < launch.worker_count; ++i) {
       if (launch.pidfd_storage[i] >= 0) ::close(launch.pidfd_storage[i]);
     }
-    WorkerLaunch worker{channel,
+    WorkerLaunch worker{index,
+                        &launch.task_rings[index],
+                        launch.result_ring,
                         &launch.slots[index],
                         launch.identity_storage + index * kIdentitySize,
                         launch.initializer,
@@ -84,11 +88,9 @@ void spawn(const ZygoteLaunch& launch, int index, int channel, const char* ident
   }
   if (pid < 0) {
     const int error = errno;
-    ::close(channel);
     report(launch, ZygoteReportKind::spawn_failed, index, 0, 0, 0, error, -1);
     return;
   }
-  ::close(channel);
   const after_fork::PidfdResult opened = after_fork::open_pidfd_or_reap(pid);
   if (opened.pidfd < 0) {
     // Not watchable (the child was killed and reaped), or already reaped by
@@ -152,17 +154,16 @@ void reap(const ZygoteLaunch& launch, int index) noexcept {
     }
     if (fds[0].revents == 0) continue;
     ZygoteRequest request{};
-    int channel = -1;
+    int passed_fd = -1;  // requests carry none; one sent anyway is closed
     std::size_t passed = 0;
     const long n =
-        after_fork::receive_with_fds(launch.control_fd, &request, sizeof request, &channel, 1, &passed);
+        after_fork::receive_with_fds(launch.control_fd, &request, sizeof request, &passed_fd, 1, &passed);
+    if (passed > 0) ::close(passed_fd);
     if (n <= 0) shutdown(launch);  // the supervisor is gone
-    if (request.kind == static_cast<std::uint32_t>(ZygoteRequestKind::spawn) && channel >= 0 &&
-        request.worker_index >= 0 && request.worker_index < launch.worker_count &&
-        launch.pidfd_storage[request.worker_index] < 0) {
-      spawn(launch, request.worker_index, channel, request.identity);
+    if (request.kind == static_cast<std::uint32_t>(ZygoteRequestKind::spawn) && request.worker_index >= 0 &&
+        request.worker_index < launch.worker_count && launch.pidfd_storage[request.worker_index] < 0) {
+      spawn(launch, request.worker_index, request.identity);
     } else {
-      if (channel >= 0) ::close(channel);
       shutdown(launch);
     }
   }

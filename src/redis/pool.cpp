@@ -37,7 +37,7 @@ struct TaskState::Shared {
   std::size_t index = 0;               // what the listener is told
 };
 
-TaskState::TaskState() : shared_(std::make_shared<Shared>()) {}
+TaskState::TaskState(std::uint32_t items) : shared_(std::make_shared<Shared>()), items_(items) {}
 
 void TaskState::finish(Status status, std::vector<std::byte> payload, std::string type, std::string message) {
   std::shared_ptr<Listener> listener;
@@ -142,12 +142,16 @@ struct PoolCore::Impl {
         results(url, reply_to),
         watch(endpoint) {
     // Attempts are the task queue's deliveries: its limit is this pool's max_attempts (the queue
-    // may have been made by a worker host, or by a submitter with another limit).
+    // may have been made by a worker host, or by a submitter with another limit). The dead
+    // letters counted so far are not this pool's.
     try {
-      impl::Reply set = watch.run1(impl::Command{"HSET", prefix + "meta", "max_deliveries"}.add(
-                                       static_cast<long long>(opts.max_attempts)),
-                                   impl::Deadline::after(std::chrono::seconds(10)));
-      impl::throw_if_error(set, "mp::redis::Pool \"" + name + "\": setting max_attempts");
+      std::vector<impl::Command> setup{impl::Command{"HSET", prefix + "meta", "max_deliveries"}.add(
+                                           static_cast<long long>(opts.max_attempts)),
+                                       impl::Command{"HGET", prefix + "stats", "dead"}};
+      auto replies = watch.run(setup, impl::Deadline::after(std::chrono::seconds(10)));
+      const std::string what = "mp::redis::Pool \"" + name + "\": setting max_attempts";
+      impl::throw_if_error(replies[0], what);
+      dead_seen = impl::integer_or(replies[1].get(), 0, what);
     } catch (const mp::Error&) {
       throw;
     } catch (const std::exception& e) {
@@ -176,11 +180,23 @@ struct PoolCore::Impl {
       try {
         record = results.get(std::chrono::milliseconds(200));
       } catch (const mp::Empty&) {
+        lost_since.reset();  // the server answered
         continue;
-      } catch (const mp::Error& e) {  // the server is lost: every pending task fails with it
+      } catch (const mp::ConnectionError& e) {
+        // One get's short wait saw no reply (a stall, a restart): the server counts as lost only
+        // once it stayed away for the queue's server_timeout; then every pending task fails.
+        auto now = std::chrono::steady_clock::now();
+        if (!lost_since) lost_since = now;
+        if (now - *lost_since >= Options{}.server_timeout) {
+          fail_pending(TaskState::Status::lost_server, e.what());
+          lost_since.reset();
+        }
+        continue;
+      } catch (const mp::Error& e) {  // the server refuses: every pending task fails with it
         fail_pending(TaskState::Status::lost_server, e.what());
         continue;
       }
+      lost_since.reset();
       finish(record.id, static_cast<TaskState::Status>(record.status), std::move(record.payload),
              std::move(record.error_type), std::move(record.error_message));
     }
@@ -223,7 +239,6 @@ struct PoolCore::Impl {
       long long dead = impl::integer_or(replies[1].get(), 0, what);
       if (dead == dead_seen) return;
       impl::Reply list = watch.run1(impl::Command{"LRANGE", prefix + "dead", "0", "-1"}, deadline);
-      dead_seen = dead;
       for (std::size_t i = 0, n = impl::array_size(list.get(), what); i < n; ++i) {
         auto bytes = impl::bytes_of(impl::element_of(list.get(), i, what), what);
         TaskRecord task;
@@ -244,6 +259,7 @@ struct PoolCore::Impl {
                      name);
         }
       }
+      dead_seen = dead;                // only once read: a failed look is tried again next time
     } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): see above
     }
   }
@@ -268,7 +284,8 @@ struct PoolCore::Impl {
   Queue<ResultRecord> results;
   impl::Link watch;                                    // the receiver thread's, for the dead-letter watch
   std::chrono::steady_clock::time_point next_watch{};  // receiver thread only
-  long long dead_seen = -1;                            // receiver thread only: stats.dead last read
+  std::optional<std::chrono::steady_clock::time_point> lost_since;  // receiver thread only
+  long long dead_seen = 0;  // receiver thread only: stats.dead last read
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<TaskState>> pending;  // guarded by mutex
   std::condition_variable drained;                            // notified when pending shrinks
@@ -325,8 +342,9 @@ void PoolCore::join() {
   impl_->drained.wait(lock, [&] { return impl_->pending.empty(); });
 }
 
-std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<std::byte> arguments) {
-  auto state = std::make_shared<TaskState>();
+std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<std::byte> arguments,
+                                            std::uint32_t items) {
+  auto state = std::make_shared<TaskState>(items);
   std::string id;
   {
     std::lock_guard lock(impl_->mutex);
@@ -340,6 +358,7 @@ std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<st
     task.id = id;
     task.function = std::move(function);
     task.arguments = std::move(arguments);
+    task.items = static_cast<std::int32_t>(items);
     task.reply_to = impl_->reply_to;
     task.max_attempts = impl_->options.max_attempts;
     task.task_timeout_ms = impl_->options.task_timeout.count();

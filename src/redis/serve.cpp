@@ -12,6 +12,7 @@
 // (the queue handle's leave: not counted as an attempt).
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -20,18 +21,28 @@
 #include <mutex>
 #include <thread>
 
+#include "command.hpp"
+#include "link.hpp"
 #include "mp/pool.hpp"
 #include "mp/redis/pool.hpp"
 #include "mp/redis/queue.hpp"
 #include "pool_records.hpp"
+#include "reply.hpp"
 
 namespace mp::redis::detail {
 
 namespace {
 
-// run_task(function, arguments): what a local worker process runs.
-std::vector<std::byte> run_task(const std::string& function, const std::vector<std::byte>& arguments) {
-  return find_task(function)(arguments);
+// run_task(function, arguments, items): what a local worker process runs: one call, or a chunk of
+// `items` calls (the first exception fails the chunk).
+std::vector<std::byte> run_task(const std::string& function, const std::vector<std::byte>& arguments,
+                                std::int32_t items) {
+  TaskInvoker invoke = find_task(function);
+  if (items == 0) return invoke(arguments);
+  std::vector<std::vector<std::byte>> results;
+  for (const auto& call : mp::decode<std::vector<std::vector<std::byte>>>(arguments))
+    results.push_back(invoke(call));
+  return mp::encode(results);
 }
 
 std::atomic<bool> g_stop_serving{false};  // set by the signal handler; read by serve()'s loop
@@ -75,13 +86,46 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
   queue_options.max_deliveries =
       PoolOptions{}.max_attempts;  // if this host makes the queue; a submitter sets its own
   TaskQueue tasks(url, name, 0, queue_options);
-  std::map<std::string, std::unique_ptr<Queue<ResultRecord>>> replies;
+  // The submitters' result queues this host replied to lately (at most kReplyHandles: a host
+  // outlives many submitters, and each handle holds connections).
+  struct ReplyHandle {
+    std::unique_ptr<Queue<ResultRecord>> queue;
+    std::uint64_t last_used = 0;
+  };
+  constexpr std::size_t kReplyHandles = 32;
+  std::map<std::string, ReplyHandle> replies;
+  std::uint64_t replies_made = 0;
+  const impl::Endpoint endpoint = impl::parse_url(url);
+  impl::Link probe(endpoint);  // keeps a pointer to endpoint
+  // reply(task, ...): to the task's submitter, unless it is gone (its Pool deleted its result
+  // queue): a result nobody will read is not left on the server.
+  auto submitter_gone = [&](const std::string& reply_to) {
+    try {
+      impl::Reply exists = probe.run1(impl::Command{"EXISTS", "mpq:{" + reply_to + "}:meta"},
+                                      impl::Deadline::after(std::chrono::seconds(10)));
+      return impl::integer_of(exists.get(), "mp::redis::serve: looking for a submitter's result queue") == 0;
+    } catch (const std::exception&) {
+      return false;  // the server is unreachable: the result queue's own calls will say so
+    }
+  };
   auto reply = [&](const TaskRecord& task, Status status, std::vector<std::byte> payload, std::string type,
                    std::string message) {
-    auto& queue = replies[task.reply_to];
-    if (!queue) queue = std::make_unique<Queue<ResultRecord>>(url, task.reply_to);
-    queue->put(ResultRecord{task.id, static_cast<std::int32_t>(status), std::move(payload), std::move(type),
-                            std::move(message)});
+    auto found = replies.find(task.reply_to);
+    if (found == replies.end()) {
+      if (submitter_gone(task.reply_to)) return;
+      if (replies.size() >= kReplyHandles) {
+        replies.erase(std::min_element(replies.begin(), replies.end(), [](const auto& a, const auto& b) {
+          return a.second.last_used < b.second.last_used;
+        }));
+      }
+      found = replies
+                  .emplace(task.reply_to,
+                           ReplyHandle{std::make_unique<Queue<ResultRecord>>(url, task.reply_to), 0})
+                  .first;
+    }
+    found->second.last_used = ++replies_made;
+    found->second.queue->put(ResultRecord{task.id, static_cast<std::int32_t>(status), std::move(payload),
+                                          std::move(type), std::move(message)});
   };
   // fail(task, ...): its local worker died (or was killed at its timeout): a failed delivery.
   // Handed out again, or, out of attempts, kept as a dead letter (saying why) and reported.
@@ -96,6 +140,19 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
   {
     // One local pool per task_timeout the submitters ask for (usually one).
     std::map<std::int64_t, std::unique_ptr<mp::Pool>> locals;
+    // Whichever way serve() leaves (SIGTERM, or an error it cannot ride out), the local workers
+    // are killed: ~Pool alone would wait for tasks that may never end.
+    struct TerminateLocals {
+      std::map<std::int64_t, std::unique_ptr<mp::Pool>>& pools;
+      ~TerminateLocals() {
+        for (auto& [timeout, pool] : pools) {
+          try {
+            pool->terminate();
+          } catch (...) {  // NOLINT(bugprone-empty-catch): ~Pool still stops it
+          }
+        }
+      }
+    } terminate_locals{locals};
     auto local_for = [&](std::int64_t timeout_ms) -> mp::Pool& {
       auto& pool = locals[timeout_ms];
       if (!pool) {
@@ -149,16 +206,22 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
     auto finish_front = [&] {
       Running& r = running.front();
       reply_early(r);
-      if (r.replied) {
-        tasks.task_done();
-      } else {
-        try {
-          (void)r.result.get();  // not replied, so it throws one of these
-        } catch (const mp::TaskTimeout& e) {
-          fail(r.task, Status::task_timeout, "mp::TaskTimeout", e.what());
-        } catch (const mp::WorkerLost& e) {
-          fail(r.task, Status::worker_lost, "mp::WorkerLost", e.what());
+      try {
+        if (r.replied) {
+          tasks.task_done();
+        } else {
+          try {
+            (void)r.result.get();  // not replied, so it throws one of these
+          } catch (const mp::TaskTimeout& e) {
+            fail(r.task, Status::task_timeout, "mp::TaskTimeout", e.what());
+          } catch (const mp::WorkerLost& e) {
+            fail(r.task, Status::worker_lost, "mp::WorkerLost", e.what());
+          }
         }
+      } catch (const mp::ValueError&) {
+        // Refused: this host's lease ran out while it held the task (it was stopped or cut off
+        // for longer than its lease), so the queue handed the task out again: it is no longer
+        // this host's to acknowledge or fail. The host goes on under a new consumer identity.
       }
       running.pop_front();
     };
@@ -178,9 +241,14 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
       } catch (const mp::Empty&) {
         if (!running.empty()) wait_for_a_finish(std::chrono::milliseconds(50));
         continue;
+      } catch (const mp::ConnectionError&) {
+        // A get whose short wait saw no reply (a stalled or restarting server): nothing was taken
+        // that the queue will not give back. A host outlives outages: look again.
+        wait_for_a_finish(std::chrono::milliseconds(100));
+        continue;
       }
-      auto result =
-          local_for(task.task_timeout_ms).apply_async(detail::run_task, task.function, task.arguments);
+      auto result = local_for(task.task_timeout_ms)
+                        .apply_async(detail::run_task, task.function, task.arguments, task.items);
       result.add_done_callback([wakeup](const mp::AsyncResult<std::vector<std::byte>>&) {
         {
           std::lock_guard lock(wakeup->mutex);
@@ -195,7 +263,6 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
     // this process dies first, when its lease runs out.
     settle();
     running.clear();
-    for (auto& [timeout, pool] : locals) pool->terminate();
   }
   ::sigaction(SIGTERM, &old_term, nullptr);
   ::sigaction(SIGINT, &old_int, nullptr);

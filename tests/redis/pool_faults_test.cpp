@@ -17,6 +17,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mp/redis/pool.hpp"
@@ -96,6 +97,16 @@ int refuse_counted(int x) {
 
 int twice(int x) { return 2 * x; }
 
+// until_go(x): leaves g_dir/waiting, then returns x once g_dir/go exists (-1 after 20 s).
+int until_go(int x) {
+  (void)first_here("waiting");
+  for (int i = 0; i < 4000; ++i) {
+    if (::access((g_dir + "/go").c_str(), F_OK) == 0) return x;
+    ::usleep(5000);
+  }
+  return -1;
+}
+
 }  // namespace faulttasks
 
 MP_TASK(faulttasks::stuck_everywhere);
@@ -104,6 +115,7 @@ MP_TASK(faulttasks::held_once);
 MP_TASK(faulttasks::host_then_worker_dies);
 MP_TASK(faulttasks::refuse_counted);
 MP_TASK(faulttasks::twice);
+MP_TASK(faulttasks::until_go);
 
 namespace {
 
@@ -247,6 +259,18 @@ TEST(RedisPoolFaults, SigtermHandsUnfinishedTasksBackAtOnce) {
     ::kill(stopping, SIGTERM);
     EXPECT_EQ(mp::test::wait_child(stopping), 0);  // serve() returned 0
     other = hosts[0] == stopping ? hosts[1] : hosts[0];
+    if (!result.wait(30s)) {  // say where the task is
+      auto inflight = server.command({"KEYS", "mpq:{stopping}:inflight:*"});
+      std::string where;
+      for (std::size_t i = 0; inflight && i < inflight->elements; ++i) {
+        where += std::string(inflight->element[i]->str) + " (" +
+                 std::to_string(server.integer({"LLEN", inflight->element[i]->str})) + ") ";
+      }
+      ADD_FAILURE() << "not handed back: items " << server.integer({"LLEN", "mpq:{stopping}:items"})
+                    << ", in flight: " << where << ", consumers "
+                    << server.integer({"SCARD", "mpq:{stopping}:consumers"}) << ", the other host "
+                    << (::kill(other, 0) == 0 ? "runs" : "is gone");
+    }
     EXPECT_EQ(result.get(30s), 5);                        // run again by the other host
     EXPECT_EQ(stat_of(server, "stopping", "failed"), 0);  // a clean stop is not a failed attempt
   }
@@ -271,6 +295,87 @@ TEST(RedisPoolFaults, ATaskThatThrowsFailsWithRemoteErrorAndIsNotRetried) {
     EXPECT_EQ(std::filesystem::file_size(server.dir() + "/refusals"), 1u);  // ran once
     EXPECT_EQ(stat_of(server, "throwing", "failed"), 0);
     EXPECT_EQ(server.integer({"LLEN", "mpq:{throwing}:dead"}), 0);
+  }
+  ::kill(hosts[0], SIGTERM);
+  EXPECT_EQ(mp::test::wait_child(hosts[0]), 0);
+}
+
+// The ACL the README recommends for a user that only runs mp (its list, as in
+// tests/redis/credentials_test.cpp, plus +lrange, which a submitter needs to read dead letters).
+TEST(RedisPoolFaults, APoolAndItsHostsRunUnderTheReadmeAclUser) {
+  mp::test::RedisServer server;
+  faulttasks::g_dir = server.dir();
+  const char* const rules =
+      "-@all +select +fcall +function|load +ping +lmove +blmove +hget +llen +lindex +sadd +set +get +blpop "
+      "+lpush +ltrim +subscribe +hset +hmget +hincrby +hdel +exists +incr +decr +publish +rpop +rpush +lpop "
+      "+smembers +srem +del +pexpire +pttl +lrange ~mpq:* ~mpl:* &mpq:*";
+  std::vector<std::string> setuser = {"ACL", "SETUSER", "worker", "reset", "on", ">pool-pw"};
+  std::string all = rules;
+  for (std::size_t start = 0; start < all.size();) {
+    auto end = std::min(all.find(' ', start), all.size());
+    setuser.push_back(all.substr(start, end - start));
+    start = end + 1;
+  }
+  auto set = server.command_argv(setuser);
+  ASSERT_TRUE(set && set->type == REDIS_REPLY_STATUS) << (set ? set->str : "no reply");
+  const std::string url = "redis://worker:pool-pw@127.0.0.1:" + std::to_string(server.port());
+  auto hosts = start_hosts(url, "acl-pool", 1, 500ms);
+  {
+    mp::redis::PoolOptions options;
+    options.max_attempts = 1;
+    options.lease = 500ms;
+    mp::redis::Pool pool(url, "acl-pool", options);
+    EXPECT_EQ(pool.map(&faulttasks::twice, std::vector<int>{1, 2, 3}), (std::vector<int>{2, 4, 6}));
+    // Out of attempts when its only host dies: only the submitter's dead-letter watch can say so.
+    auto result = pool.apply_async(&faulttasks::stuck_everywhere, 1);
+    ASSERT_TRUE(mp::test::eventually(
+        [&] { return std::filesystem::exists(server.dir() + "/run-" + std::to_string(hosts[0])); }));
+    EXPECT_EQ(mp::test::kill_child(hosts[0]), -SIGKILL);
+    EXPECT_THROW((void)result.get(30s), mp::WorkerLost);
+  }
+}
+
+// A server that stalls for longer than one get's short wait but less than the queue's
+// server_timeout (10 s) is not lost: neither the host nor the submitter gives up.
+TEST(RedisPoolFaults, AServerStallShorterThanTheServerTimeoutLosesNothing) {
+  mp::test::RedisServer server;
+  faulttasks::g_dir = server.dir();
+  auto hosts = start_hosts(server.url(), "stalled", 1, 10s);
+  {
+    mp::redis::Pool pool(server.url(), "stalled");
+    EXPECT_EQ(pool.apply(&faulttasks::twice, 1), 2);
+    auto pending = pool.apply_async(&faulttasks::until_go, 9);  // running on the host: a result is awaited
+    ASSERT_NE(marker_pid("waiting"), 0);
+    server.freeze();
+    std::this_thread::sleep_for(1500ms);  // the stall: longer than a get's wait + 0.5 s
+    server.thaw();
+    std::ofstream(server.dir() + "/go") << 1;
+    EXPECT_EQ(pending.get(30s), 9);                                    // not failed by the stall
+    EXPECT_EQ(pool.apply_async(&faulttasks::twice, 21).get(30s), 42);  // the host still serves
+  }
+  ::kill(hosts[0], SIGTERM);
+  EXPECT_EQ(mp::test::wait_child(hosts[0]), 0);  // and it stopped cleanly, not on an error
+}
+
+// A host stopped (SIGSTOP) for longer than its lease loses the task it held to the queue; when
+// it wakes, its refused acknowledgement is not an error: it keeps serving.
+TEST(RedisPoolFaults, AHostThatOutlivedItsLeaseKeepsServing) {
+  mp::test::RedisServer server;
+  faulttasks::g_dir = server.dir();
+  auto hosts = start_hosts(server.url(), "paused", 1, 300ms);
+  {
+    mp::redis::PoolOptions options;
+    options.lease = 300ms;  // the submitter reaps the stopped host's lease every 150 ms
+    mp::redis::Pool pool(server.url(), "paused", options);
+    auto pending = pool.apply_async(&faulttasks::until_go, 5);
+    ASSERT_NE(marker_pid("waiting"), 0);
+    ::kill(hosts[0], SIGSTOP);
+    // Its lease runs out and the task goes back to the queue (counted as a failed delivery).
+    EXPECT_TRUE(mp::test::eventually([&] { return server.integer({"LLEN", "mpq:{paused}:items"}) == 1; }));
+    std::ofstream(server.dir() + "/go") << 1;
+    ::kill(hosts[0], SIGCONT);
+    EXPECT_EQ(pending.get(30s), 5);
+    EXPECT_EQ(pool.apply_async(&faulttasks::twice, 4).get(30s), 8);  // still serving
   }
   ::kill(hosts[0], SIGTERM);
   EXPECT_EQ(mp::test::wait_child(hosts[0]), 0);

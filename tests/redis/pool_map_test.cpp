@@ -8,8 +8,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mp/redis/pool.hpp"
@@ -31,12 +34,14 @@ int held_until(std::string path) {
   return -1;
 }
 void nothing(int) {}
+int add(int a, int b) { return a + b; }
 }  // namespace maptasks
 
 MP_TASK(maptasks::cube);
 MP_TASK(maptasks::odd_refused);
 MP_TASK(maptasks::held_until);
 MP_TASK(maptasks::nothing);
+MP_TASK(maptasks::add);
 
 namespace {
 
@@ -73,24 +78,55 @@ TEST(RedisPoolMap, ImapYieldsInInputOrder) {
   stop_host(host);
 }
 
-TEST(RedisPoolMap, ImapUnorderedYieldsResultsAsTheyArrive) {
+TEST(RedisPoolMap, ImapUnorderedYieldsEveryResultOnce) {
   mp::test::RedisServer server;
-  const std::string release = server.dir() + "/release";
   pid_t host = start_host(server.url(), "unordered", 2);
   {
     mp::redis::Pool pool(server.url(), "unordered");
-    // The first task waits for a file that is only made after three other results arrived:
-    // imap_unordered must hand those out first (imap would wait for the first).
-    std::vector<std::string> items{release, server.dir() + "/a", server.dir() + "/b", server.dir() + "/c"};
-    for (std::size_t i = 1; i < items.size(); ++i) touch(items[i]);
-    auto results = pool.imap_unordered(&maptasks::held_until, items);
-    for (int i = 0; i < 3; ++i) EXPECT_EQ(results.next(std::chrono::seconds(30)), 1) << i;
-    EXPECT_THROW((void)results.next(std::chrono::milliseconds(1)), mp::TimeoutError);  // still held
-    touch(release);
-    EXPECT_EQ(results.next(std::chrono::seconds(30)), 1);
-    EXPECT_FALSE(results.next().has_value());
+    std::vector<int> items;
+    for (int i = 0; i < 30; ++i) items.push_back(i);
+    std::vector<int> seen;
+    for (int v : pool.imap_unordered(&maptasks::cube, items)) seen.push_back(v);
+    std::sort(seen.begin(), seen.end());
+    ASSERT_EQ(seen.size(), items.size());
+    for (int i = 0; i < 30; ++i) EXPECT_EQ(seen[i], i * i * i);
   }
   stop_host(host);
+}
+
+// The iterator alone (no server): imap_unordered yields in the order tasks finish, imap in
+// input order; a failed item throws once and the iteration moves past it.
+TEST(RedisPoolMap, ImapUnorderedFollowsTheOrderTasksFinish) {
+  using mp::redis::detail::TaskState;
+  auto make_states = [] {
+    mp::redis::detail::TaskStates states;
+    for (int i = 0; i < 4; ++i) states.push_back(std::make_shared<TaskState>());
+    return states;
+  };
+  auto done = [](TaskState& state, int value) {
+    state.finish(TaskState::Status::ok, mp::encode(value), "", "");
+  };
+  auto states = make_states();
+  done(*states[2], 20);  // finished before the iterator exists
+  mp::redis::IMapIterator<int> unordered(states, false);
+  EXPECT_EQ(unordered.next(), 20);
+  EXPECT_THROW((void)unordered.next(std::chrono::milliseconds(1)), mp::TimeoutError);  // nothing else yet
+  done(*states[3], 30);
+  states[0]->finish(TaskState::Status::remote_error, {}, "std::runtime_error", "boom");
+  done(*states[1], 10);
+  EXPECT_EQ(unordered.next(), 30);
+  EXPECT_THROW((void)unordered.next(), mp::RemoteError);
+  EXPECT_EQ(unordered.next(), 10);
+  EXPECT_FALSE(unordered.next().has_value());
+
+  auto in_order = make_states();
+  mp::redis::IMapIterator<int> ordered(in_order, true);
+  done(*in_order[1], 1);
+  EXPECT_THROW((void)ordered.next(std::chrono::milliseconds(1)), mp::TimeoutError);  // the first is not in
+  for (int i : {0, 2, 3}) done(*in_order[i], i);
+  std::vector<int> seen;
+  for (int v : ordered) seen.push_back(v);
+  EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3}));
 }
 
 TEST(RedisPoolMap, MapAsyncGivesEveryValueInOrderOrTheFirstFailure) {
@@ -163,4 +199,75 @@ TEST(RedisPoolMap, TerminateFailsWhatIsNotInYetAndNothingWaitsForever) {
   } catch (const mp::WorkerLost& e) {
     EXPECT_NE(std::string(e.what()).find("destroyed"), std::string::npos) << e.what();
   }
+}
+
+TEST(RedisPoolMap, AResultForAGoneSubmitterIsNotLeftOnTheServer) {
+  mp::test::RedisServer server;
+  const std::string release = server.dir() + "/release";
+  pid_t host = start_host(server.url(), "gone", 1);
+  {
+    std::optional<mp::redis::AsyncResult<int>> abandoned;
+    {
+      mp::redis::Pool pool(server.url(), "gone");
+      abandoned.emplace(pool.apply_async(&maptasks::held_until, release));
+      ASSERT_TRUE(mp::test::eventually([&] { return server.integer({"LLEN", "mpq:{gone}:items"}) == 0; }));
+    }  // the submitter goes (and deletes its result queue) while its task runs
+    EXPECT_THROW((void)abandoned->get(), mp::WorkerLost);
+    touch(release);
+    // One local worker runs tasks in the order taken: once this result is in, the host has
+    // answered (or dropped) the abandoned one.
+    mp::redis::Pool next(server.url(), "gone");
+    EXPECT_EQ(next.apply(&maptasks::cube, 2), 8);
+    auto keys = server.command({"KEYS", "mpq:{gone.results.*"});
+    ASSERT_TRUE(keys && keys->type == REDIS_REPLY_ARRAY);
+    std::set<std::string> queues;  // the result queues with keys: only the live submitter's
+    for (std::size_t i = 0; i < keys->elements; ++i) {
+      std::string key(keys->element[i]->str, keys->element[i]->len);
+      queues.insert(key.substr(0, key.find('}')));
+    }
+    std::string all;
+    for (std::size_t i = 0; i < keys->elements; ++i) all += std::string(keys->element[i]->str) + " ";
+    EXPECT_EQ(queues.size(), 1u) << all;
+  }
+  stop_host(host);
+}
+
+TEST(RedisPoolMap, ChunksizeSendsSeveralItemsAsOneTask) {
+  mp::test::RedisServer server;
+  pid_t host = start_host(server.url(), "chunks", 2);
+  {
+    mp::redis::Pool pool(server.url(), "chunks");
+    std::vector<int> items;
+    for (int i = 0; i < 10; ++i) items.push_back(i);
+    std::vector<int> cubes = pool.map(&maptasks::cube, items, 4);  // tasks of 4, 4 and 2 items
+    ASSERT_EQ(cubes.size(), items.size());
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(cubes[i], i * i * i);
+    auto done = server.command({"HGET", "mpq:{chunks}:stats", "done"});
+    ASSERT_TRUE(done && done->type == REDIS_REPLY_STRING);
+    EXPECT_EQ(std::string(done->str, done->len), "3");  // three tasks went through the queue
+
+    std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
+    EXPECT_EQ(pool.starmap(&maptasks::add, pairs, 2), (std::vector<int>{3, 7, 11}));
+
+    std::vector<int> in_order;
+    for (int v : pool.imap(&maptasks::cube, items, 3)) in_order.push_back(v);
+    EXPECT_EQ(in_order, cubes);
+    std::vector<int> any_order;
+    for (int v : pool.imap_unordered(&maptasks::cube, items, 3)) any_order.push_back(v);
+    std::sort(any_order.begin(), any_order.end());
+    EXPECT_EQ(any_order, cubes);
+
+    // One item's exception fails its chunk: map throws it, imap throws it for each item of the chunk.
+    EXPECT_THROW((void)pool.map(&maptasks::odd_refused, std::vector<int>{2, 4, 6, 7}, 2), mp::RemoteError);
+    auto mixed = pool.imap(&maptasks::odd_refused, std::vector<int>{2, 4, 6, 7}, 2);
+    EXPECT_EQ(mixed.next(), 2);
+    EXPECT_EQ(mixed.next(), 4);
+    EXPECT_THROW((void)mixed.next(), mp::RemoteError);  // 6 shares a chunk with 7
+    EXPECT_THROW((void)mixed.next(), mp::RemoteError);
+    EXPECT_FALSE(mixed.next().has_value());
+
+    EXPECT_THROW((void)pool.imap(&maptasks::cube, items, 0), mp::ValueError);
+    pool.map_async(&maptasks::nothing, items, 4).get();
+  }
+  stop_host(host);
 }

@@ -53,6 +53,13 @@ int wait_for_release(int x) {
   while (shared()->release.load() == 0) ::usleep(1000);
   return x;
 }
+// spin_until_released(x): as wait_for_release, without sleeping, so the
+// result follows the release within microseconds.
+int spin_until_released(int x) {
+  while (shared()->release.load() == 0) {
+  }
+  return x;
+}
 int count_run(int x) {
   shared()->ran.fetch_add(1);
   return x;
@@ -216,6 +223,24 @@ TEST(PoolCallbacks, RunOnceWhenReadyOnAPoolThread) {
   EXPECT_EQ(late.thread, std::this_thread::get_id());
   std::this_thread::sleep_for(10ms);
   EXPECT_EQ(success.calls, 1);  // once
+}
+
+TEST(PoolCallbacks, CallbacksStayOnPoolThreadsWhenTheWaiterTakesTheResultItself) {
+  // A thread waiting in get() may take results from the pool's result
+  // channel itself (help_collect); the done callbacks it finds ready must
+  // still run on a pool thread, never on the waiting caller's.
+  reset_shared();  // maps the shared page before the pool forks its zygote
+  mp::Pool pool(2);
+  for (int round = 0; round < 200; ++round) {
+    shared()->release.store(0);
+    Seen seen;
+    auto r = pool.apply_async(spin_until_released, round);  // not ready before the callback is added
+    r.add_done_callback([&](const mp::AsyncResult<int>& done) { seen.record(done.successful(), false); });
+    shared()->release.store(1);
+    EXPECT_EQ(r.get(), round);
+    ASSERT_TRUE(seen.wait_for(1)) << "round " << round;
+    EXPECT_NE(seen.thread, std::this_thread::get_id()) << "round " << round;
+  }
 }
 
 TEST(PoolCallbacks, CancelRunsTheCallbackOnAPoolThread) {

@@ -7,14 +7,17 @@
 //
 //   transport            made by                      framing of one message
 //   -------------------  ---------------------------  ------------------------------------------
-//   StreamConnection,    Pipe(): socketpair / pipe2   8-byte little-endian length, then payload
-//     mp framing
+//   ShmConnection        Pipe(): byte rings in a      8-byte little-endian length, then payload,
+//                        memfd region, one per        streamed through the ring when larger
+//                        direction                    than it
+//   StreamConnection,    make_stream_connection_pair  8-byte little-endian length, then payload
+//     mp framing         (socketpair / pipe2)
 //   StreamConnection,    Listener::accept, Client     Python's multiprocessing.connection: 4-byte
 //     Python framing     (a Unix or TCP socket)       big-endian signed length; -1 then an 8-byte
 //                                                     big-endian length beyond 2^31 - 1 bytes
-//   (issue 10)           Pipe() over shared memory    rings in a shared mapping (a later transport)
 //
-// StreamConnection lives in src/stream_connection.hpp; a new transport derives
+// ShmConnection lives in src/shm_connection.hpp, StreamConnection in
+// src/stream_connection.hpp; a new transport derives
 // from ConnectionCore and is handed to Connection<T> by a factory, nothing in
 // the template changes.
 //
@@ -128,11 +131,20 @@ class MP_API ConnectionCore {
   }
 };
 
-// make_connection_pair(duplex): the two cores of a Pipe. duplex: a
-// socketpair(AF_UNIX, SOCK_STREAM); else pipe2: first reads, second writes.
-// Both fds O_CLOEXEC, mp framing. Throws mp::Error naming the call on failure.
+// make_connection_pair(duplex): the two cores of a Pipe, over shared memory
+// (src/shm_connection.hpp): a memfd region with a ring per direction, a
+// socketpair that tells each end when the other is gone, an eventfd per
+// direction; all O_CLOEXEC. duplex == false: the first end only receives, the
+// second only sends. Throws mp::Error naming the call on failure.
 MP_API std::pair<std::shared_ptr<ConnectionCore>, std::shared_ptr<ConnectionCore>> make_connection_pair(
     bool duplex);
+
+// make_stream_connection_pair(duplex): the same over the kernel: a
+// socketpair(AF_UNIX, SOCK_STREAM) for duplex, else pipe2 (first reads,
+// second writes); mp framing, O_CLOEXEC. For tests of the stream framing and
+// for comparisons; Pipe() does not use it.
+MP_API std::pair<std::shared_ptr<ConnectionCore>, std::shared_ptr<ConnectionCore>>
+make_stream_connection_pair(bool duplex);
 
 // ConnectionAccess: how factories outside the template (Pipe, Listener,
 // Client) wrap a core in a typed handle without making the constructor public.

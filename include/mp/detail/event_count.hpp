@@ -66,7 +66,10 @@
 //   - a spin that fails before a long sleep halves it (down to kMinSpin);
 //   - a spin that finds it was descheduled (a gap between two of its clock
 //     reads: the CPUs are oversubscribed) stops at once and halves it, so a
-//     spinner does not keep the CPU its peer needs.
+//     spinner does not keep the CPU its peer needs;
+//   - no spin at all while more threads are runnable than there are CPUs
+//     (cpus_oversubscribed(), mp/detail/oversubscription.hpp: the peer is
+//     then likely waiting for a CPU, perhaps the spinner's).
 // There is no sched_yield anywhere: on a busy machine a yield loop gives the
 // CPU away for milliseconds. After the spin a waiter sleeps in the kernel and
 // uses no CPU until woken or its deadline.
@@ -91,6 +94,7 @@
 #include "mp/detail/clock.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/detail/futex.hpp"
+#include "mp/detail/oversubscription.hpp"
 
 namespace mp::detail {
 
@@ -169,16 +173,36 @@ struct MP_API EventCount {
   // EventCount::notify_all(): W2..W4, after the caller made its change (W1).
   // No system call unless a waiter raised the flag since the last wake.
   void notify_all() noexcept {
+    if (claim_wake()) futex_wake(epoch, INT_MAX);
+  }
+
+  // EventCount::claim_wake(): W2..W4 without the FUTEX_WAKE, for waiters
+  // that sleep in poll(2) on an fd instead of the futex (the shared-memory
+  // Pipe: its fds must also report a peer's death). True when a waiter may
+  // sleep and the caller must now make that fd readable; the argument above
+  // holds with "the fd is readable" in place of "the epoch moved", since a
+  // readable fd, like a moved epoch, stays so until the waiter looks.
+  [[nodiscard]] bool claim_wake() noexcept {
     full_fence();  // W2; pairs with P3
     // W3. Relaxed: the fence orders it; a load first keeps the cache line
     // shared while nobody sleeps (no read-modify-write on the fast path).
-    if (sleepers.load(std::memory_order_relaxed) == 0) return;
+    if (sleepers.load(std::memory_order_relaxed) == 0) return false;
     // W4. acq_rel: a waiter whose P2 reads this 0 sees our change. Only one
     // of several racing wakers finds the flag still up; it wakes for all.
-    if (sleepers.exchange(0, std::memory_order_acq_rel) == 0) return;
+    if (sleepers.exchange(0, std::memory_order_acq_rel) == 0) return false;
     epoch.fetch_add(1, std::memory_order_release);  // pairs with P1 and the spin in wait()
-    futex_wake(epoch, INT_MAX);
+    return true;
   }
+
+  // EventCount::spin_until(done, deadline): the spin policy alone, for a
+  // waiter whose sleep is poll(2) on an fd (see claim_wake): true as soon as
+  // done() holds, false once the learned budget or the deadline ran out.
+  // After such a sleep, woken_after(waited) lets the budget learn from it.
+  template <class Done>
+  [[nodiscard]] bool spin_until(Done done, const Deadline& deadline) noexcept {
+    return done() || spin(done, deadline, MonotonicClock::now());
+  }
+  void woken_after(MonotonicClock::duration waited) noexcept { learn_after_sleep(waited); }
 
   // EventCount::notify(): the same as notify_all(): every sleeper is woken
   // and re-checks (see "Protocol": waking one is not SIGKILL-safe).
@@ -213,6 +237,7 @@ struct MP_API EventCount {
   // spin(done, deadline, start): the spin policy; true if done() became true.
   template <class Done>
   bool spin(Done&& done, const Deadline& deadline, MonotonicClock::time_point start) noexcept {
+    if (cpus_oversubscribed()) return done();  // see "Spin policy"
     // Relaxed: a hint, not data.
     const std::uint32_t budget = spin_budget_ns.load(std::memory_order_relaxed);
     const auto stop = std::min(start + std::chrono::nanoseconds(budget), deadline.when());

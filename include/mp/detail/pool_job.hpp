@@ -24,7 +24,7 @@
 // and by every AsyncResult / IMapIterator handle.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "mp/detail/clock.hpp"
+#include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/errors.hpp"
 
@@ -88,6 +89,14 @@ class JobCanceller {
   virtual ~JobCanceller() = default;
   // JobCanceller::cancel(job): true if the job will not deliver a value.
   virtual bool cancel(const std::shared_ptr<JobState>& job) = 0;
+  // JobCanceller::results_waiting(): outcomes are waiting in the pool's
+  // result channel (a cheap check for a spinning waiter).
+  [[nodiscard]] virtual bool results_waiting() const noexcept { return false; }
+  // JobCanceller::help_collect(): a waiting thread handles what the pool's
+  // result channel holds, as the pool's collector would (so a result reaches
+  // its waiter without a hop through the collector thread); false if it did
+  // nothing (the collector is at it, or nothing is there).
+  virtual bool help_collect() noexcept { return false; }
 };
 
 class MP_API JobState {
@@ -96,8 +105,11 @@ class MP_API JobState {
 
   using DoneCallback = std::function<void(const std::shared_ptr<JobState>&)>;
 
-  // JobState(item_counts): one entry per chunk, the number of items in it.
-  explicit JobState(std::vector<std::uint32_t> item_counts);
+  // JobState(item_counts, events): one entry per chunk, the number of items
+  // in it. `events` is the event count its waiters wait on: the pool's, shared
+  // by its jobs so that the spin policy learns across them (a notify wakes
+  // every sleeper of that pool; each re-checks its own job). Null: its own.
+  explicit JobState(std::vector<std::uint32_t> item_counts, std::shared_ptr<EventCount> events = nullptr);
   JobState(const JobState&) = delete;
   JobState& operator=(const JobState&) = delete;
 
@@ -109,8 +121,12 @@ class MP_API JobState {
   // JobState::fail_chunk(chunk, error): the chunk's items all fail with error.
   // Returns as complete_chunk().
   [[nodiscard]] bool fail_chunk(std::size_t chunk, FailurePtr error) noexcept;
-  // JobState::notify_waiters(): wakes the threads in wait*() to re-check.
-  void notify_waiters() noexcept { changed_.notify_all(); }
+  // JobState::notify_waiters(): wakes the threads in wait*() to re-check
+  // (called outside mutex_, after the change it announces).
+  void notify_waiters() noexcept {
+    changes_.fetch_add(1, std::memory_order_release);  // pairs with the acquire loads in wait_locked()
+    changed_->notify_all();                            // W1 done above; see event_count.hpp
+  }
 
   // JobState::wait(deadline): blocks until the job is ready; false on timeout.
   [[nodiscard]] bool wait(const Deadline& deadline) const;
@@ -148,6 +164,8 @@ class MP_API JobState {
   // JobState::take_callbacks(): the callbacks to run now that the job is
   // ready (empty if it is not, or if they were taken already).
   [[nodiscard]] std::vector<DoneCallback> take_callbacks();
+  // JobState::has_callbacks(): callbacks are waiting to be taken.
+  [[nodiscard]] bool has_callbacks() const;
   // JobState::run_callbacks(self, callbacks): each, catching what they throw
   // (reported on stderr: a callback must not throw).
   static void run_callbacks(const std::shared_ptr<JobState>& self,
@@ -159,20 +177,29 @@ class MP_API JobState {
 
  private:
   bool ready_locked() const noexcept { return remaining_ == 0 || first_error_ != nullptr; }
+  // wait_locked(lock, done, deadline): until done() (checked under mutex_)
+  // or the deadline; returns done(). Spins briefly, then sleeps (EventCount).
+  template <class Done>
+  bool wait_locked(std::unique_lock<std::mutex>& lock, Done done, const Deadline& deadline) const;
   bool must_notify_locked() const noexcept {
     return chunk_waiters_ > 0 || (job_waiters_ > 0 && ready_locked());
   }
 
   const std::vector<std::uint32_t> item_counts_;
   mutable std::mutex mutex_;
-  mutable std::condition_variable changed_;
+  // Waiting: mp's one wait primitive (its spin keeps a waiter's CPU while a
+  // result is likely: a sleeping thread costs ~25 us to wake on an idle VM),
+  // usually the pool's (see the constructor).
+  // changes_ counts notify_waiters() calls; a waiter sleeps until it moves.
+  const std::shared_ptr<EventCount> changed_;
+  std::atomic<std::uint64_t> changes_{0};
   std::vector<ChunkStatus> status_;            // guarded by mutex_
   std::vector<std::vector<std::byte>> bytes_;  // written once under mutex_, then read-only
   std::vector<FailurePtr> errors_;             // guarded by mutex_
   std::vector<std::size_t> finish_order_;      // guarded by mutex_
   std::size_t remaining_;                      // guarded by mutex_
   FailurePtr first_error_;                     // guarded by mutex_
-  // Who sleeps on changed_, so that a chunk completion wakes nobody in vain
+  // Who waits on changed_, so that a chunk completion wakes nobody in vain
   // (a map of 20k chunks must not wake its waiter 20k times).
   mutable int job_waiters_ = 0;            // guarded by mutex_: threads in wait()
   mutable int chunk_waiters_ = 0;          // guarded by mutex_: threads in wait_chunk() / wait_nth_finished()

@@ -6,6 +6,13 @@
 
 namespace mp::detail {
 
+class Ring;
+
+// pool_worker_result_ring_for_testing(): inside a Pool worker (in a task),
+// the pool's result ring, so a test can die holding its producer lock as a
+// worker killed in the middle of putting a result would; nullptr elsewhere.
+Ring* pool_worker_result_ring_for_testing() noexcept;
+
 // set_pool_control_buffer_for_testing(bytes): SO_SNDBUF of both ends of the
 // control socket between a Pool's supervisor and its zygote, for Pools made
 // afterwards (0: the system's default). A small buffer makes "the zygote has
