@@ -231,7 +231,8 @@ void PoolCore::on_worker_exited_locked(const ZygoteReport& report, std::vector<C
   }
   const bool replace = !broken_ && zygote_alive_ &&
                        (state_ == PoolState::running || (state_ == PoolState::closed && !dispatcher_.idle()));
-  worker.respawn_due = replace;  // the supervisor asks the zygote (zygote_ is its alone)
+  // The replacement takes chunks at once; the supervisor asks the zygote.
+  if (replace) prepare_worker_locked(index);
 }
 
 // PoolCore::death_failure(index, report, started): how the task that was
