@@ -41,6 +41,14 @@ Ring Ring::create(std::uint64_t maxsize, std::uint32_t capacity) {
   header->stream_threshold = capacity / 8;
   header->maxsize = maxsize;
   header->reclaim_granule = capacity >= kPunchMinCapacity ? kReclaimGranule : 0;
+  header->stream_chunk = header->stream_threshold;
+  if (header->reclaim_granule != 0) {
+    // A hot area (INV10); items too big for a few of them in it are streamed
+    // through it in chunks.
+    header->hot_bytes = kHotBytes;
+    header->stream_threshold = kHotStreamThreshold;
+    header->stream_chunk = kHotStreamChunk;
+  }
   header->next_stream_id = 1;
   return Ring(std::move(region));
 }
@@ -100,8 +108,8 @@ RingStatus Ring::put(std::span<const std::byte> payload, const Deadline& deadlin
 RingStatus Ring::put_item(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
   const std::uint32_t record = record_bytes(payload.size());
-  const auto has_room = [&](std::uint64_t w, std::uint32_t reclaimed, std::uint32_t gets) {
-    return free_bytes(w, reclaimed) >= record && (h.maxsize == 0 || count_of(w) - gets < h.maxsize);
+  const auto below_maxsize = [&](std::uint64_t w, std::uint32_t gets) {
+    return h.maxsize == 0 || count_of(w) - gets < h.maxsize;
   };
   for (;;) {
     if (is_shut_down()) return RingStatus::shut_down;
@@ -112,33 +120,136 @@ RingStatus Ring::put_item(std::span<const std::byte> payload, const Deadline& de
     if (outcome == LockOutcome::owner_died) repair_producer();
     if (is_shut_down()) return RingStatus::shut_down;
 
-    const std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // only stored under our lock
-    if (!has_room(w, h.cached_reclaimed, h.cached_gets)) {
-      // pairs with the release stores in commit_read(): the bytes below
-      // `reclaimed` were read and may be reused (INV8); the count is the gets'
-      h.cached_reclaimed = h.reclaimed.load(std::memory_order_acquire);
+    std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // only stored under our lock
+    if (!below_maxsize(w, h.cached_gets))
+      // pairs with get's commit: the count of items got
       h.cached_gets = count_of(h.read_word.load(std::memory_order_acquire));
-    }
-    if (has_room(w, h.cached_reclaimed, h.cached_gets)) {
-      write_record(position_of(w), RecordKind::item, 0, payload);
+    const std::uint32_t at =
+        below_maxsize(w, h.cached_gets) ? claim(w, record, deadline, nonblocking) : kNoRoom;
+    if (at != kNoRoom) {
+      write_record(at, RecordKind::item, 0, payload);
       // INV1, INV2: one store publishes the record and counts it; pairs with the
       // acquire loads of write_word in get()
-      h.write_word.store(pack(count_of(w) + 1, position_of(w) + record), std::memory_order_release);
+      h.write_word.store(pack(count_of(w) + 1, at + record), std::memory_order_release);
       lock.unlock();
       wake_getters();
       return RingStatus::ok;
     }
     lock.unlock();
+    if (is_shut_down()) return RingStatus::shut_down;
     if (nonblocking) return RingStatus::would_block;
     const auto ready = [&] {
       // acquire: pairs with the commits in get() and put()
-      return has_room(h.write_word.load(std::memory_order_acquire),
-                      h.reclaimed.load(std::memory_order_acquire),
-                      count_of(h.read_word.load(std::memory_order_acquire))) ||
+      const std::uint64_t now_w = h.write_word.load(std::memory_order_acquire);
+      return (free_bytes(now_w, h.reclaimed.load(std::memory_order_acquire)) >= record &&
+              below_maxsize(now_w, count_of(h.read_word.load(std::memory_order_acquire)))) ||
              is_shut_down();
     };
     if (!h.not_full.await(ready, deadline)) return RingStatus::would_block;
   }
+}
+
+// ---- the hot area: where a record goes, rewinds (INV10) ----------------------
+
+// Ring::claim(w, record, deadline, nonblocking): under producer_mutex; where
+// a record of `record` bytes goes: at the tail, or at the start of the next
+// lap after a rewind (then `w` is the rewound write word). kNoRoom if it does
+// not fit now. A record that does not fit in what is left of the hot area
+// rewinds if the ring is empty; at the end of the hot area a blocking put
+// first waits for the consumers to drain it while they make progress. Else
+// the record goes on at the tail, into the cold part.
+std::uint32_t Ring::claim(std::uint64_t& w, std::uint32_t record, const Deadline& deadline,
+                          bool nonblocking) noexcept {
+  const std::uint32_t tail = position_of(w);
+  if (header_->hot_bytes == 0 || fits_hot(tail, record)) return room_at(tail, record) ? tail : kNoRoom;
+  if (can_skip_at(tail)) {
+    if (rewind_if_empty(w)) return position_of(w);
+    if (!nonblocking && is_hot(tail) && wait_for_drain(tail, deadline) && rewind_if_empty(w))
+      return position_of(w);
+  }
+  return room_at(tail, record) ? tail : kNoRoom;
+}
+
+// Ring::wait_for_drain(tail, deadline): under producer_mutex; true once the
+// consumers have taken everything up to `tail`; false if they stop making
+// progress for kDrainStall, or have not finished within kDrainBudget (or the
+// deadline passes, or shutdown): the caller then grows into the cold part
+// instead of waiting for them.
+bool Ring::wait_for_drain(std::uint32_t tail, const Deadline& deadline) noexcept {
+  RingHeader& h = *header_;
+  const Deadline budget = Deadline::after(kDrainBudget);
+  const Deadline& limit = deadline.when() < budget.when() ? deadline : budget;
+  // acquire: pairs with get's commit (the records before head were read)
+  std::uint32_t head = position_of(h.read_word.load(std::memory_order_acquire));
+  while (head != tail) {
+    const Deadline stall = Deadline::after(kDrainStall);
+    const Deadline& until = limit.when() < stall.when() ? limit : stall;
+    const auto moved = [&] {
+      // acquire: pairs with get's commit, which is followed by not_full.notify_all() (INV7)
+      return position_of(h.read_word.load(std::memory_order_acquire)) != head || is_shut_down();
+    };
+    if (!h.not_full.await(moved, until) || is_shut_down()) return false;
+    head = position_of(h.read_word.load(std::memory_order_acquire));  // pairs with get's commit
+  }
+  return true;
+}
+
+// Ring::rewind_if_empty(w): under producer_mutex, with no stream open; if the
+// ring is empty, takes consumer_mutex (waiting only for a commit in
+// progress) and rewinds. True if it did.
+bool Ring::rewind_if_empty(std::uint64_t& w) noexcept {
+  RingHeader& h = *header_;
+  // acquire: pairs with get's commit. Only a hint here; re-read under the lock.
+  if (position_of(h.read_word.load(std::memory_order_acquire)) != position_of(w)) return false;
+  const LockOutcome outcome = h.consumer_mutex.lock(Deadline::after(kRewindLockWait));
+  if (outcome == LockOutcome::timed_out || outcome == LockOutcome::error) return false;
+  SideLock lock(h.consumer_mutex);
+  if (outcome == LockOutcome::owner_died) {
+    // As in get(): a dead consumer left nothing to repair (INV2, INV6).
+    h.consumer_repairs.fetch_add(1, std::memory_order_relaxed);  // a statistic
+    h.consumer_streaming.store(0, std::memory_order_relaxed);    // hint only: its reader is gone
+  }
+  const std::uint64_t r = h.read_word.load(std::memory_order_relaxed);  // only stored under the lock we hold
+  if (position_of(r) != position_of(w)) return false;
+  rewind(w, r);
+  return true;
+}
+
+// Ring::rewind(w, r): with both locks held and the ring empty (tail == head)
+// at a position where a SKIP fits: moves tail and head to the next lap's
+// start (INV10 (a)). Two stores, each leaving a valid ring: first the SKIP is
+// published (a process killed here leaves it for the next consumer, who
+// passes it as we are about to), then passed.
+void Ring::rewind(std::uint64_t& w, std::uint64_t r) noexcept {
+  RingHeader& h = *header_;
+  const std::uint32_t tail = position_of(w);
+  const std::uint32_t next = lap_end(tail, h.capacity);
+  write_record(tail, RecordKind::skip, 0, {});
+  w = pack(count_of(w), next);
+  // INV1: pairs with the acquire loads of write_word in get(): publishes the SKIP
+  h.write_word.store(w, std::memory_order_release);
+  commit_read(pack(count_of(r), next), tail + kSkipRecord);  // passes it (INV8: punches what was used)
+  h.cached_reclaimed = next;  // commit_read() just published it: nothing before `next` is in use
+  wake_putters();             // INV7: there is more room now
+}
+
+// Ring::rewind_after_drain(r): under consumer_mutex, just after committing
+// r; if that emptied the ring in its cold part, rewinds it (taking
+// producer_mutex only if it is free: a producer holding it is putting, and
+// rewinds itself), so a drained queue keeps only the hot area's pages.
+void Ring::rewind_after_drain(std::uint64_t r) noexcept {
+  RingHeader& h = *header_;
+  const std::uint32_t head = position_of(r);
+  if (h.hot_bytes == 0 || is_hot(head) || !can_skip_at(head)) return;
+  // acquire: pairs with put's commit. A hint; re-read under the lock.
+  if (position_of(h.write_word.load(std::memory_order_acquire)) != head) return;
+  const LockOutcome outcome = h.producer_mutex.try_lock();
+  if (outcome == LockOutcome::timed_out || outcome == LockOutcome::error) return;
+  SideLock lock(h.producer_mutex);
+  if (outcome == LockOutcome::owner_died) repair_producer();       // may publish an ABORT: then not empty
+  std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // only stored under the lock we hold
+  if (position_of(w) != head || h.open_stream_id != 0) return;
+  rewind(w, r);
 }
 
 RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocking) {
@@ -191,7 +302,9 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
             target.got_fixed = false;
           }
           // INV2: one store frees the record and counts it
-          commit_read(pack(count_of(r) + 1, position_of(r) + record_size));
+          r = pack(count_of(r) + 1, position_of(r) + record_size);
+          commit_read(r);
+          rewind_after_drain(r);
           lock.unlock();
           wake_putters();
           return RingStatus::ok;
@@ -207,13 +320,25 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
             return RingStatus::would_block;
           switch (read_stream(record, r, target,
                               nonblocking ? Deadline::after(std::chrono::seconds(0)) : deadline)) {
-            case StreamEnd::complete: return RingStatus::ok;
+            case StreamEnd::complete:
+              rewind_after_drain(h.read_word.load(std::memory_order_relaxed));  // ours: we hold the lock
+              return RingStatus::ok;
             case StreamEnd::aborted: continue;  // look for the next item
             case StreamEnd::timed_out: return RingStatus::would_block;
             case StreamEnd::shut_down: return RingStatus::shut_down;
             case StreamEnd::corrupted: return RingStatus::corrupted;
           }
           return RingStatus::corrupted;
+        }
+        case RecordKind::skip: {
+          // INV10: left by a rewind whose writer died, or by a stream whose
+          // reader died; nothing more in this lap.
+          const std::uint32_t next = lap_end(position_of(r), h.capacity);
+          if (record.payload_bytes != 0 || next - position_of(r) > used) return RingStatus::corrupted;
+          r = pack(count_of(r), next);
+          commit_read(r, payload_at);
+          wake_putters();
+          continue;
         }
         case RecordKind::stream_chunk:
         case RecordKind::stream_last:

@@ -1,6 +1,6 @@
 // src/ring_internal.hpp — what the ring's source files share (private to src/):
 // position/count packing, record sizes and the side lock guard. See include/mp/detail/ring.hpp for
-// INV1..INV7.
+// INV1..INV10.
 #pragma once
 
 #include <atomic>
@@ -33,6 +33,30 @@ constexpr std::uint64_t pack(std::uint32_t count, std::uint32_t position) noexce
 constexpr std::uint32_t record_bytes(std::size_t payload) noexcept {
   return static_cast<std::uint32_t>((sizeof(RecordHeader) + payload + 7) & ~std::size_t{7});
 }
+
+// Ring::claim()'s "no room now". Positions are multiples of 8, so this is none.
+inline constexpr std::uint32_t kNoRoom = UINT32_MAX;
+
+// A SKIP record (INV10) is a bare header.
+inline constexpr std::uint32_t kSkipRecord = sizeof(RecordHeader);
+
+// lap_end(position, capacity): the next multiple of the capacity above
+// position (mod 2^32), where a SKIP at position sends the reader.
+constexpr std::uint32_t lap_end(std::uint32_t position, std::uint32_t capacity) noexcept {
+  return (position | (capacity - 1)) + 1;
+}
+
+// A producer at the end of the hot area waits for the consumers to drain the
+// ring while they make progress; this long without progress, or this long in
+// all, it grows into the cold part instead (they are stopped, absent, or slow
+// enough that waiting would hold the put up: an unbounded queue's put must
+// not wait for its consumers).
+inline constexpr auto kDrainStall = std::chrono::microseconds(200);
+inline constexpr auto kDrainBudget = std::chrono::milliseconds(1);
+
+// A rewind by a producer takes consumer_mutex, which with an empty ring and
+// no open stream is held only for a commit: wait this long at most.
+inline constexpr auto kRewindLockWait = std::chrono::microseconds(200);
 
 // Unlocks a side's mutex when the scope ends, on every path (exceptions too).
 class SideLock {

@@ -80,7 +80,7 @@ RingStatus Ring::put_stream(std::span<const std::byte> payload, const Deadline& 
 RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
   const std::uint32_t begin_record = record_bytes(sizeof(std::uint64_t));
-  const std::size_t chunk_max = h.stream_threshold - sizeof(RecordHeader);
+  const std::size_t chunk_max = h.stream_chunk - sizeof(RecordHeader);
   // Ring bytes the whole stream takes at most (BEGIN, every chunk with its
   // header and padding, the ABORT reserve): what a non-blocking put needs now.
   const std::uint64_t chunks = (payload.size() + chunk_max - 1) / chunk_max;
@@ -102,6 +102,11 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
     if (!h.not_full.await(ready, deadline)) return RingStatus::would_block;
   }
   if (is_shut_down()) return RingStatus::shut_down;
+  // BEGIN goes where a small record would (a rewind if it leaves the hot
+  // area on an empty ring); can_open() made sure it fits at the tail at least.
+  std::uint64_t begin_w = h.write_word.load(std::memory_order_relaxed);  // ours
+  const std::uint32_t begin_at = claim(begin_w, begin_record + kAbortReserve, deadline, nonblocking);
+  if (begin_at == kNoRoom) return RingStatus::would_block;  // cannot be: can_open() saw room at the tail
 
   const std::uint64_t stream_id = h.next_stream_id++;
   if (h.next_stream_id > kStreamIdMask) h.next_stream_id = 1;
@@ -111,11 +116,10 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
   h.stream_state.store(stream_id, std::memory_order_release);
   {
     const std::uint64_t total = payload.size();
-    const std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // ours
-    write_record(position_of(w), RecordKind::stream_begin, stream_id,
+    write_record(begin_at, RecordKind::stream_begin, stream_id,
                  std::as_bytes(std::span<const std::uint64_t, 1>(&total, 1)));
     // pairs with the acquire loads in get(): publishes BEGIN (not counted: INV4)
-    h.write_word.store(pack(count_of(w), position_of(w) + begin_record), std::memory_order_release);
+    h.write_word.store(pack(count_of(begin_w), begin_at + begin_record), std::memory_order_release);
     wake_getters();
   }
   const auto abandoned = [&] {
@@ -132,12 +136,56 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
     const std::size_t remaining = payload.size() - sent;
     const std::size_t smallest_worth_it = std::min(remaining, chunk_max / 4);
     const std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // ours
-    const std::uint32_t free = free_bytes_now(w);
-    // Bytes we may use for this chunk's payload, keeping the ABORT reserve (INV5).
-    const std::size_t usable = free >= kAbortReserve + sizeof(RecordHeader) + 8
-                                   ? (free - kAbortReserve - sizeof(RecordHeader)) & ~7u
-                                   : 0;
-    const std::size_t want = std::min({remaining, chunk_max, usable});
+    // Bytes a chunk's payload may use out of `free` bytes, keeping the ABORT reserve (INV5).
+    const auto usable_of = [](std::uint64_t free) -> std::size_t {
+      return free >= kAbortReserve + sizeof(RecordHeader) + 8
+                 ? (free - kAbortReserve - sizeof(RecordHeader)) & ~7u
+                 : 0;
+    };
+    std::uint32_t at = position_of(w);  // where the chunk goes
+    bool skip_first = false;            // a SKIP at the tail, then the chunk at the next lap (INV10 (b))
+    std::size_t want = std::min({remaining, chunk_max, usable_of(free_bytes_now(w))});
+    // A non-blocking put goes straight on at the tail: it made sure all of
+    // the stream fits there, and smaller chunks or a skip would spend room.
+    if (h.hot_bytes != 0 && !nonblocking) {
+      const std::uint32_t offset = at & (h.capacity - 1);
+      // What is left of the hot area, keeping room for a SKIP after the chunk.
+      const std::size_t hot_left =
+          offset < h.hot_bytes ? usable_of(std::uint64_t{h.hot_bytes} - offset - kSkipRecord + kAbortReserve)
+                               : 0;
+      if (hot_left >= smallest_worth_it) {
+        want = std::min(want, hot_left);
+      } else if (can_skip_at(at)) {
+        // Past the hot area: skip to the next lap if our reader has drained
+        // the ring and waits without a deadline (INV10 (b)); at the end of
+        // the hot area wait for it to drain while it makes progress first.
+        // Drained means a reader took our BEGIN (so it is reading this
+        // stream) and every chunk since. The acquire on read_word pairs with
+        // that reader's commit, which its store of the hint (read_stream())
+        // precedes: so the hint read after it is that reader's (or later:
+        // 0 once it is done, which it cannot be before our LAST or ABORT).
+        const auto drained_for_skip = [&] {
+          return position_of(h.read_word.load(std::memory_order_acquire)) == at &&
+                 h.consumer_streaming.load(std::memory_order_acquire) == 2;
+        };
+        if (!drained_for_skip() && offset < h.hot_bytes &&
+            h.consumer_streaming.load(std::memory_order_relaxed) ==
+                2)  // a hint: someone reads without a deadline
+          (void)wait_for_drain(at, deadline);
+        if (drained_for_skip()) {
+          const std::uint32_t next = lap_end(at, h.capacity);
+          const std::size_t after_skip =
+              std::min({remaining, chunk_max,
+                        usable_of(free_bytes(
+                            next, h.reclaimed.load(std::memory_order_acquire))),  // pairs with commit_read
+                        usable_of(std::uint64_t{h.hot_bytes} - kSkipRecord + kAbortReserve)});
+          if (after_skip >= smallest_worth_it) {
+            skip_first = true;
+            want = after_skip;
+          }
+        }
+      }
+    }
     if (want < smallest_worth_it) {
       if (!is_shut_down() && !nonblocking) {
         const std::uint32_t needed = record_bytes(smallest_worth_it) + kAbortReserve;
@@ -163,10 +211,15 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
         return kResend;
       }
     }
-    write_record(position_of(w), last ? RecordKind::stream_last : RecordKind::stream_chunk, stream_id,
+    if (skip_first) {
+      write_record(at, RecordKind::skip, stream_id, {});
+      at = lap_end(at, h.capacity);
+    }
+    write_record(at, last ? RecordKind::stream_last : RecordKind::stream_chunk, stream_id,
                  payload.subspan(sent, want));
-    // pairs with the acquire loads in get(): publishes the chunk; LAST counts the item (INV4)
-    h.write_word.store(pack(count_of(w) + (last ? 1 : 0), position_of(w) + record_bytes(want)),
+    // pairs with the acquire loads in get(): publishes the SKIP (if any) and
+    // the chunk; LAST counts the item (INV4)
+    h.write_word.store(pack(count_of(w) + (last ? 1 : 0), at + record_bytes(want)),
                        std::memory_order_release);
     wake_getters();
     sent += want;
@@ -213,7 +266,10 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
   copy_out(position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader)),
            reinterpret_cast<std::byte*>(&total), sizeof total);
   const std::uint64_t stream_id = begin.stream_id;
-  h.consumer_streaming.store(1, std::memory_order_relaxed);  // hint: we hold the lock for long now
+  // Hint: we hold the lock for long now (1), and will not abandon the stream
+  // for a deadline (2: its producer may skip to the next lap for us, INV10
+  // (b)). Relaxed: our commit of BEGIN below (a release) publishes it.
+  h.consumer_streaming.store(deadline.is_never() ? 2 : 1, std::memory_order_relaxed);
   struct ClearHint {
     std::atomic<std::uint32_t>& hint;
     ~ClearHint() { hint.store(0, std::memory_order_relaxed); }
@@ -265,6 +321,16 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
     const std::uint32_t used = position_of(w) - position_of(r);
     const std::uint32_t record_size = record_bytes(record.payload_bytes);
     if (record.payload_bytes > h.capacity || record_size > used) return StreamEnd::corrupted;
+    if (record.kind == RecordKind::skip) {
+      // INV10 (b): our producer went on at the next lap.
+      const std::uint32_t next = lap_end(position_of(r), h.capacity);
+      if (record.payload_bytes != 0 || next - position_of(r) > used) return StreamEnd::corrupted;
+      const std::uint32_t skip_end = position_of(r) + kSkipRecord;
+      r = pack(count_of(r), next);
+      commit_read(r, skip_end);
+      wake_putters();
+      continue;
+    }
     const bool ours = record.stream_id == stream_id;
     if (ours && record.kind == RecordKind::stream_abort) {
       r = pack(count_of(r), position_of(r) + record_size);

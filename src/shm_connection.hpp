@@ -94,8 +94,11 @@ class ShmConnection final : public ConnectionCore {
   void wait_for_space(std::uint64_t position, const char* call);
   void wake_receiver() noexcept;                        // after a publish
   void release_input(std::uint64_t position) noexcept;  // read_position = position; wake a sleeping sender
-  void drain_doorbell() noexcept;   // the receiver empties its eventfd and lowers the doorbell
-  void settle_doorbell() noexcept;  // INV4 before returning to the user
+  // drain_doorbell(wait): the receiver empties its eventfd and lowers the
+  // doorbell; true (doorbell left up) when a ring's write is still owed and
+  // !wait (src/shm_connection_wait.cpp, "The owed write").
+  bool drain_doorbell(bool wait_for_owed_write) noexcept;
+  void settle_doorbell() noexcept;                   // INV4 before returning to the user
   [[nodiscard]] bool peer_hung_up() const noexcept;  // poll(socket, 0)
 
   std::shared_ptr<ShmPipeFiles> files_;

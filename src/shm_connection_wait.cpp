@@ -26,9 +26,17 @@
 // drains before storing 0, and a doorbell write always follows a won
 // exchange: INV3). Either way the eventfd is, or becomes, readable after R1's
 // drain, and the eventfd, unlike a futex word, stays readable until the
-// receiver drains it at its next R1: R4 returns. A sender whose ring lands
-// after R1 and whose bytes R3 already saw leaves a stale count: the next R4
-// returns at once, R1 drains it, R3..R4 sleep again (one extra turn, no loop).
+// receiver drains it at its next R1: R4 returns.
+//
+// The owed write. A ring is two steps (win the exchange, write the eventfd);
+// a receiver that finds the doorbell up but the eventfd empty is between
+// them. R1 then leaves the doorbell up (that write will wake R4), and
+// settle_doorbell waits for it, up to kOwedWriteGrace, before lowering it, so
+// no write lands after the receiver has taken the bytes and left (which would
+// make fileno() ready with nothing to read). Only a ringer killed, or stalled
+// longer than the grace, between its two steps breaks that: the doorbell is
+// then lowered anyway (senders ring again), and a late write is one stale
+// count, which the next R1 drains (R1 always reads the eventfd).
 //
 // Armed ends (INV4). A thread may sleep in mp::wait on fileno() without
 // running R1..R3, so while an end is armed the sender rings at every publish
@@ -87,13 +95,26 @@ bool ShmConnection::peer_hung_up() const noexcept {
   return (entry.revents & kHangUp) != 0;
 }
 
-void ShmConnection::drain_doorbell() noexcept {
-  std::uint64_t count = 0;
-  (void)!::read(in_doorbell_, &count, sizeof count);  // EFD_NONBLOCK: EAGAIN when not rung
-  // R1. Release: pairs with the acq_rel exchange in ring_doorbell; stored
-  // after the drain, so a ring that raised the doorbell before is drained
-  // with it or leaves a stale count (file comment).
+bool ShmConnection::drain_doorbell(bool wait_for_owed_write) noexcept {
+  // Acquire: pairs with the winner's acq_rel exchange in ring_doorbell.
+  const bool up = in_->doorbell.load(std::memory_order_acquire) != 0;
+  auto read_count = [&] {
+    std::uint64_t count = 0;
+    return ::read(in_doorbell_, &count, sizeof count) == sizeof count;  // EFD_NONBLOCK: EAGAIN when not rung
+  };
+  if (up && !read_count()) {
+    // The ring that raised the doorbell has not written the eventfd yet (the
+    // owed write). Lowering the doorbell now would let that write land later
+    // on an empty ring: fileno() would poll ready with nothing to read.
+    if (!wait_for_owed_write) return true;
+    pollfd entry{in_doorbell_, POLLIN, 0};
+    while (::poll(&entry, 1, static_cast<int>(shm_pipe::kOwedWriteGrace.count())) < 0 && errno == EINTR) {
+    }
+    (void)read_count();  // nothing after the grace: the ringer died between its two steps
+  }
+  // R1. Release: pairs with the acq_rel exchange in ring_doorbell.
   in_->doorbell.store(0, std::memory_order_release);
+  return false;
 }
 
 ShmConnection::Input ShmConnection::wait_for_input(std::uint64_t target, Deadline deadline) {
@@ -111,7 +132,7 @@ ShmConnection::Input ShmConnection::wait_for_input(std::uint64_t target, Deadlin
   const int socket = socket_.load(std::memory_order_relaxed);  // relaxed: see socket_
   std::array<pollfd, 2> entries{pollfd{in_doorbell_, POLLIN, 0}, pollfd{socket, 0, 0}};
   for (;;) {
-    drain_doorbell();                         // R1
+    const bool owed = drain_doorbell(false);  // R1; owed: the doorbell stays up, its write will wake R4
     (void)channel.data_ready.prepare_wait();  // R2 (the key is for futex sleeps; ours is R4)
     if (ready()) {                            // R3
       channel.data_ready.cancel_wait();
@@ -123,8 +144,14 @@ ShmConnection::Input ShmConnection::wait_for_input(std::uint64_t target, Deadlin
       if (!peer_hung_up()) return Input::timed_out;
       return ready() ? Input::ready : Input::peer_closed;
     }
-    const int rc = ::poll(entries.data(), entries.size(), deadline.poll_timeout_ms());  // R4
+    int timeout = deadline.poll_timeout_ms();
+    const int grace = static_cast<int>(shm_pipe::kOwedWriteGrace.count());
+    if (owed && (timeout < 0 || timeout > grace)) timeout = grace;
+    const int rc = ::poll(entries.data(), entries.size(), timeout);  // R4
     if (rc < 0 && errno != EINTR) throw_system_error("poll", name(), errno);
+    // An owed write that never came: its ringer died between its two steps.
+    // Release: as in drain_doorbell (later senders ring again).
+    if (rc == 0 && owed) channel.doorbell.store(0, std::memory_order_release);
     if (rc > 0 && (entries[1].revents & kHangUp) != 0) {
       channel.data_ready.cancel_wait();
       return ready() ? Input::ready : Input::peer_closed;
@@ -212,8 +239,9 @@ void ShmConnection::settle_doorbell() noexcept {
     ring_doorbell(channel, in_doorbell_);
     return;
   }
-  if (channel.doorbell.load(std::memory_order_relaxed) == 0) return;  // relaxed: re-checked below if 1
-  drain_doorbell();
+  if (channel.doorbell.load(std::memory_order_relaxed) == 0)
+    return;                    // relaxed: re-read with acquire in drain
+  (void)drain_doorbell(true);  // waits (briefly) for an owed write, so none lands after we return
   full_fence();  // pairs with the sender's W2: it sees doorbell 0 and rings, or we see its bytes
   if (channel.write_position.load(std::memory_order_acquire) != position)
     ring_doorbell(channel, in_doorbell_);

@@ -17,7 +17,9 @@
 //         below read_position + ring_bytes.
 //   INV3  doorbell == 1 whenever the receiver's eventfd was (or is about to
 //         be) written since the receiver last drained it; an eventfd write is
-//         always preceded by winning doorbell 0 -> 1 (no write without it).
+//         always preceded by winning doorbell 0 -> 1 (no write without it),
+//         and the receiver lowers it only once that write has landed (or its
+//         ringer is presumed dead).
 //   INV4  armed == 1 (fileno() was handed out for this receiving end, so a
 //         thread may sleep in poll(2)/mp::wait on it at any moment): when the
 //         receiver returns from recv()/poll() with unread bytes, the doorbell
@@ -29,6 +31,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
@@ -47,6 +50,10 @@ inline constexpr std::size_t kCacheLine = 64;
 // that sends before it receives, which worked on the socket Pipe, still does.
 inline constexpr std::size_t kRingBytes = std::size_t{256} << 10;
 static_assert((kRingBytes & (kRingBytes - 1)) == 0, "the ring size is a power of two");
+// How long a receiver waits for a ring's eventfd write that is owed (its
+// ringer won the doorbell but has not written yet) before it presumes the
+// ringer dead (src/shm_connection_wait.cpp, "The owed write").
+inline constexpr std::chrono::milliseconds kOwedWriteGrace{50};
 // A sender asleep for space is woken once this much is free (a batch).
 inline constexpr std::size_t kSpaceWakeBytes = kRingBytes / 4;
 

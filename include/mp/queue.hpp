@@ -16,8 +16,10 @@
 // millions of items and then get them back. The ring is a 2 GiB reservation
 // of address space over a sparse memfd; memory is used only for the backlog
 // and is given back (punched) as consumers pass it, so a drained queue holds
-// about 1 MiB. An item larger than an eighth of the ring (256 MiB by default)
-// is streamed through it in chunks, so an item of any size is delivered.
+// about 1 MiB. While the backlog is small the ring reuses that first MiB
+// (its hot area) instead of touching fresh pages. An item above 256 KiB (an
+// eighth of the ring, for rings below 8 MiB) is streamed through it in
+// chunks, so an item of any size is delivered.
 //
 // Timeouts: put_nowait, try_put and a timed put never block past their
 // timeout whatever the item's size; a streamed item whose put runs out of
@@ -67,9 +69,10 @@ namespace mp {
 
 // Tuning a queue beyond Python's maxsize. ring_bytes bounds the bytes that may
 // wait in the queue (rounded up to a power of two between 4 KiB and 2 GiB,
-// the default); items above an eighth of it are streamed in chunks. Rings of
-// 8 MiB or more give their memory back as consumers pass it; smaller ones
-// keep the pages they touched.
+// the default). Rings of 8 MiB or more give their memory back as consumers
+// pass it, reuse their first MiB while the backlog is small, and stream items
+// above 256 KiB in chunks; smaller ones keep the pages they touched and
+// stream items above an eighth of the ring.
 struct QueueOptions {
   std::size_t ring_bytes = detail::kDefaultRingCapacity;
 };

@@ -37,7 +37,7 @@ struct TaskState::Shared {
   std::size_t index = 0;               // what the listener is told
 };
 
-TaskState::TaskState() : shared_(std::make_shared<Shared>()) {}
+TaskState::TaskState(std::uint32_t items) : shared_(std::make_shared<Shared>()), items_(items) {}
 
 void TaskState::finish(Status status, std::vector<std::byte> payload, std::string type, std::string message) {
   std::shared_ptr<Listener> listener;
@@ -342,8 +342,9 @@ void PoolCore::join() {
   impl_->drained.wait(lock, [&] { return impl_->pending.empty(); });
 }
 
-std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<std::byte> arguments) {
-  auto state = std::make_shared<TaskState>();
+std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<std::byte> arguments,
+                                            std::uint32_t items) {
+  auto state = std::make_shared<TaskState>(items);
   std::string id;
   {
     std::lock_guard lock(impl_->mutex);
@@ -357,6 +358,7 @@ std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<st
     task.id = id;
     task.function = std::move(function);
     task.arguments = std::move(arguments);
+    task.items = static_cast<std::int32_t>(items);
     task.reply_to = impl_->reply_to;
     task.max_attempts = impl_->options.max_attempts;
     task.task_timeout_ms = impl_->options.task_timeout.count();

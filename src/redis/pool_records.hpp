@@ -21,10 +21,11 @@
 namespace mp::redis::detail {
 
 struct TaskRecord {
-  std::string id;        // "<submitter>:<n>", unique across submitters
-  std::string function;  // the MP_TASK name
-  std::vector<std::byte> arguments;
-  std::string reply_to;  // the submitter's result queue
+  std::string id;                    // "<submitter>:<n>", unique across submitters
+  std::string function;              // the MP_TASK name
+  std::vector<std::byte> arguments;  // items == 0: one encoded argument tuple; else a codec vector
+  std::int32_t items = 0;            // of `items` of them (a chunk: its result is a vector of results)
+  std::string reply_to;              // the submitter's result queue
   std::int32_t max_attempts = 1;
   std::int64_t task_timeout_ms = 0;  // 0: none
   // In a dead letter kept by a worker host: the TaskState::Status it failed with, and why;
@@ -33,7 +34,8 @@ struct TaskRecord {
   std::string failure_message;
   template <class Archive>
   void serialize(Archive& archive) {
-    archive(id, function, arguments, reply_to, max_attempts, task_timeout_ms, failure, failure_message);
+    archive(id, function, arguments, items, reply_to, max_attempts, task_timeout_ms, failure,
+            failure_message);
   }
 };
 

@@ -33,9 +33,16 @@ namespace mp::redis::detail {
 
 namespace {
 
-// run_task(function, arguments): what a local worker process runs.
-std::vector<std::byte> run_task(const std::string& function, const std::vector<std::byte>& arguments) {
-  return find_task(function)(arguments);
+// run_task(function, arguments, items): what a local worker process runs: one call, or a chunk of
+// `items` calls (the first exception fails the chunk).
+std::vector<std::byte> run_task(const std::string& function, const std::vector<std::byte>& arguments,
+                                std::int32_t items) {
+  TaskInvoker invoke = find_task(function);
+  if (items == 0) return invoke(arguments);
+  std::vector<std::vector<std::byte>> results;
+  for (const auto& call : mp::decode<std::vector<std::vector<std::byte>>>(arguments))
+    results.push_back(invoke(call));
+  return mp::encode(results);
 }
 
 std::atomic<bool> g_stop_serving{false};  // set by the signal handler; read by serve()'s loop
@@ -240,8 +247,8 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
         wait_for_a_finish(std::chrono::milliseconds(100));
         continue;
       }
-      auto result =
-          local_for(task.task_timeout_ms).apply_async(detail::run_task, task.function, task.arguments);
+      auto result = local_for(task.task_timeout_ms)
+                        .apply_async(detail::run_task, task.function, task.arguments, task.items);
       result.add_done_callback([wakeup](const mp::AsyncResult<std::vector<std::byte>>&) {
         {
           std::lock_guard lock(wakeup->mutex);

@@ -12,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "mp/redis/pool.hpp"
@@ -33,12 +34,14 @@ int held_until(std::string path) {
   return -1;
 }
 void nothing(int) {}
+int add(int a, int b) { return a + b; }
 }  // namespace maptasks
 
 MP_TASK(maptasks::cube);
 MP_TASK(maptasks::odd_refused);
 MP_TASK(maptasks::held_until);
 MP_TASK(maptasks::nothing);
+MP_TASK(maptasks::add);
 
 namespace {
 
@@ -225,6 +228,46 @@ TEST(RedisPoolMap, AResultForAGoneSubmitterIsNotLeftOnTheServer) {
     std::string all;
     for (std::size_t i = 0; i < keys->elements; ++i) all += std::string(keys->element[i]->str) + " ";
     EXPECT_EQ(queues.size(), 1u) << all;
+  }
+  stop_host(host);
+}
+
+TEST(RedisPoolMap, ChunksizeSendsSeveralItemsAsOneTask) {
+  mp::test::RedisServer server;
+  pid_t host = start_host(server.url(), "chunks", 2);
+  {
+    mp::redis::Pool pool(server.url(), "chunks");
+    std::vector<int> items;
+    for (int i = 0; i < 10; ++i) items.push_back(i);
+    std::vector<int> cubes = pool.map(&maptasks::cube, items, 4);  // tasks of 4, 4 and 2 items
+    ASSERT_EQ(cubes.size(), items.size());
+    for (int i = 0; i < 10; ++i) EXPECT_EQ(cubes[i], i * i * i);
+    auto done = server.command({"HGET", "mpq:{chunks}:stats", "done"});
+    ASSERT_TRUE(done && done->type == REDIS_REPLY_STRING);
+    EXPECT_EQ(std::string(done->str, done->len), "3");  // three tasks went through the queue
+
+    std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}, {5, 6}};
+    EXPECT_EQ(pool.starmap(&maptasks::add, pairs, 2), (std::vector<int>{3, 7, 11}));
+
+    std::vector<int> in_order;
+    for (int v : pool.imap(&maptasks::cube, items, 3)) in_order.push_back(v);
+    EXPECT_EQ(in_order, cubes);
+    std::vector<int> any_order;
+    for (int v : pool.imap_unordered(&maptasks::cube, items, 3)) any_order.push_back(v);
+    std::sort(any_order.begin(), any_order.end());
+    EXPECT_EQ(any_order, cubes);
+
+    // One item's exception fails its chunk: map throws it, imap throws it for each item of the chunk.
+    EXPECT_THROW((void)pool.map(&maptasks::odd_refused, std::vector<int>{2, 4, 6, 7}, 2), mp::RemoteError);
+    auto mixed = pool.imap(&maptasks::odd_refused, std::vector<int>{2, 4, 6, 7}, 2);
+    EXPECT_EQ(mixed.next(), 2);
+    EXPECT_EQ(mixed.next(), 4);
+    EXPECT_THROW((void)mixed.next(), mp::RemoteError);  // 6 shares a chunk with 7
+    EXPECT_THROW((void)mixed.next(), mp::RemoteError);
+    EXPECT_FALSE(mixed.next().has_value());
+
+    EXPECT_THROW((void)pool.imap(&maptasks::cube, items, 0), mp::ValueError);
+    pool.map_async(&maptasks::nothing, items, 4).get();
   }
   stop_host(host);
 }

@@ -87,6 +87,7 @@ struct SmallItems {
   }
   static mp::Queue<Value> queue() { return mp::Queue<Value>(64); }
   static constexpr std::uint32_t kPerProducer = 1000;  // kMaxChildren * this fits the log
+  static constexpr bool kUntimedGets = false;
 };
 
 struct StreamedItems {
@@ -106,6 +107,32 @@ struct StreamedItems {
   // 32 KiB ring: items above 4 KiB are streamed, so every item here is.
   static mp::Queue<Value> queue() { return mp::Queue<Value>(0, mp::QueueOptions{32 * 1024}); }
   static constexpr std::uint32_t kPerProducer = 150;
+  static constexpr bool kUntimedGets = false;
+};
+
+// The default ring and its hot area (INV10): 1-9 KB items rewind it every
+// hundred items or so, under both locks, while processes die; every 32nd item
+// (270 KB) is streamed, and untimed readers let its producer skip to the next
+// lap mid-stream.
+struct HotAreaItems {
+  using Value = std::vector<std::uint8_t>;
+  static std::size_t size_of(std::uint64_t item) {
+    return (item % 32 == 0) ? 270'000 + item % 1'000 : 1'000 + (item * 7919) % 8'000;
+  }
+  static Value make(std::uint64_t item) { return payload_for(item, size_of(item)); }
+  static std::uint64_t check(const Value& v, bool& intact) {
+    std::uint64_t item = 0;
+    if (v.size() < sizeof item) {
+      intact = false;
+      return 0;
+    }
+    std::memcpy(&item, v.data(), sizeof item);
+    intact = v == payload_for(item, size_of(item));
+    return item;
+  }
+  static mp::Queue<Value> queue() { return mp::Queue<Value>(0); }
+  static constexpr std::uint32_t kPerProducer = 150;
+  static constexpr bool kUntimedGets = true;
 };
 
 template <class Items>
@@ -145,7 +172,7 @@ void run_storm(int kills_wanted) {
           b.in_get[id].store(1);
           std::optional<typename Items::Value> value;
           try {
-            value = q.get(100ms);
+            value = Items::kUntimedGets ? q.get() : q.get(100ms);
           } catch (const mp::Empty&) {
           }
           if (value) {
@@ -276,5 +303,7 @@ void run_storm(int kills_wanted) {
 TEST(QueueKillStorm, SmallItemsSurviveFiveHundredKills) { run_storm<SmallItems>(500); }
 
 TEST(QueueKillStorm, StreamedItemsSurviveFiveHundredKills) { run_storm<StreamedItems>(500); }
+
+TEST(QueueKillStorm, HotAreaRewindsAndSkipsSurviveFiveHundredKills) { run_storm<HotAreaItems>(500); }
 
 }  // namespace

@@ -15,6 +15,27 @@
 //   items take 240 MB), every process (forked before or after) sees every
 //   page without remapping, and a drained queue holds about 1 MiB. Rings made
 //   smaller than 8 MiB (QueueOptions::ring_bytes) keep their pages.
+// * A hot area for small backlogs. Fresh pages cost a fault and a zeroing
+//   each, and punched ones a TLB shoot-down, so the first granule of the ring
+//   (`hot_bytes`) is never punched and is reused while the backlog is small:
+//   records go there while they fit, and a producer that reaches its end
+//   *rewinds* to the start of the next lap (the next multiple of the
+//   capacity, whose offset is 0) instead of marching on into fresh pages. A
+//   rewind writes a SKIP record ("nothing more in this lap") and is taken
+//   only when the ring is empty, with both locks held, and its writer passes
+//   the SKIP at once (INV10): a rewind never leaves live bytes behind the
+//   jump, so the whole capacity stays usable (a skip over live bytes would
+//   shrink the ring until a consumer came by, and one process putting
+//   millions of items has no consumer). At the end of the hot area a
+//   producer waits for the consumers to drain while they make progress (1 ms
+//   at most: an unbounded put does not wait for slow consumers), and grows
+//   into the cold part of the reservation once they stall, run out of that
+//   time, or the put is non-blocking; a consumer that drains the ring in the cold
+//   part rewinds it, so a drained queue goes back to the hot area's pages.
+//   Inside a stream the reader holds its lock, so the streaming producer
+//   skips to the next lap itself once its reader has drained the ring
+//   (INV10 (b)). Items above 256 KiB are streamed in 64 KiB chunks through
+//   the hot area.
 // * Two sides. Producers serialise on `producer_mutex` and own `tail`;
 //   consumers serialise on `consumer_mutex` and own `head`. A producer only
 //   reads the consumers' commit word (to learn about free space, cached under
@@ -29,8 +50,9 @@
 //   see; killed after it, it has finished. So a SIGKILL never leaves a half
 //   record or a wrong count behind (INV1, INV2): the only repair ever needed is
 //   for a half-streamed large message (INV5, INV6).
-// * Large items are streamed. A record larger than `stream_threshold` (an
-//   eighth of the ring) is sent as BEGIN, CHUNK..., LAST records while the
+// * Large items are streamed. A record larger than `stream_threshold` (256
+//   KiB in a ring with a hot area, else an eighth of the ring) is sent as
+//   BEGIN, CHUNK..., LAST records (chunks of `stream_chunk` bytes) while the
 //   producer keeps `producer_mutex` (the "stream right"); the consumer that
 //   takes BEGIN keeps `consumer_mutex` and copies the chunks out as they are
 //   published, so an item larger than the ring flows through it. The item
@@ -78,11 +100,14 @@
 //         W1..W4) then guarantees no lost wake-up. A sleeper killed asleep
 //         leaves the flag raised: that costs one needless FUTEX_WAKE, once.
 //   INV8  Producers write only below `reclaimed` + capacity, and `reclaimed`
-//         <= head. A consumer moves it (under consumer_mutex) only after
-//         committing head and punching the granules in between out of the
-//         file, so a producer never writes into a page being punched; a
-//         consumer killed between the punch and the store leaves `reclaimed`
-//         behind, and the next commit punches again (harmless) and moves it.
+//         <= head. Pages of the hot area (offsets below hot_bytes) are never
+//         punched, so there `reclaimed` is head itself; in the cold part it
+//         is the start of head's granule. A consumer moves it (under
+//         consumer_mutex) only after committing head and punching the cold
+//         granules in between out of the file, so a producer never writes
+//         into a page being punched; a consumer killed between the punch and
+//         the store leaves `reclaimed` behind, and the next commit punches
+//         again (harmless) and moves it.
 //   INV9  RingHeader::stream_state holds the open stream's id from before its
 //         BEGIN is published until after its LAST or ABORT is. Its reader may
 //         give it up only by a CAS id -> id|kStreamAbandoned; its producer may
@@ -91,6 +116,18 @@
 //         aborts it and sends the item again, or reports Full/ShutDown), and
 //         a finishing one is always waited for, so an abandoned partial copy
 //         never loses an item and a resent one is never a duplicate.
+//   INV10 A SKIP record at position X says: positions [X, lap_end(X)) hold
+//         nothing more; the next record starts at lap_end(X), the next
+//         multiple of the capacity (offset 0, the hot area). Positions after
+//         X's header in that lap were not written since their pages were last
+//         punched, so passing a SKIP punches only up to X's granule. A SKIP is
+//         written only (a) on an empty ring with both locks held (a rewind),
+//         published and then passed by its writer in two single stores (one
+//         killed in between leaves a SKIP that the next consumer passes), or
+//         (b) by a streaming producer whose reader has drained the ring and
+//         waits without a deadline (consumer_streaming == 2): that reader
+//         passes it with the next chunk. In both cases the ring holds nothing
+//         behind the SKIP, so it never strands live bytes.
 //
 // Memory ordering: record bytes travel with release/acquire on write_word
 // (producer -> consumer) and read_word (consumer -> producer, "these bytes may
@@ -121,7 +158,7 @@
 namespace mp::detail {
 
 inline constexpr std::uint32_t kRingMagic = 0x6d705251;  // "mpRQ"
-inline constexpr std::uint32_t kRingVersion = 2;
+inline constexpr std::uint32_t kRingVersion = 3;
 // The ring's bytes are a reservation: a sparse memfd whose pages exist only
 // where the backlog touched them and are punched back behind the consumers.
 inline constexpr std::uint32_t kMaxRingCapacity = 1u << 31;  // positions are u32: 2 GiB at most
@@ -132,6 +169,12 @@ inline constexpr std::size_t kRingDataOffset = 4096;  // the header's page; the 
 // kReclaimGranule as consumers pass them (INV8); smaller rings keep their pages.
 inline constexpr std::uint32_t kPunchMinCapacity = 8u << 20;
 inline constexpr std::uint32_t kReclaimGranule = 1u << 20;
+// Punching rings reuse their first granule while the backlog is small (INV8,
+// INV10), and stream items whose record exceeds kHotStreamThreshold in chunks
+// of at most kHotStreamChunk bytes (header included) through it.
+inline constexpr std::uint32_t kHotBytes = kReclaimGranule;
+inline constexpr std::uint32_t kHotStreamThreshold = kHotBytes / 4;
+inline constexpr std::uint32_t kHotStreamChunk = 64u << 10;
 
 // Kinds of record (RecordHeader::kind). The numbers are part of the ABI.
 enum class RecordKind : std::uint32_t {
@@ -140,6 +183,7 @@ enum class RecordKind : std::uint32_t {
   stream_chunk = 0x51490003,  // a piece of the streamed item
   stream_last = 0x51490004,   // the last piece; publishing it counts the item (INV4)
   stream_abort = 0x51490005,  // the producer died or gave up: drop what was read
+  skip = 0x51490006,          // no payload: the next record starts at the next lap (INV10)
 };
 
 // The header in front of every record in the ring (ABI).
@@ -163,6 +207,8 @@ struct alignas(64) RingHeader {
   std::uint64_t maxsize;           // items; 0 = no limit
   std::uint32_t reclaim_granule;   // 0: nothing is punched (INV8)
   std::uint32_t reserved0;
+  std::uint32_t hot_bytes;     // offsets below this are reused and never punched; 0: no hot area (INV10)
+  std::uint32_t stream_chunk;  // bytes of ring (header included) a stream's chunk record takes at most
 
   // --- producer side: plain fields under producer_mutex ---
   alignas(64) RobustMutex producer_mutex;
@@ -178,7 +224,7 @@ struct alignas(64) RingHeader {
   alignas(64) RobustMutex consumer_mutex;
   std::atomic<std::uint64_t> read_word;           // gets << 32 | head; stored only under consumer_mutex
   std::atomic<std::uint32_t> reclaimed;           // producers may write below reclaimed + capacity (INV8)
-  std::atomic<std::uint32_t> consumer_streaming;  // hint for non-blocking gets: the lock is held long
+  std::atomic<std::uint32_t> consumer_streaming;  // hint: the lock is held long (1), with no deadline (2)
   std::atomic<std::uint32_t> consumer_repairs;    // how many times a consumer lock was taken from the dead
 
   // --- waiting (INV7) ---
@@ -254,6 +300,8 @@ class MP_API Ring {
   [[nodiscard]] std::uint64_t maxsize() const noexcept { return header_->maxsize; }
   [[nodiscard]] std::uint32_t capacity() const noexcept { return header_->capacity; }
   [[nodiscard]] std::uint32_t stream_threshold() const noexcept { return header_->stream_threshold; }
+  // Ring::hot_bytes(): the reused, never punched start of the ring (0: none).
+  [[nodiscard]] std::uint32_t hot_bytes() const noexcept { return header_->hot_bytes; }
   [[nodiscard]] bool is_shut_down() const noexcept;
   [[nodiscard]] std::size_t mapped_bytes() const noexcept { return region_.size(); }
   // Ring::resident_bytes(): the memory the region's memfd holds now (its
@@ -297,6 +345,18 @@ class MP_API Ring {
   std::uint32_t free_bytes(std::uint64_t write_word, std::uint32_t reclaimed) const noexcept;
   std::uint32_t free_bytes_now(std::uint64_t write_word) const noexcept;
   void commit_read(std::uint64_t read_word) noexcept;
+  void commit_read(std::uint64_t read_word, std::uint32_t untouched_from) noexcept;
+  void punch(std::uint32_t from, std::uint32_t to) noexcept;
+  [[nodiscard]] bool is_hot(std::uint32_t position) const noexcept;
+  [[nodiscard]] bool fits_hot(std::uint32_t position, std::uint32_t record) const noexcept;
+  [[nodiscard]] bool can_skip_at(std::uint32_t position) const noexcept;
+  [[nodiscard]] bool room_at(std::uint32_t position, std::uint32_t record) noexcept;
+  std::uint32_t claim(std::uint64_t& write_word, std::uint32_t record, const Deadline& deadline,
+                      bool nonblocking) noexcept;
+  bool wait_for_drain(std::uint32_t tail, const Deadline& deadline) noexcept;
+  bool rewind_if_empty(std::uint64_t& write_word) noexcept;
+  void rewind(std::uint64_t& write_word, std::uint64_t read_word) noexcept;
+  void rewind_after_drain(std::uint64_t read_word) noexcept;
   void write_record(std::uint32_t tail, RecordKind kind, std::uint64_t stream_id,
                     std::span<const std::byte> a, std::span<const std::byte> b = {}) noexcept;
   void copy_in(std::uint32_t position, const std::byte* source, std::size_t n) noexcept;

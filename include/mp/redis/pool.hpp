@@ -1,7 +1,7 @@
 // mp/redis/pool.hpp — mp::redis::Pool and serve(): a Pool whose workers run on any machine.
 //
 // A submitter puts task records (registered function name, encoded arguments,
-// where to reply, attempt) on a Redis JoinableQueue; worker hosts run
+// where to reply, limits) on a Redis JoinableQueue; worker hosts run
 // serve(url, name), which takes them and runs them in a local mp::Pool, and
 // pushes each result to the submitter's own result queue.
 //
@@ -15,9 +15,10 @@
 // Calls, as mp::Pool: apply / apply_async, map / map_async, starmap /
 // starmap_async, imap (results in input order, each as soon as it and those
 // before it arrived), imap_unordered (in the order they arrive), close,
-// terminate, join. Every item is one task (there is no chunksize: the pool
-// does not know how many workers there are; a task is what is handed out
-// again). All the tasks of a call are put on the queue at once.
+// terminate, join. chunksize: items per task; 0 (map's default) means 1, not
+// CPython's rule, because the pool cannot know how many workers there are. A
+// task (one item, or one chunk) is what is handed out, retried and failed as a
+// whole. All the tasks of a call are put on the queue at once.
 //
 // Delivery: at least once. A task is handed out again when its worker
 // process dies or runs past PoolOptions::task_timeout (it is killed), and when
@@ -37,9 +38,13 @@
 // Errors: ValueError for a function not registered with MP_TASK, a submission
 // after close() / terminate(), join() before either; the task's own failure
 // (RemoteError, WorkerLost, TaskTimeout) from get() / next(); ConnectionError
-// for every result still awaited when the server is lost.
+// for every result still awaited when the server stayed away for 10 s.
 //
 // Safety: a Pool may be used from several threads; a result from any thread.
+// serve() installs SIGTERM and SIGINT handlers while it runs (restored when it
+// returns): one serve() per process at a time.
+// Visibility: a task sees its arguments as they were encoded at submission;
+// its effects reach the submitter only through its result.
 // Lifetime: ~Pool stops waiting for results: every result not in yet fails
 // with WorkerLost (a handle may outlive its Pool; nothing waits forever), and
 // deletes the submitter's result queue. terminate() does the same without
@@ -47,10 +52,13 @@
 // it has not finished (a clean stop is not an attempt).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <exception>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -115,7 +123,10 @@ class MP_API TaskState {
     virtual ~Listener() = default;
     virtual void finished(std::size_t index) noexcept = 0;
   };
-  TaskState();
+  // TaskState(items): items = 0: one call; n > 0: a chunk of n calls (its result is the n
+  // results, each encoded, as a codec vector).
+  explicit TaskState(std::uint32_t items = 0);
+  [[nodiscard]] std::uint32_t items() const noexcept { return items_; }
   // TaskState::finish(...): the first call decides the outcome; later ones are ignored.
   void finish(Status status, std::vector<std::byte> payload, std::string type, std::string message);
   bool wait(mp::detail::Deadline deadline);
@@ -131,6 +142,7 @@ class MP_API TaskState {
  private:
   struct Shared;
   std::shared_ptr<Shared> shared_;
+  std::uint32_t items_ = 0;
 };
 
 // Tasks in the order they finished (imap_unordered): a Listener on each task of one call.
@@ -154,8 +166,10 @@ class MP_API PoolCore {
   ~PoolCore();
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
-  // PoolCore::submit(function, arguments): queues the task; its state. ValueError after close().
-  std::shared_ptr<TaskState> submit(std::string function, std::vector<std::byte> arguments);
+  // PoolCore::submit(function, arguments, items): queues the task (items: see TaskState); its
+  // state. ValueError after close().
+  std::shared_ptr<TaskState> submit(std::string function, std::vector<std::byte> arguments,
+                                    std::uint32_t items = 0);
   void close();
   // PoolCore::terminate(): no more submissions; every unfinished task fails with WorkerLost now.
   void terminate();
@@ -192,15 +206,28 @@ R assemble_one(const TaskStates& states) {
   return take_as<R>(*states.front());
 }
 
+// take_into<R>(state, out): the task's value(s) appended to out (a chunk gives several);
+// the task's failure is thrown.
+template <class R, class Out>
+void take_into(TaskState& state, Out& out) {
+  if (state.items() == 0) {
+    out.push_back(take_as<R>(state));
+    return;
+  }
+  auto bytes = state.take();
+  for (const auto& part : mp::decode<std::vector<std::vector<std::byte>>>(bytes))
+    out.push_back(mp::decode<R>(part));
+}
+
 // assemble_all<R>(states): every result in order (map); the first failure in order is thrown.
 template <class R>
 auto assemble_all(const TaskStates& states) {
   if constexpr (std::is_void_v<R>) {
-    for (const auto& state : states) take_as<void>(*state);
+    for (const auto& state : states) (void)state->take();
   } else {
     std::vector<R> out;
     out.reserve(states.size());
-    for (const auto& state : states) out.push_back(take_as<R>(*state));
+    for (const auto& state : states) take_into<R>(*state, out);
     return out;
   }
 }
@@ -262,19 +289,38 @@ class IMapIterator {
     explicit Cursor(detail::TaskStates all) : states(std::move(all)) {}
     detail::TaskStates states;
     std::shared_ptr<detail::FinishOrder> order;  // imap_unordered only
-    std::size_t position = 0;
+    std::size_t position = 0;                    // tasks taken
+    std::deque<R> buffer;                        // the rest of a chunk's values
+    std::exception_ptr failed;                   // a failed chunk's error, thrown once per item:
+    std::size_t failed_left = 0;                 // this many times more
     std::optional<R> advance(mp::detail::Deadline deadline) {
-      if (position == states.size()) return std::nullopt;
-      std::size_t index = position;
-      if (order) {
-        auto finished = order->nth(position, deadline);
-        if (!finished) throw_timeout();
-        index = *finished;
-      } else if (!states[index]->wait(deadline)) {
-        throw_timeout();
+      for (;;) {
+        if (failed_left > 0) {
+          --failed_left;  // a failed item is passed: the next call moves on
+          std::rethrow_exception(failed);
+        }
+        if (!buffer.empty()) {
+          R value = std::move(buffer.front());
+          buffer.pop_front();
+          return value;
+        }
+        if (position == states.size()) return std::nullopt;
+        std::size_t index = position;
+        if (order) {
+          auto finished = order->nth(position, deadline);
+          if (!finished) throw_timeout();
+          index = *finished;
+        } else if (!states[index]->wait(deadline)) {
+          throw_timeout();
+        }
+        ++position;
+        try {
+          detail::take_into<R>(*states[index], buffer);
+        } catch (...) {
+          failed = std::current_exception();
+          failed_left = std::max<std::size_t>(states[index]->items(), 1);
+        }
       }
-      ++position;  // a failed item is passed: the next call moves on
-      return detail::take_as<R>(*states[index]);
     }
     [[noreturn]] static void throw_timeout() {
       throw mp::TimeoutError(
@@ -348,48 +394,51 @@ class MP_API Pool {
   R apply(R (*f)(P...), A&&... args) {
     return apply_async(f, std::forward<A>(args)...).get();
   }
-  // Pool::map_async(f, items): one task per item; the result's get() is every value in order
-  // (std::vector<R>; nothing for a void f) or the first failure in order.
+  // Pool::map_async(f, items, chunksize = 0): f(item) for every item; the result's get() is every
+  // value in order (std::vector<R>; nothing for a void f) or the first failure in order.
+  // chunksize: items per task (0 or 1: one each); a chunk is handed out, retried and failed as
+  // one task (one item's exception fails its whole chunk).
   template <class R, class P, class Range>
-  auto map_async(R (*f)(P), const Range& items) {
-    detail::TaskStates states;
-    for (const auto& item : items) states.push_back(submit_one(f, item));
+  auto map_async(R (*f)(P), const Range& items, std::size_t chunksize = 0) {
+    auto states = submit_calls(
+        f, items, chunksize, [](const auto& item) { return mp::encode(std::tuple<std::decay_t<P>>(item)); });
     using Out = decltype(detail::assemble_all<R>(states));
     return RemoteResult<Out>(std::move(states), &detail::assemble_all<R>);
   }
-  // Pool::map(f, items): f(item) for every item, in order; the first failure (in order) is thrown.
+  // Pool::map(f, items, chunksize = 0): map_async(...).get().
   template <class R, class P, class Range>
-  auto map(R (*f)(P), const Range& items) {
-    return map_async(f, items).get();
+  auto map(R (*f)(P), const Range& items, std::size_t chunksize = 0) {
+    return map_async(f, items, chunksize).get();
   }
-  // Pool::starmap_async(f, tuples) / starmap(f, tuples): f(args...) for every tuple of arguments.
+  // Pool::starmap_async / starmap(f, tuples, chunksize = 0): f(args...) for every tuple of arguments.
   template <class R, class... P, class Range>
-  auto starmap_async(R (*f)(P...), const Range& tuples) {
-    detail::TaskStates states;
-    for (const auto& args : tuples) {
-      states.push_back(std::apply([&](const auto&... a) { return submit_one(f, a...); }, args));
-    }
+  auto starmap_async(R (*f)(P...), const Range& tuples, std::size_t chunksize = 0) {
+    auto states = submit_calls(f, tuples, chunksize, [](const auto& args) {
+      return std::apply([](const auto&... a) { return mp::encode(std::tuple<std::decay_t<P>...>(a...)); },
+                        args);
+    });
     using Out = decltype(detail::assemble_all<R>(states));
     return RemoteResult<Out>(std::move(states), &detail::assemble_all<R>);
   }
   template <class R, class... P, class Range>
-  auto starmap(R (*f)(P...), const Range& tuples) {
-    return starmap_async(f, tuples).get();
+  auto starmap(R (*f)(P...), const Range& tuples, std::size_t chunksize = 0) {
+    return starmap_async(f, tuples, chunksize).get();
   }
-  // Pool::imap(f, items): every item is submitted now; the results come in input order, each as
-  // soon as it (and those before it) arrived.
+  // Pool::imap(f, items, chunksize = 1): every item is submitted now; the results come in input
+  // order, each as soon as it (and those before it) arrived. Each item of a failed chunk
+  // throws its error. ValueError for chunksize 0.
   template <class R, class P, class Range>
-  IMapIterator<R> imap(R (*f)(P), const Range& items) {
+  IMapIterator<R> imap(R (*f)(P), const Range& items, std::size_t chunksize = 1) {
     static_assert(!std::is_void_v<R>,
                   "mp::redis::Pool::imap: the task returns void; use map() or map_async()");
-    return IMapIterator<R>(submit_all(f, items), true);
+    return IMapIterator<R>(submit_iterated("imap", f, items, chunksize), true);
   }
-  // Pool::imap_unordered(f, items): as imap, in the order the results arrive.
+  // Pool::imap_unordered(f, items, chunksize = 1): as imap, in the order the results arrive.
   template <class R, class P, class Range>
-  IMapIterator<R> imap_unordered(R (*f)(P), const Range& items) {
+  IMapIterator<R> imap_unordered(R (*f)(P), const Range& items, std::size_t chunksize = 1) {
     static_assert(!std::is_void_v<R>,
                   "mp::redis::Pool::imap_unordered: the task returns void; use map() or map_async()");
-    return IMapIterator<R>(submit_all(f, items), false);
+    return IMapIterator<R>(submit_iterated("imap_unordered", f, items, chunksize), false);
   }
   // Pool::close(): no more submissions from this handle (ValueError); results still come.
   void close() { core_->close(); }
@@ -406,11 +455,37 @@ class MP_API Pool {
     std::tuple<std::decay_t<P>...> arguments(std::forward<A>(args)...);
     return core_->submit(detail::task_name(reinterpret_cast<const void*>(f)), mp::encode(arguments));
   }
-  template <class R, class P, class Range>
-  detail::TaskStates submit_all(R (*f)(P), const Range& items) {
+  // submit_calls(f, calls, chunksize, encode_call): one task per call, or per chunk of calls.
+  template <class F, class Range, class EncodeCall>
+  detail::TaskStates submit_calls(F f, const Range& calls, std::size_t chunksize, EncodeCall encode_call) {
+    const std::string function = detail::task_name(reinterpret_cast<const void*>(f));
     detail::TaskStates states;
-    for (const auto& item : items) states.push_back(submit_one(f, item));
+    if (chunksize <= 1) {
+      for (const auto& call : calls) states.push_back(core_->submit(function, encode_call(call)));
+      return states;
+    }
+    std::vector<std::vector<std::byte>> chunk;
+    auto send = [&] {
+      const auto count = static_cast<std::uint32_t>(chunk.size());
+      states.push_back(core_->submit(function, mp::encode(chunk), count));
+      chunk.clear();
+    };
+    for (const auto& call : calls) {
+      chunk.push_back(encode_call(call));
+      if (chunk.size() == chunksize) send();
+    }
+    if (!chunk.empty()) send();
     return states;
+  }
+  template <class R, class P, class Range>
+  detail::TaskStates submit_iterated(const char* method, R (*f)(P), const Range& items,
+                                     std::size_t chunksize) {
+    if (chunksize == 0) {
+      throw mp::ValueError(std::string("mp::redis::Pool::") + method +
+                           ": chunksize must be 1 or more, not 0");
+    }
+    return submit_calls(f, items, chunksize,
+                        [](const auto& item) { return mp::encode(std::tuple<std::decay_t<P>>(item)); });
   }
 
   std::shared_ptr<detail::PoolCore> core_;
