@@ -120,7 +120,8 @@ class PoolCore {
 
   // ---- the collector (pool_collector.cpp) ----
   void collect() noexcept;
-  RingStatus collect_burst(bool on_pool_thread);
+  RingStatus collect_burst(bool on_pool_thread, bool follow_stream);
+  [[nodiscard]] bool result_streaming() const noexcept;
   void on_result_frame_locked(ResultFrame& frame, std::vector<Completion>& done);
   void on_worker_exited_locked(const pool_wire::ZygoteReport& report, std::vector<Completion>& done);
   void on_zygote_died_locked(const std::string& why, std::vector<Completion>& done);
