@@ -224,6 +224,7 @@ class StayingCore final : public mp::detail::ConnectionCore {
   bool readable() const noexcept override { return true; }
   bool writable() const noexcept override { return true; }
   int fileno() const override { return 0; }
+  std::string name() const override { return "a transport that stays"; }
 };
 
 TEST_F(HandleLaunch, AConnectionWhoseTransportCannotTravelIsAProcessErrorSayingSo) {
