@@ -99,19 +99,25 @@ namespace mp::detail {
 // Ring::copy_in / copy_out: bytes to or from ring positions, across the wrap.
 // Inline here so that the ring's fast paths copy small records without calls.
 inline void Ring::copy_in(std::uint32_t position, const std::byte* source, std::size_t n) noexcept {
-  const std::uint32_t mask = header_->capacity - 1;
-  const std::size_t offset = position & mask;
-  const std::size_t first = std::min<std::size_t>(n, header_->capacity - offset);
-  ring_internal::copy_bytes(data_ + offset, source, first);
-  if (first < n) ring_internal::copy_bytes(data_, source + first, n - first);
+  const std::size_t offset = position & (header_->capacity - 1);
+  if (n <= header_->capacity - offset) {
+    ring_internal::copy_bytes(data_ + offset, source, n);
+    return;
+  }
+  const std::size_t first = header_->capacity - offset;  // < n: the copy wraps
+  std::memcpy(data_ + offset, source, first);
+  std::memcpy(data_, source + first, n - first);
 }
 
 inline void Ring::copy_out(std::uint32_t position, std::byte* destination, std::size_t n) const noexcept {
-  const std::uint32_t mask = header_->capacity - 1;
-  const std::size_t offset = position & mask;
-  const std::size_t first = std::min<std::size_t>(n, header_->capacity - offset);
-  ring_internal::copy_bytes(destination, data_ + offset, first);
-  if (first < n) ring_internal::copy_bytes(destination + first, data_, n - first);
+  const std::size_t offset = position & (header_->capacity - 1);
+  if (n <= header_->capacity - offset) {
+    ring_internal::copy_bytes(destination, data_ + offset, n);
+    return;
+  }
+  const std::size_t first = header_->capacity - offset;  // < n: the copy wraps
+  std::memcpy(destination, data_ + offset, first);
+  std::memcpy(destination + first, data_, n - first);
 }
 
 }  // namespace mp::detail
