@@ -154,6 +154,10 @@ void StreamConnection::close() noexcept {
   if (fd >= 0) ::close(fd);  // once, never retried on EINTR (Linux frees it anyway)
 }
 
+std::string StreamConnection::name() const {
+  return object_name(fd_.load(std::memory_order_relaxed));  // relaxed: see fd_
+}
+
 int StreamConnection::fileno() const {
   int fd = fd_.load(std::memory_order_relaxed);  // relaxed: see fd_
   if (fd < 0) throw ValueError("fileno(): connection is closed");

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "after_fork/after_fork.hpp"
 #include "mp/errors.hpp"
 #include "process_table.hpp"
 #include "start_methods.hpp"
@@ -83,12 +84,19 @@ int find_base(dl_phdr_info* info, std::size_t, void* data) {
 
 // A re-run of this program as the fork server (forkserver.cpp starts it with
 // MP_FORKSERVER_FD when this process already had threads): become the server
-// before main() runs.
+// before main() runs. Started from a thread other than the main one
+// (MP_FORKSERVER_PARENT), it first re-arms the death signal's handler, which
+// exec dropped (SIGRTMAX stayed blocked until now: see forkserver.cpp).
 __attribute__((constructor)) void become_forkserver_if_asked() {
   const char* fd_text = std::getenv("MP_FORKSERVER_FD");
   if (fd_text == nullptr) return;
   const int fd = std::atoi(fd_text);
   ::unsetenv("MP_FORKSERVER_FD");
+  if (const char* parent_text = std::getenv("MP_FORKSERVER_PARENT")) {
+    const pid_t parent = static_cast<pid_t>(std::atoi(parent_text));
+    ::unsetenv("MP_FORKSERVER_PARENT");
+    after_fork::arm_death_signal(parent, false);
+  }
   forkserver_main(fd);
 }
 
@@ -197,7 +205,9 @@ void init(int argc, char** argv) {
   if (const char* fd_text = std::getenv("MP_SPAWN_FD")) {
     const int fd = std::atoi(fd_text);
     ::unsetenv("MP_SPAWN_FD");
-    detail::run_launch(fd, 0, true);  // 0: the record says how to arm the death signal
+    // nullptr: the handle fds were inherited at the numbers the record lists;
+    // 0: the record says how to arm the death signal.
+    detail::run_launch(fd, nullptr, 0, 0, true);
   }
   detail::start_forkserver_at_init();
 }

@@ -7,6 +7,16 @@
 // fresh run of this program (/proc/self/exe with MP_FORKSERVER_FD, caught by a
 // constructor in context.cpp before main()). Requests are one round trip on a
 // SOCK_SEQPACKET socket, serialised by `mutex`.
+//
+// The server dies with this process (after_fork::arm_death_signal). Started
+// from a thread other than the main one, that is PR_SET_PDEATHSIG(SIGRTMAX)
+// plus a handler that kills the server only if this process is really gone
+// (the kernel sends the signal when the starting *thread* exits). exec keeps
+// the death signal but drops the handler, whose default action would kill a
+// re-run server with that thread: so the re-run starts with SIGRTMAX blocked
+// and re-arms the handler before anything else (MP_FORKSERVER_PARENT, caught
+// with MP_FORKSERVER_FD in context.cpp), and a signal that came meanwhile
+// waits for the handler.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -59,9 +69,11 @@ void start_server_locked(ForkServer& s) {
   char* argv[] = {exe, nullptr};
   if (!quiet) {
     for (char** e = environ; *e != nullptr; ++e)
-      if (std::strncmp(*e, "MP_FORKSERVER_FD=", 17) != 0 && std::strncmp(*e, "MP_SPAWN_FD=", 12) != 0)
+      if (std::strncmp(*e, "MP_FORKSERVER_FD=", 17) != 0 && std::strncmp(*e, "MP_SPAWN_FD=", 12) != 0 &&
+          std::strncmp(*e, "MP_FORKSERVER_PARENT=", 21) != 0)
         environment.emplace_back(*e);
     environment.push_back("MP_FORKSERVER_FD=" + std::to_string(theirs.get()));
+    if (!main_thread) environment.push_back("MP_FORKSERVER_PARENT=" + std::to_string(parent));
     for (auto& each : environment) envp.push_back(each.data());
     envp.push_back(nullptr);
   }
@@ -78,6 +90,7 @@ void start_server_locked(ForkServer& s) {
       forkserver_main(theirs.get());
     }
     ::fcntl(theirs.get(), F_SETFD, 0);  // keep it across exec
+    if (!main_thread) after_fork::hold_death_signal_across_exec();
     ::execve(exe, argv, envp.data());
     ::_exit(127);  // the parent sees the socket close
   }
@@ -107,19 +120,27 @@ UniqueFd write_launch_record(const LaunchRequest& request) {
       throw ProcessError("Process " + request.name + ": its entry point is in no loaded object");
   }
   header.payload_size = request.payload.size();
+  header.fd_count = static_cast<std::uint32_t>(request.fds.size());
+  std::vector<std::int32_t> fd_numbers(request.fds.begin(), request.fds.end());
   UniqueFd record(::memfd_create("mp-launch", MFD_CLOEXEC));
   if (!record) throw_system_error("memfd_create", "Process " + request.name, errno);
   iovec parts[] = {{&header, sizeof header},
                    {const_cast<char*>(request.name.data()), request.name.size()},
                    {const_cast<char*>(request.identity.data()), request.identity.size()},
                    {const_cast<char*>(me.name().data()), me.name().size()},
+                   {fd_numbers.data(), fd_numbers.size() * sizeof(std::int32_t)},
                    {const_cast<std::byte*>(request.payload.data()), request.payload.size()}};
-  if (int rc = after_fork::write_all(record.get(), parts, 5); rc != 0)
+  if (int rc = after_fork::write_all(record.get(), parts, 6); rc != 0)
     throw_system_error("write", "the launch record of Process " + request.name, rc);
   return record;
 }
 
-Launched forkserver_launch(int record_fd, bool daemon) {
+Launched forkserver_launch(int record_fd, bool daemon, const std::vector<int>& handle_fds) {
+  if (handle_fds.size() > kMaxLaunchFds)
+    throw ProcessError("Process::start(): under forkserver a Process takes at most " +
+                       std::to_string(kMaxLaunchFds) +
+                       " shared objects (handles) as arguments; this one has " +
+                       std::to_string(handle_fds.size()) + " (use spawn, or pass fewer handles)");
   int status_ends[2];
   if (::pipe2(status_ends, O_CLOEXEC) != 0) throw_system_error("pipe2", "the mp fork server", errno);
   UniqueFd status_read(status_ends[0]);
@@ -136,8 +157,10 @@ Launched forkserver_launch(int record_fd, bool daemon) {
     if (s.control < 0) start_server_locked(s);
     StartRequest request;
     request.daemon = daemon ? 1 : 0;
-    const int fds[2] = {record_fd, status_write.get()};
-    int rc = after_fork::send_with_fds(s.control, &request, sizeof request, fds, 2);
+    request.fd_count = static_cast<std::uint32_t>(handle_fds.size());
+    std::vector<int> fds{record_fd, status_write.get()};
+    fds.insert(fds.end(), handle_fds.begin(), handle_fds.end());
+    int rc = after_fork::send_with_fds(s.control, &request, sizeof request, fds.data(), fds.size());
     StartReply reply;
     int pidfd = -1;
     std::size_t received = 0;

@@ -106,6 +106,7 @@ std::shared_ptr<LockState> make_lock_state(LockKind kind) {
 const std::shared_ptr<LockState>& LockAccess::state(const Lock& lock) noexcept { return lock.state_; }
 const std::shared_ptr<LockState>& LockAccess::state(const RLock& lock) noexcept { return lock.state_; }
 Lock LockAccess::make_lock(std::shared_ptr<LockState> state) noexcept { return Lock(std::move(state)); }
+RLock LockAccess::make_rlock(std::shared_ptr<LockState> state) noexcept { return RLock(std::move(state)); }
 
 }  // namespace mp::detail
 

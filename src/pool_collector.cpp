@@ -75,7 +75,7 @@ bool parse(std::vector<std::byte>& bytes, ResultFrame& frame) {
 // Takes what the result ring holds now (up to kBurst records), handles it
 // under mutex_, refills windows, delivers. Returns the last get's status
 // (ok: there may be more).
-RingStatus PoolCore::collect_burst(bool on_pool_thread) {
+RingStatus PoolCore::collect_burst(bool on_pool_thread, bool follow_stream) {
   std::vector<ResultFrame> frames;
   std::vector<std::byte> bytes;
   RingStatus status = RingStatus::ok;
@@ -83,7 +83,13 @@ RingStatus PoolCore::collect_burst(bool on_pool_thread) {
     GetTarget target;
     target.buffer = &bytes;
     bytes.clear();
-    status = result_ring_.get(target, Deadline::never(), true);
+    // A large result streams through the ring and counts only when whole
+    // (the ring's INV4): a non-blocking get leaves it alone, and its worker
+    // would wait for a reader. The collector reads it as it comes, without
+    // a deadline (a worker killed half-way is repaired, its stream aborted,
+    // by the next put: the supervisor's `died` record at the latest).
+    const bool read_stream = follow_stream && taken == 0 && result_streaming();
+    status = result_ring_.get(target, Deadline::never(), !read_stream);
     if (status != RingStatus::ok) break;
     ResultFrame frame;
     if (parse(bytes, frame)) frames.push_back(std::move(frame));
@@ -115,11 +121,12 @@ void PoolCore::collect() noexcept {
   for (;;) {
     try {
       // Spin briefly (results are likely soon after a dispatch), then sleep.
-      (void)arrivals.await([&] { return result_ring_.size() > 0 || result_ring_.is_shut_down(); },
-                           Deadline::never());
+      (void)arrivals.await(
+          [&] { return result_ring_.size() > 0 || result_ring_.is_shut_down() || result_streaming(); },
+          Deadline::never());
       std::lock_guard turn(collect_mutex_);
       RingStatus status;
-      while ((status = collect_burst(true)) == RingStatus::ok) {
+      while ((status = collect_burst(true, true)) == RingStatus::ok) {
       }
       if (status == RingStatus::would_block) continue;
       if (status == RingStatus::shut_down) return;
@@ -146,11 +153,19 @@ void PoolCore::collect() noexcept {
   }
 }
 
+// PoolCore::result_streaming(): a worker is streaming a large result into
+// the result ring and nothing whole is before it.
+bool PoolCore::result_streaming() const noexcept {
+  // acquire: pairs with the ring's release stores of stream_state (its INV9)
+  const std::uint64_t open = result_ring_.header()->stream_state.load(std::memory_order_acquire);
+  return (open & kStreamIdMask) != 0 && result_ring_.size() == 0;
+}
+
 bool PoolCore::help_collect() noexcept {
   std::unique_lock turn(collect_mutex_, std::try_to_lock);
   if (!turn.owns_lock()) return false;  // the collector (or another waiter) is at it
   try {
-    return collect_burst(false) == RingStatus::ok || result_ring_.size() == 0;
+    return collect_burst(false, false) == RingStatus::ok || result_ring_.size() == 0;
   } catch (...) {
     return false;  // the collector will meet the same and fail the pool
   }
@@ -231,7 +246,8 @@ void PoolCore::on_worker_exited_locked(const ZygoteReport& report, std::vector<C
   }
   const bool replace = !broken_ && zygote_alive_ &&
                        (state_ == PoolState::running || (state_ == PoolState::closed && !dispatcher_.idle()));
-  worker.respawn_due = replace;  // the supervisor asks the zygote (zygote_ is its alone)
+  // The replacement takes chunks at once; the supervisor asks the zygote.
+  if (replace) prepare_worker_locked(index);
 }
 
 // PoolCore::death_failure(index, report, started): how the task that was

@@ -57,9 +57,10 @@ struct Completion {
 };
 
 // State table of a worker entry (only the supervisor moves it, under mutex_):
-//   absent --spawn_worker_locked (supervisor)--> launching --ready frame--> running
-//   launching|running --close, idle--> retiring
-//   any --its `died` record (collector)--> absent, respawn_due if it is to be replaced
+//   absent --prepare_worker_locked--> launching (spawn_due until the supervisor
+//          asked the zygote) --ready frame--> running
+//   launching|running --close, idle--> retiring (absent if spawn_due)
+//   any --its `died` record (collector)--> absent, or launching again (replaced)
 enum class WorkerState { absent, launching, running, retiring };
 
 struct WorkerEntry {
@@ -69,7 +70,8 @@ struct WorkerEntry {
   WorkerChannel channel;
   bool ready = false;              // the initializer returned
   bool cancel_signal_due = false;  // a running task was cancelled before the pidfd arrived
-  bool respawn_due = false;        // absent, to be replaced by the supervisor
+  bool spawn_due = false;          // launching: the supervisor has yet to ask the zygote
+  std::string identity;            // the worker's identity ("3": ForkPoolWorker-3)
 };
 
 // PoolState: running --close--> closed --idle, workers gone--> finished
@@ -114,11 +116,12 @@ class PoolCore {
   void on_zygote_died();
   void post_to_collector(pool_wire::FromWorker kind, int index, const void* payload,
                          std::size_t size) noexcept;
-  void spawn_worker_locked(int index);
+  void prepare_worker_locked(int index);
 
   // ---- the collector (pool_collector.cpp) ----
   void collect() noexcept;
-  RingStatus collect_burst(bool on_pool_thread);
+  RingStatus collect_burst(bool on_pool_thread, bool follow_stream);
+  [[nodiscard]] bool result_streaming() const noexcept;
   void on_result_frame_locked(ResultFrame& frame, std::vector<Completion>& done);
   void on_worker_exited_locked(const pool_wire::ZygoteReport& report, std::vector<Completion>& done);
   void on_zygote_died_locked(const std::string& why, std::vector<Completion>& done);

@@ -94,7 +94,7 @@ void PoolCore::supervise() noexcept {
 void PoolCore::supervise_loop() {
   {
     std::lock_guard lock(mutex_);
-    for (int i = 0; i < processes_; ++i) spawn_worker_locked(i);
+    for (int i = 0; i < processes_; ++i) prepare_worker_locked(i);
   }
   std::vector<pollfd> fds;
   std::vector<int> owners;  // kOwner*
@@ -108,7 +108,9 @@ void PoolCore::supervise_loop() {
       if (!stop) {
         for (int i = 0; i < processes_; ++i) {
           WorkerEntry& worker = workers_[static_cast<std::size_t>(i)];
-          if (worker.respawn_due) spawn_worker_locked(i);
+          if (!worker.spawn_due) continue;
+          worker.spawn_due = false;
+          zygote_.request_spawn(i, worker.identity);  // never blocks (defect 11)
         }
         dispatch_locked();
         for (auto& worker : workers_) {
@@ -176,7 +178,11 @@ bool PoolCore::settle_lifecycle_locked(std::vector<Completion>& done) {
   if (state_ != PoolState::closed || !dispatcher_.idle()) return false;
   for (int i = 0; i < processes_; ++i) {
     WorkerEntry& worker = workers_[static_cast<std::size_t>(i)];
-    worker.respawn_due = false;  // nothing left to run
+    if (worker.spawn_due) {  // not asked of the zygote yet, and nothing left to run
+      worker = WorkerEntry{};
+      dispatcher_.close_worker(i);
+      continue;
+    }
     if (worker.state == WorkerState::launching || worker.state == WorkerState::running) {
       worker.channel.send_exit();
       worker.state = WorkerState::retiring;
@@ -269,19 +275,21 @@ void PoolCore::on_zygote_died() {
   deliver(ignored);
 }
 
-// PoolCore::spawn_worker_locked(index): a clean slot for worker `index`, and
-// a request to the zygote to fork it (queued: never blocks). Its task ring
-// is empty (INV4) and inherited.
-void PoolCore::spawn_worker_locked(int index) {
+// PoolCore::prepare_worker_locked(index): a clean slot for worker `index`,
+// an entry that takes chunks at once (they wait in its ring, empty by INV4,
+// until the worker runs), and spawn_due: the supervisor asks the zygote to
+// fork it (zygote_ is the supervisor's alone). Any thread, under mutex_.
+void PoolCore::prepare_worker_locked(int index) {
   WorkerEntry& worker = workers_[static_cast<std::size_t>(index)];
   reset_slot_locked(index);  // INV1-3: a new worker starts with a clean slot
   // Named as Python names a forked pool worker (ForkPoolWorker-N), numbered
   // with the owner's other children.
   const ProcessInfo info = next_child_info("ForkPoolWorker");
-  zygote_.request_spawn(index, ProcessInfoAccess::identity(info));  // never blocks (defect 11)
   worker = WorkerEntry{};
   worker.state = WorkerState::launching;
   worker.channel = WorkerChannel(&task_rings_[static_cast<std::size_t>(index)]);
+  worker.identity = ProcessInfoAccess::identity(info);
+  worker.spawn_due = true;
   dispatcher_.open_worker(index);
 }
 

@@ -245,8 +245,9 @@ void Process::start_travelling(StartMethod method) {
   request.daemon = daemon_;
   const std::string why =
       std::string("Process::start(") + info_.name() + "): under the " + to_string(method) + " start method ";
+  detail::OutgoingFds fds;  // borrowed from the handles among the arguments, which this object keeps
   if (target_) {
-    if (!target_->encode(request.payload, request.entry))
+    if (!target_->encode(request.payload, request.entry, fds))
       throw ProcessError(
           why +
           "the target must travel to a fresh process: a function pointer, a capture-less lambda or a "
@@ -260,13 +261,14 @@ void Process::start_travelling(StartMethod method) {
           why + "a Process subclass must be registered: add MP_REGISTER_PROCESS(" +
           detail::demangled_name(typeid(*this)) +
           ") at namespace scope (and give it a serialize() member with the fields run() needs)");
-    registered->encode(*this, request.payload);
+    registered->encode(*this, request.payload, fds);
     request.entry = registered->entry;
   }
+  request.fds = fds.fds();
   detail::UniqueFd record = detail::write_launch_record(request);
   detail::Launched launched = method == StartMethod::forkserver
-                                  ? detail::forkserver_launch(record.get(), daemon_)
-                                  : detail::spawn_launch(record.get(), daemon_);
+                                  ? detail::forkserver_launch(record.get(), daemon_, request.fds)
+                                  : detail::spawn_launch(record.get(), daemon_, request.fds);
   detail::ProcessTable& table = detail::process_table();
   std::lock_guard lock(table.mutex);
   info_.pid_ = launched.pid;

@@ -53,6 +53,14 @@ Ring Ring::create(std::uint64_t maxsize, std::uint32_t capacity) {
   return Ring(std::move(region));
 }
 
+Ring Ring::adopt(SharedRegion region) {
+  const auto* header = reinterpret_cast<const RingHeader*>(region.data());
+  if (region.size() < kRingDataOffset || header->magic != kRingMagic || header->version != kRingVersion ||
+      header->capacity > region.size() - kRingDataOffset)
+    throw CodecError("decode<mp::Queue>: the shared region does not hold a queue of this version of mp");
+  return Ring(std::move(region));
+}
+
 // INV7: after a publish / a free.
 void Ring::wake_getters() noexcept { header_->not_empty.notify_all(); }
 void Ring::wake_putters() noexcept { header_->not_full.notify_all(); }

@@ -66,6 +66,7 @@ class ShmConnection final : public ConnectionCore {
   [[nodiscard]] bool readable() const noexcept override { return in_ != nullptr; }
   [[nodiscard]] bool writable() const noexcept override { return out_ != nullptr; }
   [[nodiscard]] int fileno() const override;
+  [[nodiscard]] std::string name() const override;
 
   // ShmConnection::travel(out) / rebuild(fds, metadata): see
   // src/shm_connection_travel.cpp (the fds: socket, memfd, eventfds).
@@ -77,7 +78,6 @@ class ShmConnection final : public ConnectionCore {
   enum class Input : unsigned char { ready, peer_closed, timed_out };
 
   void check_usable(const char* call, bool for_reading) const;
-  [[nodiscard]] std::string name() const;
 
   // --- sending (src/shm_connection.cpp) ---
   void write_message(std::span<const std::byte> payload, const char* call);

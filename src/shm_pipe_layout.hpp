@@ -52,8 +52,11 @@ inline constexpr std::size_t kRingBytes = std::size_t{256} << 10;
 static_assert((kRingBytes & (kRingBytes - 1)) == 0, "the ring size is a power of two");
 // How long a receiver waits for a ring's eventfd write that is owed (its
 // ringer won the doorbell but has not written yet) before it presumes the
-// ringer dead (src/shm_connection_wait.cpp, "The owed write").
-inline constexpr std::chrono::milliseconds kOwedWriteGrace{50};
+// ringer dead (src/shm_connection_wait.cpp, "The owed write"). The write is
+// normally one instruction away; the grace only has to outlast a descheduled
+// ringer on a loaded machine (stalls of 100 ms were measured here), and is
+// only spent in full when a ringer was killed between its two steps.
+inline constexpr std::chrono::milliseconds kOwedWriteGrace{1000};
 // A sender asleep for space is woken once this much is free (a batch).
 inline constexpr std::size_t kSpaceWakeBytes = kRingBytes / 4;
 

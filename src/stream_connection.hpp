@@ -61,6 +61,7 @@ class StreamConnection final : public ConnectionCore {
   [[nodiscard]] bool readable() const noexcept override { return kind_ != Kind::pipe_write_end; }
   [[nodiscard]] bool writable() const noexcept override { return kind_ != Kind::pipe_read_end; }
   [[nodiscard]] int fileno() const override;
+  [[nodiscard]] std::string name() const override;
   // StreamConnection::travel(out): the fd, then kind, framing and limits as
   // metadata; rebuilt by rebuild() (a Pipe() end or an accepted socket alike).
   [[nodiscard]] bool travel(ConnectionTravel& out) const override;

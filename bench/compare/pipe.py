@@ -143,6 +143,9 @@ def main():
     print(f"{'round trip, int':34} {cpp_rt * 1e6:11.2f} us {py_rt * 1e6:11.2f} us {speedup:9.1f}x"
           f"  >= {GOAL_ROUND_TRIP_SPEEDUP:.0f}x: {verdict}")
 
+    socket_pipe = seconds(cpp["BM_SocketPipeRoundTripInt/real_time"])
+    print(f"{'  the socket Pipe (before issue 10)':34} {socket_pipe * 1e6:11.2f} us {'':>14} {py_rt / socket_pipe:9.1f}x"
+          f"  (same run)")
     floor = seconds(cpp["BM_RawSocketpairRoundTrip/real_time"])
     print(f"{'  kernel floor (bare socketpair)':34} {floor * 1e6:11.2f} us {'':>14} {py_rt / floor:9.1f}x"
           f"  (Python / bare kernel round trip)")

@@ -24,10 +24,15 @@
 //
 // Safety: a handle may be copied and used from any thread of any process that
 // has it; all copies name one barrier.
+// It is shared by inheritance only: fork, or as an argument of a Process
+// under any start method (mp/detail/handle_codec.hpp); never as a value (a
+// Queue item, a Pipe message, a Pool argument).
 // Visibility: what each party wrote before its wait() of a round is visible to
 // every party after that round's wait() returns.
-// Lifetime: an anonymous MAP_SHARED region made by the constructor, inherited
-// by children forked afterwards, freed by the kernel with the last handle.
+// Lifetime: its own shared region (a memfd, mapped MAP_SHARED) made by the
+// constructor; children forked afterwards inherit it, children started by
+// forkserver or spawn with the handle as an argument map it too; the kernel
+// frees it with the last handle. Nothing appears in /dev/shm.
 #pragma once
 
 #include <atomic>
@@ -39,6 +44,7 @@
 #include "mp/detail/clock.hpp"
 #include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
+#include "mp/detail/handle_codec.hpp"
 #include "mp/detail/robust_mutex.hpp"
 
 namespace mp {
@@ -117,7 +123,27 @@ class MP_API Barrier {
  private:
   int wait_until(const detail::Deadline& deadline);
 
+  template <class T, class Enable>
+  friend struct mp::codec;
+  Barrier(detail::AdoptTag, std::shared_ptr<detail::BarrierState> state) noexcept
+      : state_(std::move(state)) {}
+
   std::shared_ptr<detail::BarrierState> state_;
+};
+
+// codec<Barrier>: a Barrier travels only as a Process argument (handle_codec.hpp).
+template <>
+struct codec<Barrier> {
+  static constexpr bool shared_by_inheritance = true;
+  static void encode(Writer& writer, const Barrier& barrier) {
+    detail::put_shared_object(writer, barrier.state_, "mp::Barrier");
+  }
+  static Barrier make(Reader& reader) {
+    return Barrier(detail::AdoptTag{},
+                   detail::take_shared_object<detail::BarrierState>(reader, "mp::Barrier"));
+  }
+  static void decode(Reader& reader, Barrier& barrier) { barrier = make(reader); }
+  static void signature(std::string& out) { out += "handle<Barrier>"; }
 };
 
 }  // namespace mp

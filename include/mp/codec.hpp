@@ -65,13 +65,46 @@ constexpr void check_encodable() {
       "`template <class Archive> void serialize(Archive& ar) { ar(member1, member2); }`, "
       "or specialise mp::codec<T> (decoding needs T to be default-constructible or trivially copyable)");
 }
+// A handle on a shared object (Queue, Lock, Value, Connection, ...) is no
+// value: it cannot be a Queue item, a Pipe message, a Pool argument.
+template <class T>
+constexpr void check_not_shared_by_inheritance() {
+  static_assert(
+      !SharedByInheritance<T>,
+      "mp::codec: T is a handle on a shared object (a Queue, a Lock or another primitive, a Value, an "
+      "Array, a Connection): such objects should only be shared between processes through "
+      "inheritance: pass it to mp::Process as an argument (any start method), never as a Queue "
+      "item, a Pipe message or a Pool task argument");
+}
+
+// decode_new<T>(reader): a new T decoded from reader: by codec<T>::make, or
+// into a default-constructed T, or (a bitwise T without a default
+// constructor, like a closure with captures) from its object bytes.
+template <class T>
+T decode_new(Reader& reader) {
+  if constexpr (MadeByCodec<T>) {
+    return codec<T>::make(reader);
+  } else if constexpr (std::is_default_constructible_v<T>) {
+    T value{};
+    codec<T>::decode(reader, value);
+    return value;
+  } else {
+    std::array<std::byte, sizeof(T)> raw;
+    reader.bytes(raw.data(), sizeof(T));
+    return std::bit_cast<T>(raw);
+  }
+}
+
 }  // namespace detail
 
 // encode_into(out, value): appends value's encoding to out.
-// Throws only std::bad_alloc (and CodecError for a valueless std::variant).
+// Throws only std::bad_alloc (and CodecError for a valueless std::variant),
+// and ProcessError for a handle on a shared object nested in the value (a
+// Lock inside a struct: see detail::SharedByInheritance).
 template <class T>
 void encode_into(std::vector<std::byte>& out, const T& value) {
   detail::check_encodable<T>();
+  detail::check_not_shared_by_inheritance<T>();
   if constexpr (Encodable<T>) {
     Writer writer(out);
     codec<T>::encode(writer, value);
@@ -92,21 +125,12 @@ template <class T>
 template <class T>
 [[nodiscard]] T decode(std::span<const std::byte> bytes) {
   detail::check_encodable<T>();
+  detail::check_not_shared_by_inheritance<T>();
   if constexpr (Encodable<T>) {
     Reader reader(bytes, detail::type_name<T>());
-    if constexpr (std::is_default_constructible_v<T>) {
-      T value{};
-      codec<T>::decode(reader, value);
-      reader.finish();
-      return value;
-    } else {
-      // A bitwise type without a default constructor (a closure with captures):
-      // it is trivially copyable, so bit_cast makes a real T from its bytes.
-      std::array<std::byte, sizeof(T)> raw;
-      reader.bytes(raw.data(), sizeof(T));
-      reader.finish();
-      return std::bit_cast<T>(raw);
-    }
+    T value = detail::decode_new<T>(reader);
+    reader.finish();
+    return value;
   } else {
     __builtin_unreachable();  // check_encodable<T>() has already failed the compilation
   }

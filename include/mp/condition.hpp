@@ -32,11 +32,15 @@
 //
 // Safety: a handle may be copied and used from any thread of any process that
 // has it; all copies name one condition and one lock.
+// It is shared by inheritance only: fork, or as an argument of a Process
+// under any start method (mp/detail/handle_codec.hpp); never as a value (a
+// Queue item, a Pipe message, a Pool argument).
 // Visibility: as the lock's: what a thread wrote while holding the lock is
 // visible to the next thread that holds it, in particular to a woken waiter.
-// Lifetime: the condition's counters live in their own anonymous MAP_SHARED
-// region, the lock in its own; both are inherited by children forked
-// afterwards and freed by the kernel with the last handle.
+// Lifetime: the condition's counters live in their own shared region (a
+// memfd), the lock in its own; children forked afterwards inherit both,
+// children started by forkserver or spawn with the handle as an argument map
+// both; the kernel frees them with the last handle.
 #pragma once
 
 #include <atomic>
@@ -49,6 +53,7 @@
 #include "mp/detail/clock.hpp"
 #include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
+#include "mp/detail/handle_codec.hpp"
 #include "mp/detail/lock_state.hpp"
 #include "mp/lock.hpp"
 #include "mp/rlock.hpp"
@@ -155,8 +160,32 @@ class MP_API Condition : public detail::Acquirable<Condition> {
   bool wait_until(const detail::Deadline& deadline);
   void notify_up_to(std::uint32_t n, const char* caller);
 
+  template <class T, class Enable>
+  friend struct mp::codec;
+  Condition(detail::AdoptTag, std::shared_ptr<detail::LockState> lock,
+            std::shared_ptr<detail::ConditionState> state) noexcept
+      : lock_(std::move(lock)), state_(std::move(state)) {}
+
   std::shared_ptr<detail::LockState> lock_;
   std::shared_ptr<detail::ConditionState> state_;
+};
+
+// codec<Condition>: its lock, then its counters; only as a Process argument
+// (handle_codec.hpp). A Lock passed beside it maps the same lock.
+template <>
+struct codec<Condition> {
+  static constexpr bool shared_by_inheritance = true;
+  static void encode(Writer& writer, const Condition& condition) {
+    detail::put_shared_object(writer, condition.lock_, "mp::Condition");
+    detail::put_shared_object(writer, condition.state_, "mp::Condition");
+  }
+  static Condition make(Reader& reader) {
+    auto lock = detail::take_shared_object<detail::LockState>(reader, "mp::Condition");
+    auto state = detail::take_shared_object<detail::ConditionState>(reader, "mp::Condition");
+    return Condition(detail::AdoptTag{}, std::move(lock), std::move(state));
+  }
+  static void decode(Reader& reader, Condition& condition) { condition = make(reader); }
+  static void signature(std::string& out) { out += "handle<Condition>"; }
 };
 
 }  // namespace mp

@@ -117,9 +117,8 @@ class Connection {
       } else {
         expected = mp::codec_signature<T>();
       }
-      throw CodecError("recv(connection fd " + std::to_string(core_->fileno()) + "): a " +
-                       std::to_string(payload.size()) + "-byte message does not decode as " + expected +
-                       ": " + error.what());
+      throw CodecError("recv(" + core_->name() + "): a " + std::to_string(payload.size()) +
+                       "-byte message does not decode as " + expected + ": " + error.what());
     }
   }
 
@@ -171,3 +170,5 @@ class Connection {
 };
 
 }  // namespace mp
+
+#include "mp/detail/connection_codec.hpp"  // a Connection as a Process argument (forkserver, spawn)

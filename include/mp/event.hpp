@@ -23,10 +23,15 @@
 //
 // Safety: a handle may be copied and used from any thread of any process that
 // has it; all copies name one event.
+// It is shared by inheritance only: fork, or as an argument of a Process
+// under any start method (mp/detail/handle_codec.hpp); never as a value (a
+// Queue item, a Pipe message, a Pool argument).
 // Visibility: what a thread wrote before set() is visible to a thread whose
 // wait() returned true because of that set(), or whose is_set() saw it.
-// Lifetime: an anonymous MAP_SHARED region made by the constructor, inherited
-// by children forked afterwards, freed by the kernel with the last handle.
+// Lifetime: its own shared region (a memfd, mapped MAP_SHARED) made by the
+// constructor; children forked afterwards inherit it, children started by
+// forkserver or spawn with the handle as an argument map it too; the kernel
+// frees it with the last handle. Nothing appears in /dev/shm.
 #pragma once
 
 #include <atomic>
@@ -38,6 +43,7 @@
 #include "mp/detail/clock.hpp"
 #include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
+#include "mp/detail/handle_codec.hpp"
 
 namespace mp {
 
@@ -93,7 +99,25 @@ class MP_API Event {
  private:
   bool wait_until(const detail::Deadline& deadline) noexcept;
 
+  template <class T, class Enable>
+  friend struct mp::codec;
+  Event(detail::AdoptTag, std::shared_ptr<detail::EventState> state) noexcept : state_(std::move(state)) {}
+
   std::shared_ptr<detail::EventState> state_;
+};
+
+// codec<Event>: an Event travels only as a Process argument (handle_codec.hpp).
+template <>
+struct codec<Event> {
+  static constexpr bool shared_by_inheritance = true;
+  static void encode(Writer& writer, const Event& event) {
+    detail::put_shared_object(writer, event.state_, "mp::Event");
+  }
+  static Event make(Reader& reader) {
+    return Event(detail::AdoptTag{}, detail::take_shared_object<detail::EventState>(reader, "mp::Event"));
+  }
+  static void decode(Reader& reader, Event& event) { event = make(reader); }
+  static void signature(std::string& out) { out += "handle<Event>"; }
 };
 
 }  // namespace mp

@@ -18,19 +18,24 @@
 //
 // Safety: a Lock handle may be copied and used from any thread of any process
 // that has it; all copies name one lock. A thread may hold it across a fork():
-// the child (a different process) does not hold it.
+// the child (a different process) does not hold it. A process gets it by
+// inheritance: fork, or as an argument of a Process under any start method
+// (forkserver and spawn children receive its memfd: mp/detail/handle_codec.hpp);
+// it is not a value (a Queue item or Pool argument holding one is refused).
 // Visibility: everything a thread wrote before release() is visible to the
 // thread whose acquire() returns next (pthread mutex semantics, across processes).
-// Lifetime: the lock lives in an anonymous MAP_SHARED region made by the
-// constructor; children forked afterwards inherit it; the kernel frees it when
-// the last process drops its last handle (or exits). Nothing is named, nothing
-// is left in /dev/shm.
+// Lifetime: the lock lives in its own shared region (a memfd, mapped
+// MAP_SHARED) made by the constructor; children forked afterwards inherit it,
+// children started by forkserver or spawn with it as an argument map it too;
+// the kernel frees it when the last process drops its last handle (or exits).
+// Nothing is named, nothing is left in /dev/shm.
 #pragma once
 
 #include <memory>
 
 #include "mp/detail/acquirable.hpp"
 #include "mp/detail/export.hpp"
+#include "mp/detail/handle_codec.hpp"
 #include "mp/detail/lock_state.hpp"
 
 namespace mp {
@@ -84,6 +89,20 @@ class MP_API Lock : public detail::Acquirable<Lock> {
   }
 
   std::shared_ptr<detail::LockState> state_;
+};
+
+// codec<Lock>: a Lock travels only as a Process argument (handle_codec.hpp).
+template <>
+struct codec<Lock> {
+  static constexpr bool shared_by_inheritance = true;
+  static void encode(Writer& writer, const Lock& lock) {
+    detail::put_shared_object(writer, detail::LockAccess::state(lock), "mp::Lock");
+  }
+  static Lock make(Reader& reader) {
+    return detail::LockAccess::make_lock(detail::take_shared_object<detail::LockState>(reader, "mp::Lock"));
+  }
+  static void decode(Reader& reader, Lock& lock) { lock = make(reader); }
+  static void signature(std::string& out) { out += "handle<Lock>"; }
 };
 
 }  // namespace mp

@@ -121,9 +121,10 @@ class ProcessTarget {
  public:
   virtual ~ProcessTarget() = default;
   virtual void invoke() = 0;
-  // ProcessTarget::encode(out, entry): for forkserver/spawn: the payload and
-  // trampoline of the target; false when the types cannot travel.
-  virtual bool encode(std::vector<std::byte>& out, LaunchEntry& entry) const = 0;
+  // ProcessTarget::encode(out, entry, fds): for forkserver/spawn: the payload
+  // and trampoline of the target, the fds of the handles among its arguments
+  // (borrowed: this target keeps them open); false when the types cannot travel.
+  virtual bool encode(std::vector<std::byte>& out, LaunchEntry& entry, OutgoingFds& fds) const = 0;
 };
 
 template <class F, class... Args>
@@ -135,9 +136,9 @@ class BoundProcessTarget final : public ProcessTarget {
   void invoke() override {
     std::apply([](auto&... parts) { std::invoke(std::move(parts)...); }, bound_);
   }
-  bool encode(std::vector<std::byte>& out, LaunchEntry& entry) const override {
+  bool encode(std::vector<std::byte>& out, LaunchEntry& entry, OutgoingFds& fds) const override {
     if constexpr (target_travels<F, Args...>) {
-      std::apply([&out](const auto&... parts) { encode_target(out, parts...); }, bound_);
+      std::apply([&out, &fds](const auto&... parts) { encode_target(out, fds, parts...); }, bound_);
       entry = &run_travelled_target<F, Args...>;
       return true;
     } else {
@@ -189,9 +190,10 @@ class MP_API Process {
         "fresh process: a function pointer, a capture-less lambda, or a function object whose state "
         "is trivially copyable or codec-serialisable (use StartMethod::fork for any callable)");
     static_assert(
-        ((Encodable<std::decay_t<Args>> && std::is_default_constructible_v<std::decay_t<Args>>)&&...),
+        (detail::LaunchArgument<std::decay_t<Args>> && ...),
         "mp::Process(StartMethod, ...): under forkserver and spawn the arguments travel by mp's codec: "
-        "each must be codec-serialisable and default-constructible (use StartMethod::fork for others)");
+        "each must be codec-serialisable and default-constructible, or a handle on a shared object "
+        "(Queue, Lock, Value, Connection, ...) (use StartMethod::fork for others)");
     method_ = method;
   }
 

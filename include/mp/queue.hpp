@@ -32,7 +32,9 @@
 // shutdown() wakes a get waiting for the rest of an item the same way.
 //
 // Safety: a handle (and its copies) may be used from any thread of any process
-// that inherited it through fork (mp::Process, mp::Pool). A process killed
+// that inherited it: through fork (mp::Process, mp::Pool), or as an argument of
+// a Process under forkserver or spawn (detail/queue_codec.hpp). It is no value:
+// a Queue item or Pool argument holding a Queue is refused. A process killed
 // anywhere inside put or get leaves no half item, no stuck lock and no sleeper
 // behind; a consumer killed after taking an item loses that item, as in Python.
 //
@@ -62,6 +64,7 @@
 #include "mp/codec.hpp"
 #include "mp/detail/clock.hpp"
 #include "mp/detail/export.hpp"
+#include "mp/detail/handle_codec.hpp"
 #include "mp/detail/ring.hpp"
 #include "mp/errors.hpp"
 
@@ -191,6 +194,10 @@ class Queue {
 
  protected:
   friend struct detail::QueueAccess;
+  template <class U, class Enable>
+  friend struct mp::codec;  // travels as a Process argument: detail/queue_codec.hpp
+  Queue(detail::AdoptTag, detail::Ring ring)
+      : ring_(std::move(ring)), local_(std::make_shared<detail::QueueLocalState>()) {}
 
   static std::uint32_t ring_capacity(std::size_t bytes) {
     if (bytes > detail::kMaxRingCapacity)
@@ -331,6 +338,10 @@ class SimpleQueue {
   void close() noexcept { queue_.close(); }
 
  private:
+  template <class U, class Enable>
+  friend struct mp::codec;  // detail/queue_codec.hpp
+  explicit SimpleQueue(Queue<T> queue) : queue_(std::move(queue)) {}
+
   void check_open(const char* call) const {
     if (queue_.closed())
       throw ValueError(std::string("SimpleQueue.") + call + "(): the queue was closed in this process");
@@ -339,3 +350,5 @@ class SimpleQueue {
 };
 
 }  // namespace mp
+
+#include "mp/detail/queue_codec.hpp"

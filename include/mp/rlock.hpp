@@ -16,17 +16,20 @@
 // once, with depth 1, and previous_owner_died() is true.
 //
 // Safety: an RLock handle may be copied and used from any thread of any
-// process that has it; all copies name one lock.
+// process that has it; all copies name one lock. It is shared by inheritance
+// only (fork, or a Process argument under any start method), as mp::Lock.
 // Visibility: everything a thread wrote before its last release() is visible
 // to the thread whose acquire() returns next.
-// Lifetime: as mp::Lock: an anonymous MAP_SHARED region, inherited by children
-// forked afterwards, freed by the kernel with the last handle.
+// Lifetime: as mp::Lock: its own shared region (a memfd), inherited by children
+// forked afterwards or started with it as an argument, freed by the kernel
+// with the last handle.
 #pragma once
 
 #include <memory>
 
 #include "mp/detail/acquirable.hpp"
 #include "mp/detail/export.hpp"
+#include "mp/detail/handle_codec.hpp"
 #include "mp/detail/lock_state.hpp"
 
 namespace mp {
@@ -58,8 +61,23 @@ class MP_API RLock : public detail::Acquirable<RLock> {
   bool acquire_with(detail::AcquireWait wait, const detail::Deadline& deadline) {
     return detail::lock_acquire(*state_, wait, deadline);
   }
+  explicit RLock(std::shared_ptr<detail::LockState> state) noexcept : state_(std::move(state)) {}
 
   std::shared_ptr<detail::LockState> state_;
+};
+
+// codec<RLock>: an RLock travels only as a Process argument (handle_codec.hpp).
+template <>
+struct codec<RLock> {
+  static constexpr bool shared_by_inheritance = true;
+  static void encode(Writer& writer, const RLock& lock) {
+    detail::put_shared_object(writer, detail::LockAccess::state(lock), "mp::RLock");
+  }
+  static RLock make(Reader& reader) {
+    return detail::LockAccess::make_rlock(detail::take_shared_object<detail::LockState>(reader, "mp::RLock"));
+  }
+  static void decode(Reader& reader, RLock& lock) { lock = make(reader); }
+  static void signature(std::string& out) { out += "handle<RLock>"; }
 };
 
 }  // namespace mp

@@ -24,10 +24,15 @@
 //
 // Safety: a handle may be copied and used from any thread of any process that
 // has it; all copies name one semaphore.
+// It is shared by inheritance only: fork, or as an argument of a Process
+// under any start method (mp/detail/handle_codec.hpp); never as a value (a
+// Queue item, a Pipe message, a Pool argument).
 // Visibility: what a thread wrote before release() is visible to the thread
 // whose acquire() takes that token.
-// Lifetime: an anonymous MAP_SHARED region made by the constructor, inherited
-// by children forked afterwards, freed by the kernel with the last handle.
+// Lifetime: its own shared region (a memfd, mapped MAP_SHARED) made by the
+// constructor; children forked afterwards inherit it, children started by
+// forkserver or spawn with the handle as an argument map it too; the kernel
+// frees it with the last handle. Nothing appears in /dev/shm.
 #pragma once
 
 #include <atomic>
@@ -39,6 +44,7 @@
 #include "mp/detail/clock.hpp"
 #include "mp/detail/event_count.hpp"
 #include "mp/detail/export.hpp"
+#include "mp/detail/handle_codec.hpp"
 
 namespace mp {
 
@@ -85,9 +91,13 @@ class MP_API Semaphore : public detail::Acquirable<Semaphore> {
 
  protected:
   Semaphore(int value, int max_value, const char* type_name);
+  Semaphore(detail::AdoptTag, std::shared_ptr<detail::SemaphoreState> state) noexcept
+      : state_(std::move(state)) {}
 
  private:
   friend class detail::Acquirable<Semaphore>;
+  template <class T, class Enable>
+  friend struct mp::codec;
   bool acquire_with(detail::AcquireWait wait, const detail::Deadline& deadline);
 
   std::shared_ptr<detail::SemaphoreState> state_;
@@ -98,6 +108,30 @@ class MP_API BoundedSemaphore : public Semaphore {
   // BoundedSemaphore::BoundedSemaphore(value): as Semaphore, and release()
   // beyond `value` free tokens throws mp::ValueError.
   explicit BoundedSemaphore(int value = 1);
+
+ private:
+  template <class T, class Enable>
+  friend struct mp::codec;
+  BoundedSemaphore(detail::AdoptTag tag, std::shared_ptr<detail::SemaphoreState> state) noexcept
+      : Semaphore(tag, std::move(state)) {}
+};
+
+// codec<Semaphore>, codec<BoundedSemaphore>: only as Process arguments (handle_codec.hpp).
+template <class S>
+requires(std::is_same_v<S, Semaphore> || std::is_same_v<S, BoundedSemaphore>) struct codec<S> {
+  static constexpr bool shared_by_inheritance = true;
+  static constexpr const char* kType =
+      std::is_same_v<S, Semaphore> ? "mp::Semaphore" : "mp::BoundedSemaphore";
+  static void encode(Writer& writer, const S& semaphore) {
+    detail::put_shared_object(writer, semaphore.state_, kType);
+  }
+  static S make(Reader& reader) {
+    return S(detail::AdoptTag{}, detail::take_shared_object<detail::SemaphoreState>(reader, kType));
+  }
+  static void decode(Reader& reader, S& semaphore) { semaphore = make(reader); }
+  static void signature(std::string& out) {
+    out += std::is_same_v<S, Semaphore> ? "handle<Semaphore>" : "handle<BoundedSemaphore>";
+  }
 };
 
 }  // namespace mp

@@ -16,13 +16,18 @@
 //
 // Safety: a handle may be copied and used from any thread of any process that
 // has it; all copies name the same memory. Concurrent access to the data needs
-// get_lock() (or std::atomic_ref on suitable T).
+// get_lock() (or std::atomic_ref on suitable T). It is shared by inheritance
+// only: fork, or as an argument of a Process under any start method
+// (mp/detail/handle_codec.hpp); never as a value (a Queue item, a Pipe
+// message, a Pool argument).
 // Visibility: what a process wrote while holding get_lock() is visible to the
 // next holder.
-// Lifetime: one anonymous MAP_SHARED region per object (a header with the
-// lock, then the data), made by the constructor, inherited by children forked
-// afterwards, freed by the kernel with the last handle; T's destructor is never
-// run (T is trivially copyable, hence trivially destructible).
+// Lifetime: one shared region per object (a memfd, mapped MAP_SHARED: a
+// header with the lock, then the data), made by the constructor; children
+// forked afterwards inherit it, children started by forkserver or spawn with
+// the handle as an argument map it too (get_lock() there is the same lock);
+// the kernel frees it with the last handle; T's destructor is never run (T is
+// trivially copyable, hence trivially destructible). Nothing appears in /dev/shm.
 #pragma once
 
 #include <algorithm>
@@ -34,6 +39,7 @@
 #include <string>
 #include <type_traits>
 
+#include "mp/detail/handle_codec.hpp"
 #include "mp/detail/lock_state.hpp"
 #include "mp/detail/shm.hpp"
 #include "mp/errors.hpp"
@@ -89,6 +95,15 @@ class SharedData {
   // the whole region). A reference, so `std::lock_guard g(v.get_lock());`
   // works; mutable because locking a handle does not change the handle.
   [[nodiscard]] Lock& lock() const noexcept { return lock_; }
+  [[nodiscard]] const std::shared_ptr<SharedDataHeader>& header() const noexcept { return header_; }
+
+  // SharedData(AdoptTag, header, what): the data of an existing region (the
+  // child's side of a launch). CodecError when its element size differs from
+  // T's or its data does not fit the mapping.
+  SharedData(AdoptTag, std::shared_ptr<SharedDataHeader> header, const char* what)
+      : header_(checked(std::move(header), what)),
+        data_(reinterpret_cast<T*>(reinterpret_cast<std::byte*>(header_.get()) + data_offset<T>())),
+        lock_(LockAccess::make_lock(std::shared_ptr<LockState>(header_, &header_->lock))) {}
 
  private:
   std::shared_ptr<SharedDataHeader> header_;
@@ -96,6 +111,17 @@ class SharedData {
   mutable Lock lock_;
 
   // make_region(n, init, what): the mapping, with the header and n copies of init.
+  static std::shared_ptr<SharedDataHeader> checked(std::shared_ptr<SharedDataHeader> header,
+                                                   const char* what) {
+    const std::optional<RegionMapping> mapping = region_of(header);
+    const std::size_t mapped = mapping ? mapping->mapped_bytes : 0;
+    if (header->element_size != sizeof(T) || header->size > (mapped - data_offset<T>()) / sizeof(T))
+      throw CodecError(std::string("decode<") + what + ">: the shared region holds " +
+                       std::to_string(header->size) + " elements of " + std::to_string(header->element_size) +
+                       " bytes in " + std::to_string(mapped) + " bytes, not elements of this T");
+    return header;
+  }
+
   static std::shared_ptr<SharedDataHeader> make_region(std::size_t n, const T& init, const char* what) {
     if (n > (SIZE_MAX - data_offset<T>()) / sizeof(T))
       throw ValueError(std::string(what) + ": size " + std::to_string(n) + " is too large");
@@ -108,6 +134,28 @@ class SharedData {
   }
 };
 
+}  // namespace detail
+
+template <class T>
+class Value;
+template <class T>
+class Array;
+
+namespace detail {
+template <class H>
+struct is_shared_data_handle : std::false_type {};
+template <class T>
+struct is_shared_data_handle<Value<T>> : std::true_type {
+  using element = T;
+  static constexpr bool is_value = true;
+};
+template <class T>
+struct is_shared_data_handle<Array<T>> : std::true_type {
+  using element = T;
+  static constexpr bool is_value = false;
+};
+template <class H>
+inline constexpr bool is_shared_data_handle_v = is_shared_data_handle<H>::value;
 }  // namespace detail
 
 template <class T>
@@ -125,6 +173,9 @@ class Value {
   [[nodiscard]] Lock& get_lock() const noexcept { return data_.lock(); }
 
  private:
+  template <class U, class Enable>
+  friend struct mp::codec;
+  explicit Value(detail::SharedData<T> data) : data_(std::move(data)) {}
   detail::SharedData<T> data_;
 };
 
@@ -155,7 +206,33 @@ class Array {
   [[nodiscard]] Lock& get_lock() const noexcept { return data_.lock(); }
 
  private:
+  template <class U, class Enable>
+  friend struct mp::codec;
+  explicit Array(detail::SharedData<T> data) : data_(std::move(data)) {}
   detail::SharedData<T> data_;
+};
+
+// codec<Value<T>>, codec<Array<T>>: only as Process arguments (handle_codec.hpp).
+template <class Handle>
+requires(detail::is_shared_data_handle_v<Handle>) struct codec<Handle> {
+  using Element = typename detail::is_shared_data_handle<Handle>::element;
+  static constexpr bool is_value = detail::is_shared_data_handle<Handle>::is_value;
+  static constexpr const char* kType = is_value ? "mp::Value" : "mp::Array";
+  static constexpr bool shared_by_inheritance = true;
+  static void encode(Writer& writer, const Handle& handle) {
+    detail::put_shared_object(writer, handle.data_.header(), kType);
+  }
+  static Handle make(Reader& reader) {
+    auto header = detail::take_shared_object<detail::SharedDataHeader>(reader, kType);
+    if (is_value && header->size != 1) reader.fail("the shared region holds an Array, not a Value");
+    return Handle(detail::SharedData<Element>(detail::AdoptTag{}, std::move(header), kType));
+  }
+  static void decode(Reader& reader, Handle& handle) { handle = make(reader); }
+  static void signature(std::string& out) {
+    out += is_value ? "handle<Value<" : "handle<Array<";
+    detail::append_signature<Element>(out);
+    out += ">>";
+  }
 };
 
 }  // namespace mp

@@ -65,9 +65,10 @@ struct PidfdResult {
 PidfdResult open_pidfd_or_reap(pid_t pid) noexcept;
 
 // send_with_fds(socket, data, size, fds, count): one message (SEQPACKET: one
-// record) carrying up to kMaxFds descriptors (SCM_RIGHTS). 0 or errno; EINTR
-// retried; MSG_NOSIGNAL. Async-signal-safe.
-inline constexpr std::size_t kMaxFds = 64;
+// record) carrying up to kMaxFds descriptors (SCM_RIGHTS; 253 is the kernel's
+// SCM_MAX_FD: a fork server request carries a Process's handle fds). 0 or
+// errno; EINTR retried; MSG_NOSIGNAL. Async-signal-safe.
+inline constexpr std::size_t kMaxFds = 253;
 int send_with_fds(int socket, const void* data, std::size_t size, const int* fds, std::size_t count) noexcept;
 inline int send_with_fd(int socket, const void* data, std::size_t size, int fd) noexcept {
   return send_with_fds(socket, data, size, &fd, fd >= 0 ? 1 : 0);
@@ -97,6 +98,13 @@ int read_all(int fd, void* data, std::size_t size) noexcept;
 // handler kills the child only if the parent process is really gone.
 // Async-signal-safe.
 void arm_death_signal(pid_t parent, bool forked_on_main_thread) noexcept;
+
+// hold_death_signal_across_exec(): right before exec in a child armed by
+// arm_death_signal(parent, false): blocks SIGRTMAX, whose handler exec drops
+// (the death signal itself survives exec). The new program calls
+// arm_death_signal() again, which unblocks it: a signal sent in between waits
+// for the handler instead of killing the child. Async-signal-safe.
+void hold_death_signal_across_exec() noexcept;
 
 // on_main_thread(): gettid() == getpid().
 bool on_main_thread() noexcept;

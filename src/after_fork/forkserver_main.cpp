@@ -7,7 +7,9 @@
 // allocate and its children may run ordinary C++ at once. It keeps only the
 // descriptors it needs (stdin/stdout/stderr, the control socket, a pidfd and a
 // status pipe per running child): nothing the starting process opened later or
-// had open then (a pipe's write end, say) is held open by it.
+// had open then (a pipe's write end, say) is held open by it. The handle fds
+// that come with a request (a Queue's memfd, a Pipe end) go to the child it
+// forks for that request and are closed in the server right after the fork.
 // Every child it forks leaves through run_launch() -> _exit().
 #include <poll.h>
 #include <signal.h>
@@ -93,17 +95,20 @@ void forkserver_main(int control) noexcept {
     }
     if (fds[0].revents == 0) continue;
     StartRequest request;
-    int received_fds[2] = {-1, -1};
+    int received_fds[after_fork::kMaxFds];
     std::size_t received = 0;
-    const long n =
-        after_fork::receive_with_fds(control, &request, sizeof request, received_fds, 2, &received);
+    const long n = after_fork::receive_with_fds(control, &request, sizeof request, received_fds,
+                                                after_fork::kMaxFds, &received);
     if (n <= 0) ::_exit(0);  // the starting process closed its end (or is gone): our work is done
-    if (n != static_cast<long>(sizeof request) || request.magic != LaunchHeader::kMagic || received != 2) {
+    if (n != static_cast<long>(sizeof request) || request.magic != LaunchHeader::kMagic || received < 2 ||
+        received != 2 + std::size_t{request.fd_count}) {
       for (std::size_t i = 0; i < received; ++i) ::close(received_fds[i]);
       ::_exit(1);  // not our client
     }
     const int record = received_fds[0];
     const int status = received_fds[1];
+    const int* handle_fds = received_fds + 2;
+    const std::size_t handle_count = request.fd_count;
     StartReply reply;
     after_fork::flush_all_output();
     const pid_t pid = ::fork();
@@ -115,9 +120,10 @@ void forkserver_main(int control) noexcept {
         ::close(child.pidfd);
         ::close(child.status_fd);
       }
-      run_launch(record, self, true);
+      run_launch(record, handle_fds, handle_count, self, true);
     }
     ::close(record);
+    for (std::size_t i = 0; i < handle_count; ++i) ::close(handle_fds[i]);  // the child has them
     int pidfd = -1;
     if (pid < 0) {
       reply.error = errno;

@@ -216,6 +216,13 @@ void arm_death_signal(pid_t parent, bool forked_on_main_thread) noexcept {
   if (::getppid() != parent) die_by_sigkill();
 }
 
+void hold_death_signal_across_exec() noexcept {
+  sigset_t block;
+  sigemptyset(&block);
+  sigaddset(&block, SIGRTMAX);
+  ::sigprocmask(SIG_BLOCK, &block, nullptr);
+}
+
 bool on_main_thread() noexcept { return ::gettid() == ::getpid(); }
 
 }  // namespace mp::detail::after_fork

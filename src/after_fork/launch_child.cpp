@@ -31,7 +31,8 @@ namespace {
 
 }  // namespace
 
-void run_launch(int record_fd, pid_t death_parent, bool parent_forked_on_main_thread) noexcept {
+void run_launch(int record_fd, const int* received_fds, std::size_t received_count, pid_t death_parent,
+                bool parent_forked_on_main_thread) noexcept {
   after_fork::discard_inherited_output();
   std::vector<char> record;
   LaunchHeader header;
@@ -47,9 +48,12 @@ void run_launch(int record_fd, pid_t death_parent, bool parent_forked_on_main_th
   ::close(record_fd);
   if (record.size() < sizeof header) bad_record("truncated");
   std::memcpy(&header, record.data(), sizeof header);
-  if (header.magic != LaunchHeader::kMagic || header.version != 1) bad_record("not an mp launch record");
+  if (header.magic != LaunchHeader::kMagic || header.version != 2) bad_record("not an mp launch record");
   const std::size_t strings = std::size_t{header.name_size} + header.identity_size + header.parent_name_size;
-  if (record.size() != sizeof header + strings + header.payload_size) bad_record("sizes do not add up");
+  const std::size_t fd_numbers = std::size_t{header.fd_count} * sizeof(std::int32_t);
+  if (record.size() != sizeof header + strings + fd_numbers + header.payload_size)
+    bad_record("sizes do not add up");
+  if (received_fds != nullptr && received_count != header.fd_count) bad_record("the fds do not match it");
   const char* at = record.data() + sizeof header;
 
   ProcessTable& table = process_table();
@@ -59,6 +63,20 @@ void run_launch(int record_fd, pid_t death_parent, bool parent_forked_on_main_th
   at += header.identity_size;
   std::string parent_name(at, header.parent_name_size);
   at += header.parent_name_size;
+  // The handle fds: as the fork server received them, or (spawn) inherited
+  // across exec at the numbers the parent had them under.
+  std::vector<UniqueFd> handle_fds;
+  try {
+    handle_fds.reserve(header.fd_count);
+    for (std::size_t i = 0; i < header.fd_count; ++i) {
+      std::int32_t number;
+      std::memcpy(&number, at + i * sizeof number, sizeof number);
+      handle_fds.emplace_back(received_fds != nullptr ? received_fds[i] : number);
+    }
+  } catch (...) {
+    bad_record("out of memory");
+  }
+  at += fd_numbers;
   auto* me = new (std::nothrow) ProcessInfo(std::move(name), ::getpid());
   auto* parent = new (std::nothrow) ProcessInfo(std::move(parent_name), header.parent_pid);
   if (me == nullptr || parent == nullptr) bad_record("out of memory");
@@ -80,10 +98,11 @@ void run_launch(int record_fd, pid_t death_parent, bool parent_forked_on_main_th
   }
   int code = 0;
   try {
+    IncomingFds fds(std::move(handle_fds));
     if (header.has_entry != 0) {
       auto entry = reinterpret_cast<LaunchEntry>(const_cast<void*>(code_pointer_from(header.entry)));
       if (entry == nullptr) throw ProcessError("the launch record names code that is not in this program");
-      entry(std::span<const std::byte>(reinterpret_cast<const std::byte*>(at), header.payload_size));
+      entry(std::span<const std::byte>(reinterpret_cast<const std::byte*>(at), header.payload_size), fds);
     }
   } catch (...) {
     after_fork::print_exception(me->name().c_str());

@@ -1,7 +1,11 @@
 // src/after_fork/spawn_launch.cpp — the spawn start method: fork, then at once
 // exec /proc/self/exe with the launch record's fd in MP_SPAWN_FD; the new run
-// reaches mp::init(), which runs the child (launch_child.cpp). Between fork()
-// and execve() only async-signal-safe calls on memory prepared before fork().
+// reaches mp::init(), which runs the child (launch_child.cpp). The handle fds
+// (a Queue's memfd, a Pipe end: the record lists their numbers) cross exec
+// too: the child clears their close-on-exec flag in its own fd table, so the
+// parent's stay close-on-exec. Nothing goes through the file system. Between
+// fork() and execve() only async-signal-safe calls on memory prepared before
+// fork().
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,7 +24,7 @@ extern char** environ;
 
 namespace mp::detail {
 
-Launched spawn_launch(int record_fd, bool daemon) {
+Launched spawn_launch(int record_fd, bool daemon, const std::vector<int>& handle_fds) {
   if (!init_was_called())
     throw ProcessError(
         "Process::start(): the spawn start method runs this program again and needs mp::init(argc, argv) as "
@@ -33,7 +37,8 @@ Launched spawn_launch(int record_fd, bool daemon) {
   argv.push_back(nullptr);
   std::vector<std::string> environment;
   for (char** e = environ; *e != nullptr; ++e)
-    if (std::strncmp(*e, "MP_SPAWN_FD=", 12) != 0 && std::strncmp(*e, "MP_FORKSERVER_FD=", 17) != 0)
+    if (std::strncmp(*e, "MP_SPAWN_FD=", 12) != 0 && std::strncmp(*e, "MP_FORKSERVER_FD=", 17) != 0 &&
+        std::strncmp(*e, "MP_FORKSERVER_PARENT=", 21) != 0)
       environment.emplace_back(*e);
   environment.push_back("MP_SPAWN_FD=" + std::to_string(record_fd));
   std::vector<char*> envp;
@@ -53,7 +58,10 @@ Launched spawn_launch(int record_fd, bool daemon) {
     // ---- the child until exec: async-signal-safe only ----
     after_fork::discard_inherited_output();
     if (daemon) after_fork::arm_death_signal(parent, main_thread);  // PR_SET_PDEATHSIG survives exec
-    ::fcntl(record_fd, F_SETFD, 0);                                 // the record crosses exec
+    // Its handler does not (off the main thread): held until run_launch() re-arms it.
+    if (daemon && !main_thread) after_fork::hold_death_signal_across_exec();
+    ::fcntl(record_fd, F_SETFD, 0);                           // the record crosses exec
+    for (const int fd : handle_fds) ::fcntl(fd, F_SETFD, 0);  // and so do the handles' fds
     ::execve(exe, argv.data(), envp.data());
     const int error = errno;
     (void)after_fork::write_all(report_write.get(), &error, sizeof error);

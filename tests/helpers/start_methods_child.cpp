@@ -10,6 +10,10 @@
 // exception: the child throws mp::ValueError (exit 1, message on stderr);
 // daemon: starts a daemon that sleeps, prints "daemon <pid> alive" and
 //   "ready", then waits to be SIGKILLed.
+// handles: every kind of handle passed to children (start_methods_handles.hpp),
+//   one line "<kind> ok" (or "<kind> FAILED: why") each;
+// handle_starts: 200 starts with a Queue, a Lock and a Pipe end as arguments;
+//   prints "fds +N shm +M" (the growth of this process's fds and of /dev/shm).
 // Prints "exitcode N" for the modes that join.
 #include <unistd.h>
 
@@ -21,6 +25,7 @@
 #include "mp/context.hpp"
 #include "mp/errors.hpp"
 #include "mp/process.hpp"
+#include "start_methods_handles.hpp"
 
 namespace {
 
@@ -92,6 +97,8 @@ int main(int argc, char** argv) {
     mp::Process p(method, [] { throw mp::ValueError("bad thing"); });
     return report(p);
   }
+  if (mode == "handles") return mp::test::run_handle_checks(method);
+  if (mode == "handle_starts") return mp::test::run_handle_starts(method, 200);
   if (mode == "daemon") {
     mp::Process p(method, sleep_forever);
     p.set_daemon(true);

@@ -417,4 +417,33 @@ TEST(PoolFault, TasksBatchedBehindADeadWorkersTaskRunExactlyOnce) {
   }
 }
 
+// big_result_then_killed(n): returns n ints, and is SIGKILLed as soon as its
+// worker has begun streaming them into the result ring (a stream is open).
+std::vector<int> big_result_then_killed(int n) {
+  mp::detail::Ring* ring = mp::detail::pool_worker_result_ring_for_testing();
+  std::thread([ring] {
+    while ((ring->header()->stream_state.load() & mp::detail::kStreamIdMask) == 0) {
+    }
+    std::this_thread::sleep_for(1ms);
+    ::raise(SIGKILL);
+  }).detach();
+  return std::vector<int>(static_cast<std::size_t>(n), 7);
+}
+
+TEST(PoolFault, WorkerKilledWhileStreamingALargeResultFailsOnlyItsTask) {
+  mp::Pool pool(2);
+  auto victim = pool.apply_async(big_result_then_killed, 16 << 20);  // 64 MiB: streamed
+  std::vector<mp::AsyncResult<int>> others;
+  for (int i = 0; i < 20; ++i) others.push_back(pool.apply_async(square_after_nap, i));
+  try {
+    (void)victim.get();
+    FAIL() << "the killed task returned";
+  } catch (const mp::WorkerLost& e) {
+    EXPECT_NE(std::string(e.what()).find("killed by signal 9"), std::string::npos) << e.what();
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(others[static_cast<std::size_t>(i)].get(), i * i);
+  EXPECT_EQ(pool.map(square_after_nap, std::vector<int>{1, 2, 3}, 1), (std::vector<int>{1, 4, 9}));
+  EXPECT_GE(pool.apply(result_lock_repairs, 0), 1u);  // it died holding the stream: repaired
+}
+
 }  // namespace

@@ -12,6 +12,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -257,6 +259,22 @@ TEST(PipeShm, SendsAndReceivesAfterForkFromBothProcessesInTurn) {
   a.send(3);
   EXPECT_EQ(b.recv(), 3);
   EXPECT_FALSE(b.poll());
+}
+
+std::size_t open_fds() {
+  return static_cast<std::size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/fd"),
+                                                std::filesystem::directory_iterator()));
+}
+
+TEST(PipeShm, ARecvThatCannotDecodeNamesTheEndWithoutArmingIt) {
+  // The error message names the end; it must not do so through fileno(),
+  // which on a receiving end makes an epoll fd and arms the doorbell.
+  auto [a, b] = mp::Pipe<std::int64_t>();
+  const std::size_t before = open_fds();
+  a.send_bytes(std::vector<std::byte>(3));
+  std::string what = message_of<mp::CodecError>([&, &b = b] { (void)b.recv(); });
+  EXPECT_NE(what.find("recv(connection fd "), std::string::npos) << what;
+  EXPECT_EQ(open_fds(), before) << "no epoll fd was made";
 }
 
 // travelled(end, fds): what a child that is not a fork rebuilds from the

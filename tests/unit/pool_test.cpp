@@ -586,6 +586,17 @@ TEST(Pool, LargeArgumentsAndResultsTravelIntact) {
   }
 }
 
+TEST(Pool, ArgumentsAndResultsLargerThanTheRingsHotAreaTravelIntact) {
+  // 24 MiB each way: far beyond the task and result rings' hot area, so the
+  // pool's put of the task (which never blocks under its lock) and the
+  // worker's put of the result stream through the rings.
+  mp::Pool pool(1);
+  std::vector<int> big(6 << 20);
+  std::iota(big.begin(), big.end(), 7);
+  const std::vector<int> back = pool.apply([](std::vector<int> v) { return v; }, big);
+  EXPECT_EQ(back, big);
+}
+
 TEST(Pool, MovedPool) {
   mp::Pool first(1);
   mp::Pool second(std::move(first));

@@ -10,7 +10,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
 #include <future>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "common/leak_check.hpp"
 #include "mp/context.hpp"
 #include "mp/errors.hpp"
+#include "mp/event.hpp"
 #include "mp/process.hpp"
 #include "mp/wait.hpp"
 #include "unit/process_test_support.hpp"
@@ -181,6 +184,42 @@ TEST_F(ForkServer, FirstUseWhileThreadsRunReRunsTheProgram) {
   stop.set_value();
   other.join();
   EXPECT_EQ(p.exitcode(), 5);
+}
+
+// handles_sigrtmax(pid): /proc/PID/status lists a handler for SIGRTMAX (SigCgt).
+bool handles_sigrtmax(pid_t pid) {
+  FILE* status = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (status == nullptr) return false;
+  char line[256];
+  unsigned long long caught = 0;
+  while (std::fgets(line, sizeof line, status) != nullptr)
+    if (std::sscanf(line, "SigCgt: %llx", &caught) == 1) break;
+  std::fclose(status);
+  return ((caught >> (SIGRTMAX - 1)) & 1) != 0;
+}
+
+// The child: once told, exits 0 if its parent (the fork server) still
+// handles its death signal, 3 if not.
+void check_server_after(mp::Event go) {
+  if (!go.wait(30s)) mp::exit(4);
+  mp::exit(handles_sigrtmax(::getppid()) ? 0 : 3);
+}
+
+// Regression: a server re-run (exec) from a thread other than the main one
+// lost the SIGRTMAX handler of its death signal across exec, so it died (the
+// default action) when that thread exited, and its children's exit codes
+// were lost.
+TEST_F(ForkServer, StartedFromAShortLivedThreadOutlivesThatThread) {
+  mp::Event go;
+  std::unique_ptr<mp::Process> p;
+  std::thread starter([&] {  // the first use, with two threads: the server is a re-run
+    p = std::make_unique<mp::Process>(kForkserver, check_server_after, go);
+    p->start();
+  });
+  starter.join();  // the starting thread is gone: the death signal was sent (or is on its way)
+  go.set();
+  p->join();
+  EXPECT_EQ(p->exitcode(), 0);
 }
 
 TEST(Spawn, WithoutInitRaisesProcessErrorSayingWhy) {

@@ -14,6 +14,10 @@
 //   static constexpr bool bitwise;              // encoding == the sizeof(T) object bytes
 //   static std::size_t min_size();              // fewest bytes any value encodes to
 //   static void signature(std::string& out);    // appends the wire format's name
+//   static T make(Reader&);                     // decodes into a new T (no default T needed)
+//   static constexpr bool shared_by_inheritance = true;
+//                                               // a handle on a shared object: encodable only
+//                                               // as a launch argument (codec_fds.hpp)
 #pragma once
 
 #include <concepts>
@@ -74,6 +78,21 @@ template <class T>
 concept HasCodec = requires(Writer& writer, Reader& reader, const T& in, T& out) {
   codec<T>::encode(writer, in);
   codec<T>::decode(reader, out);
+};
+
+// MadeByCodec<T>: codec<T>::make(reader) decodes into a new T, so T needs no
+// default constructor to be decoded (the handles of mp/detail/handle_codec.hpp).
+template <class T>
+concept MadeByCodec = requires(Reader& reader) {
+  { codec<T>::make(reader) } -> std::same_as<T>;
+};
+
+// SharedByInheritance<T>: T is a handle on a shared object (a Queue, a Lock,
+// a Value, a Connection...): it travels only as a launch argument, with its
+// fd (codec_fds.hpp); mp::encode / decode refuse it at compile time.
+template <class T>
+concept SharedByInheritance = requires {
+  requires codec<std::remove_cvref_t<T>>::shared_by_inheritance;
 };
 
 }  // namespace detail

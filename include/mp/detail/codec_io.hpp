@@ -9,6 +9,14 @@
 // Both are plain values over caller-owned storage; neither is thread-safe, and
 // neither outlives the buffer it was given. Users name them only when they
 // specialise mp::codec<T> by hand (see mp/codec.hpp).
+//
+// The fd channel: a Writer that encodes the arguments of a launch (a Process
+// started by forkserver or spawn) carries an OutgoingFds, and the Reader in
+// the child an IncomingFds (mp/detail/codec_fds.hpp): a handle on a shared
+// object (a Queue, a Lock, a Value, a Connection) puts its file descriptor
+// there and only the fd's index (plus what it needs to map it) in the bytes.
+// Everywhere else (a Queue item, a Pipe message, a Pool task) there is no
+// channel, and such a handle refuses to be encoded (ProcessError).
 #pragma once
 
 #include <bit>
@@ -80,12 +88,17 @@ concept FixedWidthScalar = (std::is_integral_v<T> || std::is_same_v<T, float> ||
 // structs) cannot be bounded by the bytes left; they are capped by memory instead.
 inline constexpr std::size_t kMaxBytesOfZeroSizeElements = std::size_t{1} << 20;
 
+class OutgoingFds;  // mp/detail/codec_fds.hpp
+class IncomingFds;
+
 }  // namespace detail
 
 class Writer {
  public:
   // Writer(out): appends to out; out must outlive the Writer.
   explicit Writer(std::vector<std::byte>& out) noexcept : out_(&out) {}
+  // Writer(out, fds): also collects the fds of the handles it encodes (a launch).
+  Writer(std::vector<std::byte>& out, detail::OutgoingFds* fds) noexcept : out_(&out), fds_(fds) {}
 
   // Writer::bytes(data, size): appends size raw bytes.
   void bytes(const void* data, std::size_t size) {
@@ -116,9 +129,12 @@ class Writer {
 
   [[nodiscard]] std::vector<std::byte>& buffer() noexcept { return *out_; }
   [[nodiscard]] std::size_t size() const noexcept { return out_->size(); }
+  // Writer::fds(): the launch's fd channel, or nullptr outside a launch.
+  [[nodiscard]] detail::OutgoingFds* fds() const noexcept { return fds_; }
 
  private:
   std::vector<std::byte>* out_;
+  detail::OutgoingFds* fds_ = nullptr;
 };
 
 class Reader {
@@ -127,6 +143,12 @@ class Reader {
   // what is being decoded, for error messages ("decode<TYPE>: ...").
   explicit Reader(std::span<const std::byte> bytes, std::string_view type = "value") noexcept
       : bytes_(bytes), type_(type) {}
+  // Reader(bytes, type, fds): also adopts the fds a launch carried (see Writer).
+  Reader(std::span<const std::byte> bytes, std::string_view type, detail::IncomingFds* fds) noexcept
+      : bytes_(bytes), type_(type), fds_(fds) {}
+
+  // Reader::fds(): the launch's received fds, or nullptr outside a launch.
+  [[nodiscard]] detail::IncomingFds* fds() const noexcept { return fds_; }
 
   // Reader::offset(): bytes consumed so far.
   [[nodiscard]] std::size_t offset() const noexcept { return offset_; }
@@ -230,6 +252,7 @@ class Reader {
   std::size_t offset_ = 0;
   std::string_view type_;
   std::size_t depth_ = 0;
+  detail::IncomingFds* fds_ = nullptr;
 };
 
 }  // namespace mp

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -119,6 +120,11 @@ class MP_API ConnectionCore {
   // ConnectionCore::fileno(): an fd that polls readable when recv would not
   // block (for mp::wait); ValueError when closed.
   [[nodiscard]] virtual int fileno() const = 0;
+
+  // ConnectionCore::name(): "connection fd N", for error messages; unlike
+  // fileno() it never throws and changes nothing (a shared-memory end's
+  // fileno() makes an epoll fd and arms the doorbell).
+  [[nodiscard]] virtual std::string name() const = 0;
 
   // ConnectionCore::travel(out): fills `out` (see ConnectionTravel) so this
   // end can be rebuilt in a child that is not a fork of this process, and

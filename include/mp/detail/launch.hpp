@@ -12,8 +12,12 @@
 //
 // What can travel is what Pool accepts (see pool_task.hpp): a function
 // pointer, a capture-less lambda, a function object whose state is trivially
-// copyable or codec-serialisable; arguments that are codec-serialisable and
-// default-constructible (they are decoded into default-made objects).
+// copyable or codec-serialisable; arguments that are codec-serialisable
+// (decoded into default-made objects, or made by their codec), and handles on
+// shared objects (Queue, Lock and the other primitives, Value, Array,
+// Connection): their fds travel beside the payload in the launch's fd channel
+// (mp/detail/codec_fds.hpp), and the entry gets the received fds with the
+// payload. The child shares the very objects the parent passed.
 #pragma once
 
 #include <cstddef>
@@ -27,6 +31,7 @@
 #include <vector>
 
 #include "mp/codec.hpp"
+#include "mp/detail/codec_fds.hpp"
 #include "mp/detail/export.hpp"
 #include "mp/detail/pool_task.hpp"
 
@@ -52,8 +57,16 @@ static_assert(sizeof(CodeAddress) == 16);
 MP_API CodeAddress code_address_of(const void* function) noexcept;
 MP_API const void* code_pointer_from(CodeAddress address) noexcept;
 
-// The trampoline a child calls with the payload. Throws what the target throws.
-using LaunchEntry = void (*)(std::span<const std::byte> payload);
+// The trampoline a child calls with the payload and the fds that came with
+// it (handles adopt theirs; the rest are closed before the target runs).
+// Throws what the target throws.
+using LaunchEntry = void (*)(std::span<const std::byte> payload, IncomingFds& fds);
+
+// LaunchArgument<T>: T can be a launch argument: encodable, or a handle whose
+// codec makes it in the child (codec<T>::make: Barrier, Array, Connection
+// have no default constructor).
+template <class T>
+concept LaunchArgument = HasCodec<T> &&(Encodable<T> || MadeByCodec<T>);
 
 template <class F>
 inline constexpr bool is_function_pointer_v =
@@ -62,8 +75,7 @@ inline constexpr bool is_function_pointer_v =
 // target_travels<F, Args...>: the target and its arguments can be rebuilt in a
 // child from bytes.
 template <class F, class... Args>
-inline constexpr bool target_travels = callable_travels<F> &&
-                                       ((Encodable<Args> && std::is_default_constructible_v<Args>)&&...);
+inline constexpr bool target_travels = callable_travels<F> && (LaunchArgument<Args> && ...);
 
 template <class F>
 void put_travelling_callable(Writer& writer, const F& f) {
@@ -90,33 +102,30 @@ F take_travelling_callable(Reader& reader) {
 
 // run_travelled_target<F, Args...>: the trampoline of a target-style Process.
 template <class F, class... Args>
-void run_travelled_target(std::span<const std::byte> payload) {
-  Reader reader(payload, "mp::Process target");
+void run_travelled_target(std::span<const std::byte> payload, IncomingFds& fds) {
+  Reader reader(payload, "mp::Process target", &fds);
   F f = take_travelling_callable<F>(reader);
-  std::tuple<Args...> arguments{};
-  (void)std::apply(
-      [&reader](auto&... each) {
-        (reader.value(each), ...);
-        return 0;
-      },
-      arguments);
+  // Braces: the arguments are decoded left to right, in the order they were written.
+  std::tuple<Args...> arguments{decode_new<Args>(reader)...};
   reader.finish();
+  fds.release_unclaimed();
   std::apply([&f](auto&... each) { std::invoke(std::move(f), std::move(each)...); }, arguments);
 }
 
-// encode_target(f, args...): the payload of run_travelled_target<F, Args...>.
+// encode_target(out, fds, f, args...): the payload of run_travelled_target<F,
+// Args...>; the handles among the arguments add their fds to `fds`.
 template <class F, class... Args>
-void encode_target(std::vector<std::byte>& out, const F& f, const Args&... arguments) {
-  Writer writer(out);
+void encode_target(std::vector<std::byte>& out, OutgoingFds& fds, const F& f, const Args&... arguments) {
+  Writer writer(out, &fds);
   put_travelling_callable(writer, f);
-  (writer.value(arguments), ...);
+  (codec<Args>::encode(writer, arguments), ...);
 }
 
 // A Process subclass registered with MP_REGISTER_PROCESS: how to encode one
 // and the trampoline that decodes it and calls its run() in the child.
 struct RegisteredProcess {
   const std::type_info* type = nullptr;
-  void (*encode)(const Process& object, std::vector<std::byte>& out) = nullptr;
+  void (*encode)(const Process& object, std::vector<std::byte>& out, OutgoingFds& fds) = nullptr;
   LaunchEntry entry = nullptr;
 };
 MP_API void register_process(const RegisteredProcess& registration);

@@ -2,8 +2,8 @@
 // mp::RLock, and the operations Lock, RLock, Condition and the shared values
 // perform on it.
 //
-// One LockState lives in its own anonymous MAP_SHARED region (or inside a
-// Value's / Array's region). It is an ABI between processes (STYLE rule 5).
+// One LockState lives in its own shared region, a memfd (mp/detail/shm.hpp),
+// or inside a Value's / Array's region. It is an ABI between processes (STYLE rule 5).
 //
 // Invariants:
 //   INV1  `depth` is read and written only by the holder of `mutex` (so the
@@ -96,6 +96,7 @@ struct MP_API LockAccess {
   static const std::shared_ptr<LockState>& state(const Lock& lock) noexcept;
   static const std::shared_ptr<LockState>& state(const RLock& lock) noexcept;
   static Lock make_lock(std::shared_ptr<LockState> state) noexcept;
+  static RLock make_rlock(std::shared_ptr<LockState> state) noexcept;
 };
 
 }  // namespace mp::detail

@@ -287,6 +287,11 @@ class MP_API Ring {
   // backlog (INV8). Throws mp::Error if the kernel refuses the memfd or mapping.
   static Ring create(std::uint64_t maxsize, std::uint32_t capacity = kDefaultRingCapacity);
 
+  // Ring::adopt(region): a handle on an existing ring's region, mapped again
+  // in a child started by forkserver or spawn (mp/detail/handle_codec.hpp).
+  // CodecError when the region holds no ring of this version or is too small.
+  static Ring adopt(SharedRegion region);
+
   // Ring::put(payload, deadline, nonblocking): appends one item. Blocks (until
   // `deadline`; not at all when nonblocking) on room: fewer than maxsize items
   // and enough free bytes. An item larger than stream_threshold is streamed:

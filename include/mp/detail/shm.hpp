@@ -69,6 +69,7 @@ inline void raise_fd_limit_once() noexcept {
 struct RegionMapping {
   int fd = -1;
   std::size_t mapped_bytes = 0;  // the address range reserved (>= the file's size)
+  std::byte* base = nullptr;     // where it is mapped in this process
   void operator()(std::byte* bytes) const noexcept {
     ::munmap(bytes, mapped_bytes);
     ::close(fd);  // never retried on EINTR: the fd is gone either way
@@ -144,7 +145,8 @@ class SharedRegion {
       fail("mmap", what, bytes);
     }
     // On bad_alloc the shared_ptr constructor calls the deleter itself (unmap, close).
-    return SharedRegion(std::shared_ptr<std::byte>(static_cast<std::byte*>(p), RegionMapping{fd, bytes}));
+    return SharedRegion(std::shared_ptr<std::byte>(static_cast<std::byte*>(p),
+                                                   RegionMapping{fd, bytes, static_cast<std::byte*>(p)}));
   }
 
   [[noreturn]] static void fail(const char* call, const char* what, std::size_t bytes) {

@@ -1,7 +1,7 @@
 // mp/redis/pool.hpp — mp::redis::Pool and serve(): a Pool whose workers run on any machine.
 //
 // A submitter puts task records (registered function name, encoded arguments,
-// where to reply, attempt) on a Redis JoinableQueue; worker hosts run
+// where to reply, limits) on a Redis JoinableQueue; worker hosts run
 // serve(url, name), which takes them and runs them in a local mp::Pool, and
 // pushes each result to the submitter's own result queue.
 //
@@ -38,9 +38,13 @@
 // Errors: ValueError for a function not registered with MP_TASK, a submission
 // after close() / terminate(), join() before either; the task's own failure
 // (RemoteError, WorkerLost, TaskTimeout) from get() / next(); ConnectionError
-// for every result still awaited when the server is lost.
+// for every result still awaited when the server stayed away for 10 s.
 //
 // Safety: a Pool may be used from several threads; a result from any thread.
+// serve() installs SIGTERM and SIGINT handlers while it runs (restored when it
+// returns): one serve() per process at a time.
+// Visibility: a task sees its arguments as they were encoded at submission;
+// its effects reach the submitter only through its result.
 // Lifetime: ~Pool stops waiting for results: every result not in yet fails
 // with WorkerLost (a handle may outlive its Pool; nothing waits forever), and
 // deletes the submitter's result queue. terminate() does the same without
