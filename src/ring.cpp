@@ -236,6 +236,7 @@ void Ring::rewind(std::uint64_t& w, std::uint64_t r) noexcept {
   w = pack(count_of(w), next);
   // INV1: pairs with the acquire loads of write_word in get(): publishes the SKIP
   h.write_word.store(w, std::memory_order_release);
+  h.known_write_word.store(w, std::memory_order_relaxed);    // INV11: we hold consumer_mutex
   commit_read(pack(count_of(r), next), tail + kSkipRecord);  // passes it (INV8: punches what was used)
   h.cached_reclaimed = next;  // commit_read() just published it: nothing before `next` is in use
   wake_putters();             // INV7: there is more room now
@@ -263,9 +264,12 @@ void Ring::rewind_after_drain(std::uint64_t r) noexcept {
 RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
   const auto published = [&] {
-    // acquire on both: pairs with the commits in put() and get()
-    return position_of(h.write_word.load(std::memory_order_acquire)) !=
-           position_of(h.read_word.load(std::memory_order_acquire));
+    // acquire: pairs with the commits in get()
+    const std::uint32_t head = position_of(h.read_word.load(std::memory_order_acquire));
+    // relaxed: a hint (INV11); the lock below orders what we then read
+    if (position_of(h.known_write_word.load(std::memory_order_relaxed)) - head - 1 < h.capacity) return true;
+    // acquire: pairs with put's commit
+    return position_of(h.write_word.load(std::memory_order_acquire)) != head;
   };
   for (;;) {
     if (!published()) {
@@ -291,8 +295,15 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
 
     std::uint64_t r = h.read_word.load(std::memory_order_relaxed);  // only stored under our lock
     for (;;) {
-      const std::uint64_t w = h.write_word.load(std::memory_order_acquire);  // pairs with put's commit (INV1)
-      if (position_of(w) == position_of(r)) break;                           // another consumer was first
+      // INV11: records below what a consumer last read of write_word need no
+      // new look at the producers' line. Relaxed: stored under our lock, and
+      // the lock orders the record bytes its reader acquired.
+      std::uint64_t w = h.known_write_word.load(std::memory_order_relaxed);
+      if (position_of(w) - position_of(r) - 1 >= h.capacity) {   // caught up (or stale): look again
+        w = h.write_word.load(std::memory_order_acquire);        // pairs with put's commit (INV1)
+        h.known_write_word.store(w, std::memory_order_relaxed);  // INV11; read under our lock
+      }
+      if (position_of(w) == position_of(r)) break;  // another consumer was first
       RecordHeader record{};
       copy_out(position_of(r), reinterpret_cast<std::byte*>(&record), sizeof record);
       const std::uint32_t used = position_of(w) - position_of(r);
@@ -323,7 +334,8 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
           // (its ABORT is published before stream_state stops naming it: it
           // is dropped without waiting). acquire: pairs with the producer's
           // stores of stream_state (INV9).
-          if (nonblocking && count_of(w) == count_of(r) &&
+          // (The count of a fresh write_word: INV11's copy may be older.)
+          if (nonblocking && count_of(h.write_word.load(std::memory_order_acquire)) == count_of(r) &&
               (h.stream_state.load(std::memory_order_acquire) & kStreamIdMask) == record.stream_id)
             return RingStatus::would_block;
           switch (read_stream(record, r, target,

@@ -125,24 +125,6 @@ std::size_t Ring::resident_bytes() const noexcept {
   return static_cast<std::size_t>(st.st_blocks) * 512;
 }
 
-void Ring::copy_in(std::uint32_t position, const std::byte* source, std::size_t n) noexcept {
-  if (n == 0) return;
-  const std::uint32_t mask = header_->capacity - 1;
-  const std::size_t offset = position & mask;
-  const std::size_t first = std::min<std::size_t>(n, header_->capacity - offset);
-  std::memcpy(data_ + offset, source, first);
-  if (first < n) std::memcpy(data_, source + first, n - first);
-}
-
-void Ring::copy_out(std::uint32_t position, std::byte* destination, std::size_t n) const noexcept {
-  if (n == 0) return;
-  const std::uint32_t mask = header_->capacity - 1;
-  const std::size_t offset = position & mask;
-  const std::size_t first = std::min<std::size_t>(n, header_->capacity - offset);
-  std::memcpy(destination, data_ + offset, first);
-  if (first < n) std::memcpy(destination + first, data_, n - first);
-}
-
 void Ring::append_out(std::uint32_t position, std::size_t n, std::vector<std::byte>& buffer) const {
   const std::uint32_t mask = header_->capacity - 1;
   const std::size_t offset = position & mask;

@@ -3,11 +3,13 @@
 // INV1..INV10.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <utility>
 
 #include "mp/detail/clock.hpp"
@@ -73,4 +75,49 @@ class SideLock {
   RobustMutex* mutex_;
 };
 
+// copy_bytes(destination, source, n): memcpy, with the sizes of small items
+// and record headers (at most 16 bytes) done inline instead of through a
+// call into the C library: a put or get of a `long` copies 8 and 16 bytes.
+inline void copy_bytes(std::byte* destination, const std::byte* source, std::size_t n) noexcept {
+  if (n > 16) {
+    std::memcpy(destination, source, n);
+  } else if (n >= 8) {  // two (possibly overlapping) 8-byte moves
+    std::uint64_t first = 0, last = 0;
+    std::memcpy(&first, source, 8);
+    std::memcpy(&last, source + n - 8, 8);
+    std::memcpy(destination, &first, 8);
+    std::memcpy(destination + n - 8, &last, 8);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) destination[i] = source[i];
+  }
+}
+
 }  // namespace mp::detail::ring_internal
+
+namespace mp::detail {
+
+// Ring::copy_in / copy_out: bytes to or from ring positions, across the wrap.
+// Inline here so that the ring's fast paths copy small records without calls.
+inline void Ring::copy_in(std::uint32_t position, const std::byte* source, std::size_t n) noexcept {
+  const std::size_t offset = position & (header_->capacity - 1);
+  if (n <= header_->capacity - offset) {
+    ring_internal::copy_bytes(data_ + offset, source, n);
+    return;
+  }
+  const std::size_t first = header_->capacity - offset;  // < n: the copy wraps
+  std::memcpy(data_ + offset, source, first);
+  std::memcpy(data_, source + first, n - first);
+}
+
+inline void Ring::copy_out(std::uint32_t position, std::byte* destination, std::size_t n) const noexcept {
+  const std::size_t offset = position & (header_->capacity - 1);
+  if (n <= header_->capacity - offset) {
+    ring_internal::copy_bytes(destination, data_ + offset, n);
+    return;
+  }
+  const std::size_t first = header_->capacity - offset;  // < n: the copy wraps
+  std::memcpy(destination, data_ + offset, first);
+  std::memcpy(destination + first, data_, n - first);
+}
+
+}  // namespace mp::detail

@@ -287,6 +287,7 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
 
   for (;;) {
     const std::uint64_t w = h.write_word.load(std::memory_order_acquire);  // pairs with put's commit (INV1)
+    h.known_write_word.store(w, std::memory_order_relaxed);                // INV11; we hold consumer_mutex
     if (position_of(w) == position_of(r)) {
       const bool shut_down = is_shut_down();
       if (shut_down || deadline.expired()) {

@@ -128,6 +128,15 @@
 //         waits without a deadline (consumer_streaming == 2): that reader
 //         passes it with the next chunk. In both cases the ring holds nothing
 //         behind the SKIP, so it never strands live bytes.
+//   INV11 RingHeader::known_write_word is a value write_word had, stored
+//         (under consumer_mutex) by every consumer that reads write_word under
+//         that lock, and by rewinds; consumers move head only over records
+//         below a write_word they read and stored, so head never passes it.
+//         So the records in [head, known) are complete (INV1) and a consumer
+//         that is behind takes them without touching the producers' cache
+//         line: it re-reads write_word only once it has caught up. (A value
+//         read outside the lock is only a hint; a position more than the
+//         capacity ahead of head is stale and ignored.)
 //
 // Memory ordering: record bytes travel with release/acquire on write_word
 // (producer -> consumer) and read_word (consumer -> producer, "these bytes may
@@ -158,7 +167,7 @@
 namespace mp::detail {
 
 inline constexpr std::uint32_t kRingMagic = 0x6d705251;  // "mpRQ"
-inline constexpr std::uint32_t kRingVersion = 3;
+inline constexpr std::uint32_t kRingVersion = 4;
 // The ring's bytes are a reservation: a sparse memfd whose pages exist only
 // where the backlog touched them and are punched back behind the consumers.
 inline constexpr std::uint32_t kMaxRingCapacity = 1u << 31;  // positions are u32: 2 GiB at most
@@ -225,7 +234,7 @@ struct alignas(64) RingHeader {
   std::atomic<std::uint64_t> read_word;           // gets << 32 | head; stored only under consumer_mutex
   std::atomic<std::uint32_t> reclaimed;           // producers may write below reclaimed + capacity (INV8)
   std::atomic<std::uint32_t> consumer_streaming;  // hint: the lock is held long (1), with no deadline (2)
-  std::atomic<std::uint32_t> consumer_repairs;    // how many times a consumer lock was taken from the dead
+  std::atomic<std::uint64_t> known_write_word;    // write_word as a consumer last read it (INV11)
 
   // --- waiting (INV7) ---
   alignas(64) EventCount not_empty;  // getters wait here; notified after a publish
@@ -235,6 +244,7 @@ struct alignas(64) RingHeader {
   alignas(64) std::atomic<std::uint32_t> state;  // kShutdownBit
   std::atomic<std::uint32_t> tasks_done;         // task_done() calls; unfinished = puts - tasks_done
   EventCount all_done;                           // join() waits here; notified when unfinished reaches 0
+  std::atomic<std::uint32_t> consumer_repairs;   // how many times a consumer lock was taken from the dead
 
   // --- the open stream's fate (INV9) ---
   alignas(64) std::atomic<std::uint64_t> stream_state;  // 0, id, id | kStreamFinishing, id | kStreamAbandoned
