@@ -94,6 +94,8 @@ class Link {
   void run_later(const Command& command, Deadline deadline, Push push = Push::now);
   // Link::settle(deadline): reads the replies run_later still owes; false if it could not.
   bool settle(Deadline deadline) noexcept;
+  // Link::owes_replies(): run_later commands whose replies are not read yet.
+  [[nodiscard]] bool owes_replies() const noexcept { return !later_.empty(); }
   // Link::take_later_error(): the error reply of a run_later command, once ("" if none).
   std::string take_later_error() { return std::exchange(later_error_, {}); }
 

@@ -316,6 +316,9 @@ void QueueCore::task_done() {
   if (std::string earlier = link->take_later_error(); !earlier.empty()) {
     throw mp::Error("mp::redis queue \"" + impl_->name + "\": an earlier task_done() failed: " + earlier);
   }
+  // One deferred acknowledgement per acker at a time: after a lost link every deferred command
+  // is sent again, and mp2_task_done only recognises the acker's last applied sequence number.
+  if (link->owes_replies()) retry([&] { return link->run({}, retry.reply_deadline()); });
   bool safe_to_defer = false;
   {
     std::lock_guard lock(state.mutex);
@@ -340,6 +343,66 @@ void QueueCore::task_done() {
         "item was handed out again (a longer Options::lease avoids this)");
   }
   (void)integer_of(reply.get(), what);
+}
+
+void QueueCore::task_done_many(std::size_t n) {
+  if (n == 0) return;
+  if (n == 1) return task_done();
+  auto& state = impl_->local();
+  std::vector<std::string> cids;
+  bool safe_to_defer = false;
+  {
+    std::lock_guard lock(state.mutex);
+    if (state.held.size() < n) {
+      throw mp::ValueError("mp::redis queue \"" + impl_->name +
+                           "\": task_done() called more times than this process got items");
+    }
+    cids.assign(state.held.begin(), state.held.begin() + static_cast<std::ptrdiff_t>(n));
+    state.held.erase(state.held.begin(), state.held.begin() + static_cast<std::ptrdiff_t>(n));
+    safe_to_defer = state.keeper != nullptr;
+    for (const auto& cid : cids) safe_to_defer = safe_to_defer && state.keeper->surely_held(cid);
+  }
+  const auto& keys = impl_->keys;
+  const std::string what = impl_->context("task_done()");
+  auto retry = impl_->retry(Deadline::never(), "task_done()");
+  auto link = state.pool.take();
+  if (std::string earlier = link->take_later_error(); !earlier.empty()) {
+    throw mp::Error("mp::redis queue \"" + impl_->name + "\": an earlier task_done() failed: " + earlier);
+  }
+  // As put_many: the k-th acknowledgement is made by sub-acker "<acker>/k", all with one sequence
+  // number, so a batch sent again after a lost link applies each once; and at most one batch
+  // (or single acknowledgement) is in flight per link (the replies owed are read first).
+  if (link->owes_replies()) retry([&] { return link->run({}, retry.reply_deadline()); });
+  const std::string acker = state.writer_id();
+  const auto sequence = static_cast<long long>(state.sequence.fetch_add(1, std::memory_order_relaxed));
+  std::vector<Command> batch;
+  batch.reserve(n);
+  for (std::size_t k = 0; k < n; ++k) {
+    Command done{"FCALL",         "mp2_task_done", "3",        keys.inflight(cids[k]),
+                 keys.unfinished, keys.acks,       keys.joined};
+    done.add(acker + "/" + std::to_string(k));
+    done.add(sequence);
+    batch.push_back(std::move(done));
+  }
+  if (safe_to_defer) {
+    retry([&] {
+      for (std::size_t k = 0; k < n; ++k)
+        link->run_later(batch[k], retry.reply_deadline(),
+                        k + 1 < n ? Link::Push::with_next : Link::Push::now);
+      return 0;
+    });
+    return;
+  }
+  auto replies = retry([&] { return link->run(batch, retry.reply_deadline()); });
+  for (auto& reply : replies) {
+    if (is_error(reply) && reply_text(reply.get()).rfind("NOLEASE", 0) == 0) {
+      throw mp::ValueError(
+          "mp::redis queue \"" + impl_->name +
+          "\": task_done() refused: this consumer's lease ran out while it held the item, so the "
+          "item was handed out again (a longer Options::lease avoids this)");
+    }
+    (void)integer_of(reply.get(), what);
+  }
 }
 
 bool QueueCore::task_failed(std::span<const std::byte> dead_letter) {

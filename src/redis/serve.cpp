@@ -57,6 +57,8 @@ class TaskQueue : public JoinableQueue<TaskRecord> {
   using JoinableQueue<TaskRecord>::JoinableQueue;
   // TaskQueue::task_failed(dead_letter): see QueueCore::task_failed; true: out of attempts.
   bool task_failed(const TaskRecord& dead_letter) { return core_->task_failed(mp::encode(dead_letter)); }
+  // TaskQueue::task_done_many(n): see QueueCore::task_done_many.
+  void task_done_many(std::size_t n) { core_->task_done_many(n); }
   // TaskQueue::get_many(most, timeout): see QueueCore::get_many; Empty if none came.
   std::vector<TaskRecord> get_many(std::size_t most, std::chrono::milliseconds timeout) {
     auto items = core_->get_many(most, mp::detail::Deadline::after(timeout));
@@ -275,7 +277,26 @@ int serve(std::string_view url, std::string_view name, ServeOptions options) {
       while (ready_front < running.size() && running[ready_front].result.ready()) ++ready_front;
       for (auto& r : running) reply_early(r);
       send_results();
-      for (; ready_front > 0; --ready_front) finish_front();
+      // The replied front tasks are acknowledged together; a failed one is settled on its own.
+      std::size_t replied = 0;
+      auto acknowledge = [&] {
+        try {
+          tasks.task_done_many(replied);
+        } catch (const mp::ValueError&) {
+          // Refused: the lease ran out while the host held them (see finish_front).
+        }
+        replied = 0;
+      };
+      for (; ready_front > 0; --ready_front) {
+        if (running.front().replied) {
+          ++replied;
+          running.pop_front();
+          continue;
+        }
+        acknowledge();
+        finish_front();
+      }
+      acknowledge();
     };
     while (!detail::g_stop_serving.load(std::memory_order_relaxed)) {  // relaxed: a polled flag
       settle();

@@ -331,7 +331,9 @@ TEST(RedisQueue, PutManyAndGetManyKeepOrderAndEachItemIsAcknowledgedOnItsOwn) {
   auto rest = core.get_many(500, mp::detail::Deadline::after(1s));
   ASSERT_EQ(rest.size(), 140U);
   for (int i = 0; i < 140; ++i) EXPECT_EQ(mp::decode<int>(rest[i]), 10 + i);
-  for (int i = 0; i < 140; ++i) core.task_done();
+  core.task_done_many(139);                              // together: one deferred batch
+  EXPECT_THROW(core.task_done_many(2), mp::ValueError);  // only one is held still
+  core.task_done_many(1);
   core.join();
   EXPECT_THROW(core.task_done(), mp::ValueError);
   EXPECT_TRUE(core.get_many(5, mp::detail::Deadline::after(100ms)).empty());

@@ -80,6 +80,9 @@ class MP_API QueueCore {
   // again (false), or, at max_deliveries, dead_letter is kept on the dead-letter list in its
   // place (true). ValueError as task_done(). (For mp::redis::Pool's worker hosts.)
   bool task_failed(std::span<const std::byte> dead_letter);
+  // QueueCore::task_done_many(n): task_done() of the n oldest items this process got, sent
+  // together (one round trip, or none waited for while this consumer's lease is fresh).
+  void task_done_many(std::size_t n);
   void join();
   [[nodiscard]] const std::string& name() const noexcept;
 
