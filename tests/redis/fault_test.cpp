@@ -336,3 +336,26 @@ TEST(RedisFaults, TaskDoneAfterAServerRestartDoesNotDieOfSigpipe) {
   q.join();
   EXPECT_EQ(server.integer({"GET", "mpq:{sigpipe}:unfinished"}), 0);
 }
+
+// Two deferred task_done()s, then every connection is cut: the count stays exact (the replies
+// were already sent, so this does not reach the case where an applied acknowledgement's reply is
+// lost; that one is covered by the design: one deferred acknowledgement or batch per link).
+TEST(RedisFaults, DeferredTaskDonesAndALostLinkKeepTheCountExact) {
+  mp::test::RedisServer server;
+  mp::redis::Options options;  // the default 10 s lease: both task_done()s are surely deferred
+  mp::redis::JoinableQueue<int> q(server.url(), "resent-acks", 0, options);
+  for (int i = 0; i < 3; ++i) q.put(i);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(q.get(5s), i);
+  q.task_done();
+  q.task_done();
+  ASSERT_TRUE(mp::test::eventually([&] {
+    return server.integer({"GET", "mpq:{resent-acks}:unfinished"}) == 1;
+  }));
+  // Every client's connection is cut (CLIENT KILL skips the one asking): the next call reconnects
+  // and sends again what it still owed.
+  (void)server.command({"CLIENT", "KILL", "TYPE", "normal"});
+  EXPECT_EQ(q.qsize(), 0U);
+  EXPECT_EQ(server.integer({"GET", "mpq:{resent-acks}:unfinished"}), 1);  // the third is still held
+  q.task_done();
+  q.join();
+}
