@@ -1,7 +1,10 @@
 // producer_consumer: 3 producers and 2 consumers over one Queue(10); each
 // consumer stops at a std::nullopt sentinel, as Python code sends None.
+// Each consumer reports (count, sum) as one item: two separate puts from two
+// consumers may interleave on the shared totals queue.
 #include <cstdio>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "mp/mp.hpp"
@@ -12,21 +15,20 @@ void produce(mp::Queue<std::optional<int>> q, int id) {
   for (int i = 0; i < 100; ++i) q.put(id * 1000 + i);
 }
 
-void consume(mp::Queue<std::optional<int>> q, mp::Queue<long> totals) {
+void consume(mp::Queue<std::optional<int>> q, mp::Queue<std::pair<long, long>> totals) {
   long sum = 0, count = 0;
   while (std::optional<int> item = q.get()) {
     sum += *item;
     ++count;
   }
-  totals.put(count);
-  totals.put(sum);
+  totals.put({count, sum});
 }
 
 }  // namespace
 
 int main() {
   mp::Queue<std::optional<int>> q(10);
-  mp::Queue<long> totals;
+  mp::Queue<std::pair<long, long>> totals;
   std::vector<mp::Process> producers, consumers;
   for (int id = 1; id <= 3; ++id) producers.emplace_back(produce, q, id);
   for (int c = 0; c < 2; ++c) consumers.emplace_back(consume, q, totals);
@@ -37,8 +39,9 @@ int main() {
   for (auto& p : consumers) p.join();
   long count = 0, sum = 0;
   for (std::size_t c = 0; c < consumers.size(); ++c) {
-    count += totals.get();
-    sum += totals.get();
+    const auto [consumed, consumed_sum] = totals.get();
+    count += consumed;
+    sum += consumed_sum;
   }
   long expected = 0;
   for (int id = 1; id <= 3; ++id)
