@@ -71,6 +71,33 @@ LeaseKeeper::Renew consumer_renewal(const QueueKeys& keys, std::chrono::millisec
 
 }  // namespace
 
+// take_held(state, n, name, call): the consumer ids of this process's n oldest held items, taken
+// off its held list; ValueError if it holds fewer (call is "task_done()" or "task_failed()").
+std::vector<std::string> take_held(ProcessQueueState& state, std::size_t n, const std::string& name,
+                                   const char* call) {
+  std::lock_guard lock(state.mutex);
+  if (state.held.size() < n) {
+    throw mp::ValueError("mp::redis queue \"" + name + "\": " + call +
+                         " called more times than this process got items");
+  }
+  std::vector<std::string> cids(state.held.begin(), state.held.begin() + static_cast<std::ptrdiff_t>(n));
+  state.held.erase(state.held.begin(), state.held.begin() + static_cast<std::ptrdiff_t>(n));
+  return cids;
+}
+
+// refuse_if_lease_lost(reply, name, call, advice): ValueError when the server refused an
+// acknowledgement (NOLEASE) because the item was handed out again after this lease ran out.
+void refuse_if_lease_lost(const Reply& reply, const std::string& name, const char* call, const char* advice) {
+  if (is_error(reply) && reply_text(reply.get()).rfind("NOLEASE", 0) == 0) {
+    throw mp::ValueError("mp::redis queue \"" + name + "\": " + call +
+                         " refused: this consumer's lease ran out while it held the item, so the item "
+                         "was handed out again" +
+                         advice);
+  }
+}
+
+constexpr const char* kLongerLease = " (a longer Options::lease avoids this)";
+
 std::string QueueCore::Impl::current_cid(ProcessQueueState& state, Link& link, Retry& retry) {
   std::lock_guard lock(state.mutex);
   if (!joinable) {
@@ -296,16 +323,7 @@ void QueueCore::shutdown() {
 
 void QueueCore::task_done() {
   auto& state = impl_->local();
-  std::string cid;
-  {
-    std::lock_guard lock(state.mutex);
-    if (state.held.empty()) {
-      throw mp::ValueError("mp::redis queue \"" + impl_->name +
-                           "\": task_done() called more times than this process got items");
-    }
-    cid = state.held.front();
-    state.held.pop_front();
-  }
+  const std::string cid = std::move(take_held(state, 1, impl_->name, "task_done()").front());
   const auto& keys = impl_->keys;
   const std::string what = impl_->context("task_done()");
   auto retry = impl_->retry(Deadline::never(), "task_done()");
@@ -336,12 +354,7 @@ void QueueCore::task_done() {
     return;
   }
   Reply reply = retry([&] { return link->run1(done, retry.reply_deadline()); });
-  if (is_error(reply) && reply_text(reply.get()).rfind("NOLEASE", 0) == 0) {
-    throw mp::ValueError(
-        "mp::redis queue \"" + impl_->name +
-        "\": task_done() refused: this consumer's lease ran out while it held the item, so the "
-        "item was handed out again (a longer Options::lease avoids this)");
-  }
+  refuse_if_lease_lost(reply, impl_->name, "task_done()", kLongerLease);
   (void)integer_of(reply.get(), what);
 }
 
@@ -349,16 +362,10 @@ void QueueCore::task_done_many(std::size_t n) {
   if (n == 0) return;
   if (n == 1) return task_done();
   auto& state = impl_->local();
-  std::vector<std::string> cids;
+  const std::vector<std::string> cids = take_held(state, n, impl_->name, "task_done()");
   bool safe_to_defer = false;
   {
     std::lock_guard lock(state.mutex);
-    if (state.held.size() < n) {
-      throw mp::ValueError("mp::redis queue \"" + impl_->name +
-                           "\": task_done() called more times than this process got items");
-    }
-    cids.assign(state.held.begin(), state.held.begin() + static_cast<std::ptrdiff_t>(n));
-    state.held.erase(state.held.begin(), state.held.begin() + static_cast<std::ptrdiff_t>(n));
     safe_to_defer = state.keeper != nullptr;
     for (const auto& cid : cids) safe_to_defer = safe_to_defer && state.keeper->surely_held(cid);
   }
@@ -395,28 +402,14 @@ void QueueCore::task_done_many(std::size_t n) {
   }
   auto replies = retry([&] { return link->run(batch, retry.reply_deadline()); });
   for (auto& reply : replies) {
-    if (is_error(reply) && reply_text(reply.get()).rfind("NOLEASE", 0) == 0) {
-      throw mp::ValueError(
-          "mp::redis queue \"" + impl_->name +
-          "\": task_done() refused: this consumer's lease ran out while it held the item, so the "
-          "item was handed out again (a longer Options::lease avoids this)");
-    }
+    refuse_if_lease_lost(reply, impl_->name, "task_done()", kLongerLease);
     (void)integer_of(reply.get(), what);
   }
 }
 
 bool QueueCore::task_failed(std::span<const std::byte> dead_letter) {
   auto& state = impl_->local();
-  std::string cid;
-  {
-    std::lock_guard lock(state.mutex);
-    if (state.held.empty()) {
-      throw mp::ValueError("mp::redis queue \"" + impl_->name +
-                           "\": task_failed() called more times than this process got items");
-    }
-    cid = state.held.front();
-    state.held.pop_front();
-  }
+  const std::string cid = std::move(take_held(state, 1, impl_->name, "task_failed()").front());
   const auto& keys = impl_->keys;
   auto retry = impl_->retry(Deadline::never(), "task_failed()");
   auto link = state.pool.take();
@@ -424,12 +417,7 @@ bool QueueCore::task_failed(std::span<const std::byte> dead_letter) {
   fail.add(dead_letter).add(state.writer_id());
   fail.add(static_cast<long long>(state.sequence.fetch_add(1, std::memory_order_relaxed)));
   Reply reply = retry([&] { return link->run1(fail, retry.reply_deadline()); });
-  if (is_error(reply) && reply_text(reply.get()).rfind("NOLEASE", 0) == 0) {
-    throw mp::ValueError(
-        "mp::redis queue \"" + impl_->name +
-        "\": task_failed() refused: this consumer's lease ran out while it held the item, so "
-        "the item was handed out again");
-  }
+  refuse_if_lease_lost(reply, impl_->name, "task_failed()", "");
   if (is_error(reply) && reply_text(reply.get()).find("Function not found") != std::string::npos) {
     throw mp::Error(
         "mp::redis queue \"" + impl_->name +
