@@ -58,7 +58,7 @@ bool cpus_oversubscribed() noexcept {
       now + std::chrono::duration_cast<std::chrono::nanoseconds>(kOversubscriptionSamplePeriod).count(),
       std::memory_order_relaxed);
   const long running = runnable_threads();
-  const bool answer = running > online_cpus();
+  const bool answer = too_many_runnable(running, online_cpus());  // -1 (unreadable): false
   last_answer.store(answer, std::memory_order_relaxed);
   return answer;
 }

@@ -108,14 +108,32 @@ LockOutcome Ring::lock_side(RobustMutex& mutex, const std::atomic<std::uint32_t>
 // ---- plain items -------------------------------------------------------------
 
 RingStatus Ring::put(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
-  if (record_bytes(payload.size()) > header_->stream_threshold || payload.size() > UINT32_MAX)
-    return put_stream(payload, deadline, nonblocking);
-  return put_item(payload, deadline, nonblocking);
+  // streams(): the record would exceed stream_threshold (which also keeps
+  // every plain record's size far below UINT32_MAX).
+  if (streams(payload.size())) return put_stream(payload, deadline, nonblocking);
+  return put_item({}, payload, deadline, nonblocking);
 }
 
-RingStatus Ring::put_item(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
+RingStatus Ring::put(std::span<const std::byte> lead, std::span<const std::byte> body,
+                     const Deadline& deadline, bool nonblocking) {
+  if (streams(lead.size() + body.size())) {
+    // Callers stream large items from one buffer of their own; joined here
+    // only so that this overload is correct for any size.
+    std::vector<std::byte> joined;
+    joined.reserve(lead.size() + body.size());
+    joined.insert(joined.end(), lead.begin(), lead.end());
+    joined.insert(joined.end(), body.begin(), body.end());
+    return put_stream(joined, deadline, nonblocking);
+  }
+  return put_item(lead, body, deadline, nonblocking);
+}
+
+// Ring::put_item(lead, body, ...): one item record whose payload is lead
+// then body, copied into the ring under producer_mutex (INV1, INV2).
+RingStatus Ring::put_item(std::span<const std::byte> lead, std::span<const std::byte> body,
+                          const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
-  const std::uint32_t record = record_bytes(payload.size());
+  const std::uint32_t record = record_bytes(lead.size() + body.size());
   const auto below_maxsize = [&](std::uint64_t w, std::uint32_t gets) {
     return h.maxsize == 0 || count_of(w) - gets < h.maxsize;
   };
@@ -135,7 +153,7 @@ RingStatus Ring::put_item(std::span<const std::byte> payload, const Deadline& de
     const std::uint32_t at =
         below_maxsize(w, h.cached_gets) ? claim(w, record, deadline, nonblocking) : kNoRoom;
     if (at != kNoRoom) {
-      write_record(at, RecordKind::item, 0, payload);
+      write_record(at, RecordKind::item, 0, lead, body);
       // INV1, INV2: one store publishes the record and counts it; pairs with the
       // acquire loads of write_word in get()
       h.write_word.store(pack(count_of(w) + 1, at + record), std::memory_order_release);
@@ -312,8 +330,13 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
       const std::uint32_t payload_at = position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader));
       switch (record.kind) {
         case RecordKind::item: {
-          if (target.fixed != nullptr && record.payload_bytes == target.fixed_size) {
-            copy_out(payload_at, target.fixed, record.payload_bytes);
+          const std::uint32_t lead = target.prefixed ? sizeof(std::uint64_t) : 0;
+          std::uint64_t prefix = target.prefix;
+          if (target.prefixed && record.payload_bytes >= lead)
+            copy_out(payload_at, reinterpret_cast<std::byte*>(&prefix), sizeof prefix);
+          if (target.fixed != nullptr && record.payload_bytes == lead + target.fixed_size &&
+              prefix == target.prefix) {
+            copy_out(payload_at + lead, target.fixed, target.fixed_size);
             target.got_fixed = true;
           } else {
             target.buffer->clear();  // keeps its capacity; insert() does not zero-fill first
@@ -385,16 +408,33 @@ void Ring::shutdown() noexcept {
   h.not_full.notify_all();
 }
 
+// Ring::task_done(): the count of puts is needed twice (is there an
+// unfinished task? did this one finish the last?). A consumer answers both
+// from the consumers' copy of write_word (INV11: a value write_word had, so
+// a lower bound of puts) while that copy is ahead of the count, and reads
+// the producers' write_word only otherwise: consumers that are behind then
+// call task_done() without pulling the producers' cache line away from them
+// on every item.
 bool Ring::task_done() noexcept {
   RingHeader& h = *header_;
+  // ahead(a, b): count a is past count b (counts are mod 2^32; fewer than
+  // 2^31 tasks are ever unfinished).
+  const auto ahead = [](std::uint32_t a, std::uint32_t b) { return static_cast<std::int32_t>(a - b) > 0; };
   std::uint32_t done = h.tasks_done.load(std::memory_order_relaxed);  // the CAS below validates it
   for (;;) {
-    // acquire: pairs with put's commit, so the count we compare with is real
-    const std::uint32_t puts = count_of(h.write_word.load(std::memory_order_acquire));
-    if (puts == done) return false;  // no unfinished task
+    // relaxed: only the count matters, and any value write_word had is <= puts now
+    std::uint32_t known_puts = count_of(h.known_write_word.load(std::memory_order_relaxed));
+    if (!ahead(known_puts, done)) {
+      // acquire: pairs with put's commit, so the count we compare with is real
+      known_puts = count_of(h.write_word.load(std::memory_order_acquire));
+      if (known_puts == done) return false;  // no unfinished task
+    }
     // acq_rel: pairs with other task_done() calls and with the acquire in join()
     if (h.tasks_done.compare_exchange_weak(done, done + 1, std::memory_order_acq_rel,
                                            std::memory_order_relaxed)) {
+      // relaxed: a lower bound of puts, as above. Ahead of done + 1: more
+      // tasks are unfinished, this was not the last.
+      if (ahead(count_of(h.known_write_word.load(std::memory_order_relaxed)), done + 1)) return true;
       if (count_of(h.write_word.load(std::memory_order_acquire)) == done + 1)  // pairs with put's commit
         h.all_done.notify_all();                                               // INV7
       return true;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <bit>
 #include <climits>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <utility>
@@ -135,10 +136,19 @@ void Ring::append_out(std::uint32_t position, std::size_t n, std::vector<std::by
 
 void Ring::write_record(std::uint32_t tail, RecordKind kind, std::uint64_t stream_id,
                         std::span<const std::byte> a, std::span<const std::byte> b) noexcept {
-  RecordHeader record{static_cast<std::uint32_t>(a.size() + b.size()), kind, stream_id};
-  copy_in(tail, reinterpret_cast<const std::byte*>(&record), sizeof record);
-  copy_in(tail + static_cast<std::uint32_t>(sizeof record), a.data(), a.size());
-  copy_in(tail + static_cast<std::uint32_t>(sizeof record + a.size()), b.data(), b.size());
+  // The header as two 8-byte words (RecordHeader's layout on a little-endian
+  // host: payload_bytes, kind, stream_id): copy_in then moves each with one
+  // 8-byte load of an 8-byte store. Built as a RecordHeader on the stack, its
+  // two 4-byte fields were re-read as one 8-byte word, which cannot be
+  // forwarded from the two stores (a store-forwarding stall on every put).
+  static_assert(std::endian::native == std::endian::little && offsetof(RecordHeader, kind) == 4 &&
+                offsetof(RecordHeader, stream_id) == 8);
+  const std::uint64_t words[2] = {static_cast<std::uint64_t>(a.size() + b.size()) |
+                                      (std::uint64_t{static_cast<std::uint32_t>(kind)} << 32),
+                                  stream_id};
+  copy_in(tail, reinterpret_cast<const std::byte*>(words), sizeof(RecordHeader));
+  copy_in(tail + static_cast<std::uint32_t>(sizeof(RecordHeader)), a.data(), a.size());
+  copy_in(tail + static_cast<std::uint32_t>(sizeof(RecordHeader) + a.size()), b.data(), b.size());
 }
 
 }  // namespace mp::detail

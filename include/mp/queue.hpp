@@ -58,6 +58,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -107,6 +108,43 @@ struct QueueLocalState {
 };
 
 [[noreturn]] MP_API void throw_ring_failure(RingStatus status, const char* call);
+
+// contiguous_item<T>: T is a std::vector or std::basic_string of bitwise
+// elements, whose codec (mp/detail/codec_std.hpp) writes the element count
+// as a little-endian u64 and then the elements' bytes in one piece. A Queue
+// puts such an item straight from the object into the ring (the count and
+// the bytes as two spans) and gets it straight from the ring into an object
+// sized beforehand: one copy on each side instead of two.
+template <class T>
+struct contiguous_item : std::false_type {};
+template <class E, class A>
+requires(is_bitwise_v<E> && !std::is_same_v<E, bool>) struct contiguous_item<std::vector<E, A>>
+    : std::true_type {
+  using element = E;
+};
+template <class C, class Traits, class A>
+requires is_bitwise_v<C>
+struct contiguous_item<std::basic_string<C, Traits, A>> : std::true_type {
+  using element = C;
+};
+
+// contiguous_prefix(count): the codec's length prefix as it lies in the ring.
+inline std::uint64_t contiguous_prefix(std::size_t count) noexcept {
+  return swap_bytes_if_big_endian(static_cast<std::uint64_t>(count));
+}
+
+// ExpectedCount: the element count a thread's next get of a contiguous item
+// is sized for before it takes the consumers' lock: the size of its last two
+// items when they were equal (a stream of same-sized items), else none (no
+// object is sized in vain while sizes vary).
+struct ExpectedCount {
+  std::size_t last = 0;
+  std::size_t expected = 0;
+  void saw(std::size_t count) noexcept {
+    expected = count == last ? count : 0;
+    last = count;
+  }
+};
 
 // QueueAccess: the ring behind a queue handle, for mp's own tests and tools.
 struct QueueAccess {
@@ -219,6 +257,12 @@ class Queue {
     if constexpr (detail::is_bitwise_v<T>) {
       // Encode outside any lock: for bitwise T the encoding is the object itself.
       status = ring_.put(std::as_bytes(std::span<const T, 1>(&item, 1)), deadline, nonblocking);
+    } else if (contiguous_unstreamed(item)) {
+      // The encoding is the count and then the object's bytes: both go
+      // straight into the ring (the critical section is that memcpy).
+      const std::uint64_t prefix = detail::contiguous_prefix(contiguous_count(item));
+      status = ring_.put(std::as_bytes(std::span<const std::uint64_t, 1>(&prefix, 1)), contiguous_span(item),
+                         deadline, nonblocking);
     } else {
       std::vector<std::byte>& bytes = detail::queue_scratch(0);
       bytes.clear();
@@ -254,11 +298,47 @@ class Queue {
       // Bitwise types are trivially copyable: their bytes are the value.
       if (target.got_fixed) return std::optional<T>(std::bit_cast<T>(storage));
       return decode_scratch(bytes);
+    } else if constexpr (detail::contiguous_item<T>::value) {
+      // Sized outside the lock for the count this thread expects; the ring
+      // then copies the elements straight in when the item has that count.
+      thread_local detail::ExpectedCount count;
+      std::optional<T> value(std::in_place);
+      if (count.expected != 0) {
+        value->resize(count.expected);
+        target.fixed = reinterpret_cast<std::byte*>(value->data());
+        target.fixed_size = count.expected * sizeof(typename detail::contiguous_item<T>::element);
+        target.prefixed = true;
+        target.prefix = detail::contiguous_prefix(count.expected);
+      }
+      const detail::RingStatus status = ring_.get(target, deadline, nonblocking);
+      if (status != detail::RingStatus::ok) return get_failed(status, call, report);
+      if (!target.got_fixed) value = decode_scratch(bytes);
+      count.saw(value->size());
+      return value;
     } else {
       const detail::RingStatus status = ring_.get(target, deadline, nonblocking);
       if (status != detail::RingStatus::ok) return get_failed(status, call, report);
       return decode_scratch(bytes);
     }
+  }
+
+  // contiguous_unstreamed(item): a contiguous_item small enough to be one
+  // record (larger ones are encoded into one buffer and streamed).
+  bool contiguous_unstreamed(const T& item) const noexcept {
+    if constexpr (detail::contiguous_item<T>::value) {
+      return !ring_.streams(sizeof(std::uint64_t) + contiguous_span(item).size());
+    } else {
+      return false;
+    }
+  }
+  static std::size_t contiguous_count(const T& item) noexcept {
+    if constexpr (detail::contiguous_item<T>::value) return item.size();
+    return 0;
+  }
+  static std::span<const std::byte> contiguous_span(const T& item) noexcept {
+    if constexpr (detail::contiguous_item<T>::value)
+      return std::as_bytes(std::span(item.data(), item.size()));
+    return {};
   }
 
   static std::optional<T> decode_scratch(std::vector<std::byte>& bytes) {

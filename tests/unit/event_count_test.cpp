@@ -216,3 +216,16 @@ TEST(EventCountProcesses, KilledWaitersStrandNoOne) {
 }
 
 }  // namespace
+
+// The spin policy's load rule (mp/detail/oversubscription.hpp): three
+// cooperating processes on two CPUs (a JoinableQueue's producer and two
+// consumers) still spin; two or more threads beyond the CPUs do not.
+TEST(EventCount, SpinStopsOnlyWhenClearlyOversubscribed) {
+  using mp::detail::too_many_runnable;
+  EXPECT_FALSE(too_many_runnable(2, 2));
+  EXPECT_FALSE(too_many_runnable(3, 2));  // was "oversubscribed": JoinableQueue 1P2C never spun
+  EXPECT_TRUE(too_many_runnable(4, 2));   // the busy benchmark: 2 busy loops + producer + consumer
+  EXPECT_TRUE(too_many_runnable(9, 2));
+  EXPECT_FALSE(too_many_runnable(-1, 2));  // /proc/loadavg unreadable: spin
+  EXPECT_FALSE(too_many_runnable(5, 8));
+}

@@ -68,6 +68,49 @@ TEST(Queue, RoundTripsValuesOfManyTypes) {
   EXPECT_EQ(optionals.get(), std::nullopt);
 }
 
+// Vectors and strings of bitwise elements go straight between the object
+// and the ring (detail::contiguous_item): runs of one size (taken into an
+// object sized beforehand), changing sizes (through the buffer), empty ones,
+// streamed ones in between, and items another process put, all intact and
+// in order.
+TEST(Queue, VectorsAndStringsKeepTheirBytesWhateverTheirSizes) {
+  std::vector<std::size_t> sizes;
+  for (int i = 0; i < 50; ++i) sizes.push_back(4096);
+  for (std::size_t n : {0, 0, 1, 7, 7, 7, 4096, 300'000, 4096, 4096, 0, 12, 12}) sizes.push_back(n);
+  for (int i = 0; i < 20; ++i) sizes.push_back(static_cast<std::size_t>(i % 3) * 1000);
+  const auto bytes_of = [](std::size_t n, std::size_t seed) {
+    std::vector<std::byte> v(n);
+    for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<std::byte>((i * 31 + seed * 7) & 0xff);
+    return v;
+  };
+  mp::Queue<std::vector<std::byte>> q;
+  for (std::size_t k = 0; k < sizes.size(); ++k) q.put(bytes_of(sizes[k], k));
+  for (std::size_t k = 0; k < sizes.size(); ++k) ASSERT_EQ(q.get(), bytes_of(sizes[k], k)) << k;
+  for (std::size_t k = 0; k < sizes.size(); ++k) {  // one at a time: the ring is empty at each get
+    q.put(bytes_of(sizes[k], k + 1));
+    ASSERT_EQ(q.get(), bytes_of(sizes[k], k + 1)) << k;
+  }
+
+  mp::Queue<std::string> strings;
+  const auto text = [](std::size_t n, char c) { return std::string(n, c); };
+  pid_t child = fork_child([&] {
+    for (int i = 0; i < 200; ++i)
+      strings.put(text(static_cast<std::size_t>(i / 50) * 100, static_cast<char>('a' + i % 26)));
+    return 0;
+  });
+  for (int i = 0; i < 200; ++i)
+    ASSERT_EQ(strings.get(), text(static_cast<std::size_t>(i / 50) * 100, static_cast<char>('a' + i % 26)))
+        << i;
+  EXPECT_EQ(wait_child(child), 0);
+
+  mp::Queue<std::vector<int>> ints;
+  for (int i = 0; i < 10; ++i) ints.put(std::vector<int>(5, i));
+  ints.put(std::vector<int>(6, 9));
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(ints.get(), std::vector<int>(5, i));
+  EXPECT_EQ(ints.get(), std::vector<int>(6, 9));
+  EXPECT_FALSE(ints.try_get().has_value());
+}
+
 TEST(Queue, QsizeEmptyAndFullFollowPutsAndGets) {
   mp::Queue<int> q(3);
   EXPECT_EQ(q.maxsize(), 3u);

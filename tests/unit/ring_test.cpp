@@ -7,9 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -134,6 +136,65 @@ TEST(Ring, TaskDoneCountsAgainstPuts) {
   EXPECT_TRUE(ring.task_done());
   EXPECT_FALSE(ring.task_done());
   EXPECT_TRUE(ring.join(Deadline::never()));
+}
+
+// task_done() reads the consumers' copy of write_word (INV11) first; here
+// that copy lags the puts (2 of 5: nobody got since), and the count must
+// still be exact, and the last task_done() must still wake a joiner.
+TEST(RingThreads, TaskDoneIsExactWhileTheConsumersCopyOfThePutsLags) {
+  Ring ring = Ring::create(0, 4096);
+  ASSERT_EQ(put(ring, pattern(4, 1)), RingStatus::ok);
+  ASSERT_EQ(put(ring, pattern(4, 2)), RingStatus::ok);
+  std::vector<std::byte> out;
+  ASSERT_EQ(get(ring, out), RingStatus::ok);  // the consumers' copy: 2 puts
+  for (std::uint32_t i = 3; i <= 5; ++i) ASSERT_EQ(put(ring, pattern(4, i)), RingStatus::ok);
+  ASSERT_EQ(ring.header()->known_write_word.load() >> 32, 2u);  // its count of puts
+  std::atomic<bool> joined{false};
+  std::thread joiner([&] { joined = ring.join(Deadline::after(std::chrono::seconds(60))); });
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(ring.task_done()) << i;
+  EXPECT_FALSE(ring.task_done());  // a sixth would exceed the 5 puts
+  joiner.join();
+  EXPECT_TRUE(joined);
+  EXPECT_EQ(ring.unfinished_tasks(), 0u);
+}
+
+// put(lead, body) writes one record from two spans; a prefixed target takes
+// it straight into the caller's object when the lead and the size match,
+// and otherwise leaves all of it in the buffer for the codec to judge.
+TEST(Ring, GatheredPutAndPrefixedTargetCopyOncePerSide) {
+  Ring ring = Ring::create(0, 4096);
+  const std::uint64_t count = 100;
+  const auto lead = std::as_bytes(std::span<const std::uint64_t, 1>(&count, 1));
+  const auto body = pattern(100, 7);
+  for (int round = 0; round < 60; ++round) {  // 60 x 128 bytes: across the wrap of 4096
+    ASSERT_EQ(ring.put(lead, body, Deadline::never(), false), RingStatus::ok);
+    std::vector<std::byte> object(100), buffer;
+    GetTarget target{object.data(), object.size(), &buffer, false, true, count};
+    ASSERT_EQ(ring.get(target, Deadline::never(), true), RingStatus::ok);
+    ASSERT_TRUE(target.got_fixed) << round;
+    ASSERT_EQ(object, body) << round;
+  }
+  // Same size, another lead (a record of some other shape): to the buffer.
+  ASSERT_EQ(ring.put(lead, body, Deadline::never(), false), RingStatus::ok);
+  std::vector<std::byte> object(100), buffer;
+  GetTarget other{object.data(), object.size(), &buffer, false, true, count + 1};
+  ASSERT_EQ(ring.get(other, Deadline::never(), true), RingStatus::ok);
+  EXPECT_FALSE(other.got_fixed);
+  ASSERT_EQ(buffer.size(), 108u);
+  EXPECT_TRUE(std::equal(body.begin(), body.end(), buffer.begin() + 8));
+  // Another size: to the buffer.
+  ASSERT_EQ(ring.put(lead, pattern(40, 3), Deadline::never(), false), RingStatus::ok);
+  GetTarget smaller{object.data(), object.size(), &buffer, false, true, count};
+  ASSERT_EQ(ring.get(smaller, Deadline::never(), true), RingStatus::ok);
+  EXPECT_FALSE(smaller.got_fixed);
+  EXPECT_EQ(buffer.size(), 48u);
+  // Above the stream threshold (512 bytes here) the two spans are streamed.
+  const auto big = pattern(3000, 9);
+  ASSERT_TRUE(ring.streams(8 + big.size()));
+  ASSERT_EQ(ring.put(lead, big, Deadline::never(), false), RingStatus::ok);
+  ASSERT_EQ(get(ring, buffer), RingStatus::ok);
+  ASSERT_EQ(buffer.size(), 3008u);
+  EXPECT_TRUE(std::equal(big.begin(), big.end(), buffer.begin() + 8));
 }
 
 TEST(Ring, NonBlockingGetDoesNotStartAStreamStillBeingWritten) {

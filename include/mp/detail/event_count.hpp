@@ -67,7 +67,7 @@
 //   - a spin that finds it was descheduled (a gap between two of its clock
 //     reads: the CPUs are oversubscribed) stops at once and halves it, so a
 //     spinner does not keep the CPU its peer needs;
-//   - no spin at all while more threads are runnable than there are CPUs
+//   - no spin at all while more than one thread beyond the CPUs is runnable
 //     (cpus_oversubscribed(), mp/detail/oversubscription.hpp: the peer is
 //     then likely waiting for a CPU, perhaps the spinner's).
 // There is no sched_yield anywhere: on a busy machine a yield loop gives the

@@ -1,5 +1,5 @@
-// mp/detail/oversubscription.hpp — cpus_oversubscribed(): are more threads
-// runnable on this machine than it has CPUs? The one load signal of mp's spin
+// mp/detail/oversubscription.hpp — cpus_oversubscribed(): are clearly more
+// threads runnable on this machine than it has CPUs? The one load signal of mp's spin
 // policy (EventCount, mp/detail/event_count.hpp): a waiter spins only while
 // this is false.
 //
@@ -18,6 +18,21 @@
 // answer is returned (two relaxed loads and a clock read). If /proc is not
 // readable the answer is false (spin, as before).
 //
+// Where the line is (too_many_runnable): oversubscribed means more than one
+// runnable thread beyond the CPUs. One extra is tolerated because the waiter
+// asking is itself runnable while it spins, so "runnable > CPUs" already
+// fires for three cooperating processes on two CPUs: a JoinableQueue with one
+// producer and two consumers there (3 runnable) never spun, every get that
+// found the ring empty slept and cost its producer a FUTEX_WAKE, and the
+// put/get+task_done row fell from 6.5 M/s to 3.1 M/s (measured with the spin
+// forced on and off at load ~7: ~0.2 vs ~32 consumer sleeps per 1000 items).
+// With one thread too many the spinner's deschedule detection (EventCount)
+// bounds the damage: the scheduler takes a CPU for the waiting thread within
+// one slice, and a spinner that loses its CPU notices the gap and stops.
+// With two or more too many (the busy benchmark: two busy loops plus a
+// producer and a consumer; the measured load ~9) the rule stops the spin as
+// before.
+//
 // Safety: any thread, any process; the cached sample is process-local
 // (relaxed atomics: a hint, racy refreshes are harmless).
 #pragma once
@@ -32,5 +47,10 @@ inline constexpr std::chrono::milliseconds kOversubscriptionSamplePeriod{10};
 
 // cpus_oversubscribed(): see above. noexcept; never blocks.
 [[nodiscard]] MP_API bool cpus_oversubscribed() noexcept;
+
+// too_many_runnable(runnable, cpus): the rule above, on one sample.
+[[nodiscard]] constexpr bool too_many_runnable(long runnable, long cpus) noexcept {
+  return runnable > cpus + 1;
+}
 
 }  // namespace mp::detail

@@ -270,12 +270,18 @@ enum class RingStatus {
 };
 
 // Where a get puts the bytes: straight into a fixed-size object when the
-// record has exactly that size, else into *buffer.
+// record has exactly that size, else into *buffer. With `prefixed`, the
+// record matches only if it is the 8 bytes of `prefix` followed by
+// fixed_size bytes, and only those fixed_size bytes go to `fixed` (a vector
+// or string the caller sized to the count its codec writes in front: one
+// copy from the ring into the object, and no allocation under the lock).
 struct GetTarget {
   std::byte* fixed = nullptr;
   std::size_t fixed_size = 0;
   std::vector<std::byte>* buffer = nullptr;  // required
   bool got_fixed = false;                    // out: the bytes went to `fixed`
+  bool prefixed = false;                     // the record must start with `prefix`
+  std::uint64_t prefix = 0;                  // compared bytewise (already in wire byte order)
 };
 
 // A process-local handle on a ring region. Copies share the region.
@@ -301,6 +307,19 @@ class MP_API Ring {
   // would_block: the item was not put. shutdown() aborts a stream too. A
   // stream its reader abandoned (INV9) is sent again while time remains.
   RingStatus put(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
+
+  // Ring::put(lead, body, deadline, nonblocking): as put(payload), for the
+  // payload `lead` followed by `body` (a codec's length prefix and the bytes
+  // of a vector or string), written straight into the ring: no copy into a
+  // buffer first. Meant for items that are not streamed (streams(): the
+  // caller encodes those into one buffer; here they would be joined first).
+  RingStatus put(std::span<const std::byte> lead, std::span<const std::byte> body, const Deadline& deadline,
+                 bool nonblocking);
+
+  // Ring::streams(payload_bytes): an item of this many bytes goes as a stream.
+  [[nodiscard]] bool streams(std::size_t payload_bytes) const noexcept {
+    return payload_bytes > header_->stream_threshold - sizeof(RecordHeader);
+  }
 
   // Ring::get(target, deadline, nonblocking): removes the oldest item. Never
   // waits past `deadline`, even for a streamed item whose producer stalls: a
@@ -347,7 +366,8 @@ class MP_API Ring {
   // What stream_once() found: done (ok or a final status) or abandoned (send again).
   static constexpr RingStatus kResend = static_cast<RingStatus>(100);
 
-  RingStatus put_item(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
+  RingStatus put_item(std::span<const std::byte> lead, std::span<const std::byte> body,
+                      const Deadline& deadline, bool nonblocking);
   RingStatus put_stream(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
   StreamEnd read_stream(const RecordHeader& begin, std::uint64_t& read_word, GetTarget& target,
                         const Deadline& deadline);
