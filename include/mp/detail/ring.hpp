@@ -72,7 +72,10 @@
 // * Encoding and decoding happen outside both locks; the critical sections
 //   are the memcpy of the record and the commit store. Values whose encoding
 //   is their object bytes (detail::is_bitwise_v) are copied straight between
-//   the value and the ring, with no heap allocation.
+//   the value and the ring, with no heap allocation; vectors and strings of
+//   such elements (a count, then their bytes) too: put(lead, body) writes the
+//   count and the bytes as one record, and a get copies the bytes into an
+//   object the caller sized before taking the lock (GetTarget::prefixed).
 //
 // Invariants (referred to as INVn where they are kept)
 //   INV1  Every byte in [head, tail) belongs to a complete record: a record's
@@ -136,7 +139,8 @@
 //         that is behind takes them without touching the producers' cache
 //         line: it re-reads write_word only once it has caught up. (A value
 //         read outside the lock is only a hint; a position more than the
-//         capacity ahead of head is stale and ignored.)
+//         capacity ahead of head is stale and ignored.) Its count is a lower
+//         bound of the puts, which task_done() uses the same way.
 //
 // Memory ordering: record bytes travel with release/acquire on write_word
 // (producer -> consumer) and read_word (consumer -> producer, "these bytes may
