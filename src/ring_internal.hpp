@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <utility>
 
 #include "mp/detail/clock.hpp"
@@ -95,6 +97,87 @@ inline void copy_bytes(std::byte* destination, const std::byte* source, std::siz
 }  // namespace mp::detail::ring_internal
 
 namespace mp::detail {
+
+// ---- small byte-level helpers, inline so the fast paths make no calls --------
+
+inline std::uint32_t Ring::free_bytes(std::uint64_t write_word, std::uint32_t reclaimed) const noexcept {
+  // A stale `reclaimed` (the producers' cache) may lag so far that the
+  // difference exceeds the capacity: that means "no room known", not wrap-around.
+  const std::uint32_t used = ring_internal::position_of(write_word) - reclaimed;
+  return used >= header_->capacity ? 0 : header_->capacity - used;
+}
+
+inline std::uint32_t Ring::free_bytes_now(std::uint64_t write_word) const noexcept {
+  // pairs with the release store in commit_read(): the bytes below it were read and may be reused (INV8)
+  return free_bytes(write_word, header_->reclaimed.load(std::memory_order_acquire));
+}
+
+inline bool Ring::is_hot(std::uint32_t position) const noexcept {
+  return (position & (header_->capacity - 1)) < header_->hot_bytes;
+}
+
+// Ring::fits_hot(position, record): a record at `position` stays inside the
+// hot area and leaves room there for a SKIP after it (so a rewind from the
+// end of the hot area never touches a cold page).
+inline bool Ring::fits_hot(std::uint32_t position, std::uint32_t record) const noexcept {
+  const std::uint32_t offset = position & (header_->capacity - 1);
+  return offset < header_->hot_bytes &&
+         header_->hot_bytes - offset >= std::uint64_t{record} + ring_internal::kSkipRecord;
+}
+
+// Ring::can_skip_at(position): a SKIP header fits before the lap ends.
+inline bool Ring::can_skip_at(std::uint32_t position) const noexcept {
+  return header_->hot_bytes != 0 &&
+         header_->capacity - (position & (header_->capacity - 1)) >= ring_internal::kSkipRecord;
+}
+
+// Ring::room_at(position, record): under producer_mutex; `record` bytes at
+// `position` (the tail, or the start of a lap after a rewind) are free. The
+// producers' cached `reclaimed` is refreshed only when it says no.
+inline bool Ring::room_at(std::uint32_t position, std::uint32_t record) noexcept {
+  RingHeader& h = *header_;
+  const std::uint64_t at = position;  // free_bytes() looks at the position only
+  if (free_bytes(at, h.cached_reclaimed) >= record) return true;
+  // pairs with the release stores in commit_read(): the bytes below
+  // `reclaimed` were read and may be reused (INV8)
+  h.cached_reclaimed = h.reclaimed.load(std::memory_order_acquire);
+  return free_bytes(at, h.cached_reclaimed) >= record;
+}
+
+inline void Ring::write_record(std::uint32_t tail, RecordKind kind, std::uint64_t stream_id,
+                               std::span<const std::byte> a, std::span<const std::byte> b) noexcept {
+  // The header as two 8-byte words (RecordHeader's layout on a little-endian
+  // host: payload_bytes, kind, stream_id): copy_in then moves each with one
+  // 8-byte load of an 8-byte store. Built as a RecordHeader on the stack, its
+  // two 4-byte fields were re-read as one 8-byte word, which cannot be
+  // forwarded from the two stores (a store-forwarding stall on every put).
+  static_assert(std::endian::native == std::endian::little && offsetof(RecordHeader, kind) == 4 &&
+                offsetof(RecordHeader, stream_id) == 8);
+  const std::uint64_t words[2] = {static_cast<std::uint64_t>(a.size() + b.size()) |
+                                      (std::uint64_t{static_cast<std::uint32_t>(kind)} << 32),
+                                  stream_id};
+  copy_in(tail, reinterpret_cast<const std::byte*>(words), sizeof(RecordHeader));
+  copy_in(tail + static_cast<std::uint32_t>(sizeof(RecordHeader)), a.data(), a.size());
+  copy_in(tail + static_cast<std::uint32_t>(sizeof(RecordHeader) + a.size()), b.data(), b.size());
+}
+
+// Ring::commit_read(r): as commit_read(r, position_of(r)) (ring_bytes.cpp).
+// Inline for the common case of a get in the hot area: head and `reclaimed`
+// in the same never-punched granule, so nothing is punched and `reclaimed`
+// simply follows head (INV8). Both stores as in the full version.
+inline void Ring::commit_read(std::uint64_t r) noexcept {
+  RingHeader& h = *header_;
+  const std::uint32_t head = ring_internal::position_of(r);
+  const std::uint32_t from = h.reclaimed.load(std::memory_order_relaxed);  // only stored under our lock
+  if (h.reclaim_granule == 0 || !is_hot(head) || ((from ^ head) & ~(h.reclaim_granule - 1)) != 0) {
+    commit_read(r, head);
+    return;
+  }
+  h.read_word.store(r, std::memory_order_release);  // pairs with the producers' acquire of read_word (counts)
+  if (head != from)
+    h.reclaimed.store(head,
+                      std::memory_order_release);  // pairs with the acquire in free_bytes_now(): room is free
+}
 
 // Ring::copy_in / copy_out: bytes to or from ring positions, across the wrap.
 // Inline here so that the ring's fast paths copy small records without calls.
