@@ -135,6 +135,28 @@ struct HotAreaItems {
   static constexpr bool kUntimedGets = true;
 };
 
+// 4 KiB vectors, all of one size: puts write the count and the bytes
+// straight into the ring (Ring::put(lead, body)) and gets copy them straight
+// into an object sized beforehand (GetTarget::prefixed), both under their
+// side's lock while processes die.
+struct SameSizeItems {
+  using Value = std::vector<std::uint8_t>;
+  static Value make(std::uint64_t item) { return payload_for(item, 4096); }
+  static std::uint64_t check(const Value& v, bool& intact) {
+    std::uint64_t item = 0;
+    if (v.size() != 4096) {
+      intact = false;
+      return 0;
+    }
+    std::memcpy(&item, v.data(), sizeof item);
+    intact = v == payload_for(item, 4096);
+    return item;
+  }
+  static mp::Queue<Value> queue() { return mp::Queue<Value>(16); }
+  static constexpr std::uint32_t kPerProducer = 300;
+  static constexpr bool kUntimedGets = false;
+};
+
 template <class Items>
 void run_storm(int kills_wanted) {
   auto books = std::make_unique<Books>();
@@ -305,5 +327,7 @@ TEST(QueueKillStorm, SmallItemsSurviveFiveHundredKills) { run_storm<SmallItems>(
 TEST(QueueKillStorm, StreamedItemsSurviveFiveHundredKills) { run_storm<StreamedItems>(500); }
 
 TEST(QueueKillStorm, HotAreaRewindsAndSkipsSurviveFiveHundredKills) { run_storm<HotAreaItems>(500); }
+
+TEST(QueueKillStorm, SameSizeVectorsCopiedStraightSurviveFiveHundredKills) { run_storm<SameSizeItems>(500); }
 
 }  // namespace
