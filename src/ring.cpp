@@ -110,21 +110,13 @@ LockOutcome Ring::lock_side(RobustMutex& mutex, const std::atomic<std::uint32_t>
 RingStatus Ring::put(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
   // streams(): the record would exceed stream_threshold (which also keeps
   // every plain record's size far below UINT32_MAX).
-  if (streams(payload.size())) return put_stream(payload, deadline, nonblocking);
+  if (streams(payload.size())) return put_stream({}, payload, deadline, nonblocking);
   return put_item({}, payload, deadline, nonblocking);
 }
 
 RingStatus Ring::put(std::span<const std::byte> lead, std::span<const std::byte> body,
                      const Deadline& deadline, bool nonblocking) {
-  if (streams(lead.size() + body.size())) {
-    // Callers stream large items from one buffer of their own; joined here
-    // only so that this overload is correct for any size.
-    std::vector<std::byte> joined;
-    joined.reserve(lead.size() + body.size());
-    joined.insert(joined.end(), lead.begin(), lead.end());
-    joined.insert(joined.end(), body.begin(), body.end());
-    return put_stream(joined, deadline, nonblocking);
-  }
+  if (streams(lead.size() + body.size())) return put_stream(lead, body, deadline, nonblocking);
   return put_item(lead, body, deadline, nonblocking);
 }
 
@@ -361,8 +353,17 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
           if (nonblocking && count_of(h.write_word.load(std::memory_order_acquire)) == count_of(r) &&
               (h.stream_state.load(std::memory_order_acquire) & kStreamIdMask) == record.stream_id)
             return RingStatus::would_block;
-          switch (read_stream(record, r, target,
-                              nonblocking ? Deadline::after(std::chrono::seconds(0)) : deadline)) {
+          // read_stream() copies a stream straight into target.fixed when
+          // the whole payload has fixed_size bytes; a prefixed target's
+          // fixed_size leaves the prefix out, so it must not be matched
+          // there (the payload's first 8 bytes would land in the object):
+          // such a stream goes to the buffer.
+          GetTarget unprefixed{nullptr, 0, target.buffer, false};
+          GetTarget& stream_target = target.prefixed ? unprefixed : target;
+          const StreamEnd end = read_stream(
+              record, r, stream_target, nonblocking ? Deadline::after(std::chrono::seconds(0)) : deadline);
+          target.got_fixed = stream_target.got_fixed;
+          switch (end) {
             case StreamEnd::complete:
               rewind_after_drain(h.read_word.load(std::memory_order_relaxed));  // ours: we hold the lock
               return RingStatus::ok;

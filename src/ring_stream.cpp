@@ -10,13 +10,63 @@
 #include <new>
 #include <utility>
 
+#include "mp/detail/event_count.hpp"
 #include "mp/detail/futex.hpp"
+#include "mp/detail/oversubscription.hpp"
 #include "mp/detail/shm.hpp"
 #include "ring_internal.hpp"
 
 namespace mp::detail {
 
 using namespace ring_internal;  // NOLINT(google-build-using-namespace): this file's own helpers
+
+namespace {
+
+// Inside a stream each side knows that the other is mid-item: a reader that
+// finds nothing new knows its producer is copying the next chunk (a few
+// microseconds for 64 KiB), and a producer waiting for room, or for its
+// reader to drain the hot area, knows a reader is copying the chunks before
+// it. Sleeping there costs a halted vCPU's wake-up (~25 us) on each side,
+// per chunk, so both spin on the condition first, whatever an event count
+// learned from the waits between items (EventCount's budget is shared with
+// them): for as long as the peer makes progress (`progress()` changes at
+// least every kStreamSpin), kStreamSpinTotal at most. The spin follows mp's
+// spin policy otherwise: none while the CPUs are oversubscribed (the peer
+// may need ours), and it stops when it finds it was descheduled. A peer that
+// stops (killed, SIGSTOPped) costs one kStreamSpin, then the ordinary wait.
+constexpr auto kStreamSpin = std::chrono::microseconds(100);
+constexpr auto kStreamSpinTotal = std::chrono::milliseconds(1);
+constexpr auto kStreamDescheduled = std::chrono::nanoseconds(EventCount::kDescheduledNs);
+
+// stream_spin(ready, progress, deadline): true as soon as ready() holds;
+// false once the peer made no progress for kStreamSpin, after
+// kStreamSpinTotal, at the deadline, or when a spin is not worth it.
+template <class Ready, class Progress>
+bool stream_spin(Ready&& ready, Progress&& progress, const Deadline& deadline) noexcept {
+  if (ready()) return true;
+  if (cpus_oversubscribed()) return false;
+  const auto start = MonotonicClock::now();
+  const auto end = std::min(start + kStreamSpinTotal, deadline.when());
+  auto stall_end = start + kStreamSpin;
+  auto seen = progress();
+  auto last = start;
+  for (;;) {
+    for (int i = 0; i < 16; ++i) {
+      if (ready()) return true;
+      cpu_relax();
+    }
+    const auto now = MonotonicClock::now();
+    if (now - last > kStreamDescheduled) return ready();
+    if (const auto p = progress(); p != seen) {
+      seen = p;
+      stall_end = now + kStreamSpin;
+    }
+    if (now >= end || now >= stall_end) return ready();
+    last = now;
+  }
+}
+
+}  // namespace
 
 // ---- producer side -----------------------------------------------------------
 
@@ -54,7 +104,8 @@ void Ring::abort_open_stream() noexcept {
 // (readers drop what they read of it, exactly as for a dead producer) and
 // reports would_block (shut_down): the item was not put. A stream whose
 // reader abandoned it (INV9) is aborted and sent again while time remains.
-RingStatus Ring::put_stream(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
+RingStatus Ring::put_stream(std::span<const std::byte> lead, std::span<const std::byte> body,
+                            const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
   if (is_shut_down()) return RingStatus::shut_down;
   const LockOutcome outcome = lock_side(h.producer_mutex, h.producer_streaming, deadline, nonblocking);
@@ -68,7 +119,7 @@ RingStatus Ring::put_stream(std::span<const std::byte> payload, const Deadline& 
     ~ClearHint() { hint.store(0, std::memory_order_relaxed); }
   } clear_hint{h.producer_streaming};
   for (;;) {
-    const RingStatus status = stream_once(payload, deadline, nonblocking);
+    const RingStatus status = stream_once(lead, body, deadline, nonblocking);
     if (status != kResend) return status;
     // Abandoned by its reader (INV9): already aborted; send it again.
     if (is_shut_down()) return RingStatus::shut_down;
@@ -76,16 +127,20 @@ RingStatus Ring::put_stream(std::span<const std::byte> payload, const Deadline& 
   }
 }
 
-// Ring::stream_once(): one attempt at the stream, under producer_mutex.
-RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
+// Ring::stream_once(): one attempt at the stream, under producer_mutex. The
+// item's bytes are `lead` then `body` (a codec's length prefix and the bytes
+// of a vector or string: each chunk is copied straight from them).
+RingStatus Ring::stream_once(std::span<const std::byte> lead, std::span<const std::byte> body,
+                             const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
+  const std::size_t size = lead.size() + body.size();
   const std::uint32_t begin_record = record_bytes(sizeof(std::uint64_t));
   const std::size_t chunk_max = h.stream_chunk - sizeof(RecordHeader);
   // Ring bytes the whole stream takes at most (BEGIN, every chunk with its
   // header and padding, the ABORT reserve): what a non-blocking put needs now.
-  const std::uint64_t chunks = (payload.size() + chunk_max - 1) / chunk_max;
+  const std::uint64_t chunks = (size + chunk_max - 1) / chunk_max;
   const std::uint64_t whole_stream =
-      begin_record + payload.size() + chunks * (sizeof(RecordHeader) + 7) + kAbortReserve;
+      begin_record + size + chunks * (sizeof(RecordHeader) + 7) + kAbortReserve;
   // Open the stream once there is room for one more item and for BEGIN plus
   // the ABORT reserve (INV5); for a non-blocking put, room for all of it.
   const std::uint64_t needed_to_open = nonblocking ? whole_stream : begin_record + kAbortReserve;
@@ -115,25 +170,27 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
   // (release; the write_word store below publishes it with BEGIN).
   h.stream_state.store(stream_id, std::memory_order_release);
   {
-    const std::uint64_t total = payload.size();
+    const std::uint64_t total = size;
     write_record(begin_at, RecordKind::stream_begin, stream_id,
                  std::as_bytes(std::span<const std::uint64_t, 1>(&total, 1)));
     // pairs with the acquire loads in get(): publishes BEGIN (not counted: INV4)
     h.write_word.store(pack(count_of(begin_w), begin_at + begin_record), std::memory_order_release);
     wake_getters();
   }
+  // The consumers' progress, for the spins below. acquire: pairs with their commits.
+  const auto head_position = [&] { return position_of(h.read_word.load(std::memory_order_acquire)); };
   const auto abandoned = [&] {
     // acquire: pairs with the reader's CAS that abandons the stream (INV9)
     return h.stream_state.load(std::memory_order_acquire) == (stream_id | kStreamAbandoned);
   };
 
   std::size_t sent = 0;
-  while (sent < payload.size()) {
+  while (sent < size) {
     if (abandoned()) {
       abort_open_stream();
       return kResend;
     }
-    const std::size_t remaining = payload.size() - sent;
+    const std::size_t remaining = size - sent;
     const std::size_t smallest_worth_it = std::min(remaining, chunk_max / 4);
     const std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // ours
     // Bytes a chunk's payload may use out of `free` bytes, keeping the ABORT reserve (INV5).
@@ -168,9 +225,14 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
           return position_of(h.read_word.load(std::memory_order_acquire)) == at &&
                  h.consumer_streaming.load(std::memory_order_acquire) == 2;
         };
-        if (!drained_for_skip() && offset < h.hot_bytes &&
-            h.consumer_streaming.load(std::memory_order_relaxed) ==
-                2)  // a hint: someone reads without a deadline
+        // Wait for the drain while the consumers make progress, spinning
+        // first, unless the hint says a reader with a deadline (1) is on: we
+        // could not skip for it. With no reader on now (0) the one to come
+        // may read without one (the previous item's reader is often still
+        // decoding it); waiting for it beats growing into fresh pages.
+        const auto timed_reader = [&] { return h.consumer_streaming.load(std::memory_order_relaxed) == 1; };
+        if (!drained_for_skip() && offset < h.hot_bytes && !timed_reader() &&
+            !stream_spin([&] { return drained_for_skip() || timed_reader(); }, head_position, deadline))
           (void)wait_for_drain(at, deadline);
         if (drained_for_skip()) {
           const std::uint32_t next = lap_end(at, h.capacity);
@@ -193,6 +255,11 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
           return free_bytes_now(h.write_word.load(std::memory_order_relaxed)) >= needed || is_shut_down() ||
                  abandoned();
         };
+        // A reader copying a stream (ours, or the one before it) frees
+        // room chunk by chunk: spin for it first.
+        if (h.consumer_streaming.load(std::memory_order_relaxed) != 0 &&  // a hint
+            stream_spin(ready, head_position, deadline))
+          continue;
         if (h.not_full.await(ready, deadline)) continue;
       }
       // Shut down, out of time, or (non-blocking) out of room after all: the
@@ -215,8 +282,12 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
       write_record(at, RecordKind::skip, stream_id, {});
       at = lap_end(at, h.capacity);
     }
+    // The chunk is bytes [sent, sent + want) of lead then body.
+    const std::size_t from_lead = sent < lead.size() ? std::min(want, lead.size() - sent) : 0;
+    const std::size_t body_from = sent + from_lead - std::min(sent + from_lead, lead.size());
     write_record(at, last ? RecordKind::stream_last : RecordKind::stream_chunk, stream_id,
-                 payload.subspan(sent, want));
+                 lead.subspan(std::min(sent, lead.size()), from_lead),
+                 body.subspan(body_from, want - from_lead));
     // pairs with the acquire loads in get(): publishes the SKIP (if any) and
     // the chunk; LAST counts the item (INV4)
     h.write_word.store(pack(count_of(w) + (last ? 1 : 0), at + record_bytes(want)),
@@ -281,9 +352,13 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
   std::vector<std::byte>& buffer = *target.buffer;
   buffer.clear();
   target.got_fixed = false;
+  // An item of exactly the size of the caller's object (GetTarget::fixed)
+  // is copied straight into it, chunk by chunk: no buffer in between.
+  const bool direct = target.fixed != nullptr && total == target.fixed_size;
+  std::uint64_t received = 0;
   // From here a throw (bad_alloc) leaves the rest of the stream as orphans,
   // which the next consumer frees (INV6): this item is lost, as if taken.
-  buffer.reserve(total);
+  if (!direct) buffer.reserve(total);
 
   for (;;) {
     const std::uint64_t w = h.write_word.load(std::memory_order_acquire);  // pairs with put's commit (INV1)
@@ -308,6 +383,16 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
         return position_of(h.write_word.load(std::memory_order_acquire)) != position_of(r) ||
                (!shut_down && is_shut_down());
       };
+      // Mid-item (the stream is open, not abandoned): the next chunk is
+      // being copied; spin for it before sleeping.
+      const auto mid_item = [&] {
+        // acquire: pairs with the producer's stores of stream_state (INV9)
+        return (h.stream_state.load(std::memory_order_acquire) & ~kStreamFinishing) == stream_id;
+      };
+      if (!shut_down && mid_item() &&
+          stream_spin(
+              ready, [] { return 0; }, deadline))
+        continue;
       const Deadline poll = Deadline::after(kStreamLivenessPoll);
       const Deadline& until = deadline.when() < poll.when() ? deadline : poll;
       if (h.not_empty.await(ready, until)) continue;
@@ -347,14 +432,22 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
       return StreamEnd::aborted;
     }
     const bool last = record.kind == RecordKind::stream_last;
-    if (buffer.size() + record.payload_bytes > total) return StreamEnd::corrupted;
-    append_out(position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader)), record.payload_bytes,
-               buffer);
+    if (record.payload_bytes > total - received) return StreamEnd::corrupted;
+    const std::uint32_t payload_at = position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader));
+    if (direct)
+      copy_out(payload_at, target.fixed + received, record.payload_bytes);
+    else
+      append_out(payload_at, record.payload_bytes, buffer);
+    received += record.payload_bytes;
     // The room is free; LAST also counts the item as got (INV4).
     r = pack(count_of(r) + (last ? 1 : 0), position_of(r) + record_size);
     commit_read(r);
     wake_putters();
-    if (last) return buffer.size() == total ? StreamEnd::complete : StreamEnd::corrupted;
+    if (last) {
+      if (received != total) return StreamEnd::corrupted;
+      target.got_fixed = direct;
+      return StreamEnd::complete;
+    }
   }
 }
 

@@ -257,12 +257,13 @@ class Queue {
     if constexpr (detail::is_bitwise_v<T>) {
       // Encode outside any lock: for bitwise T the encoding is the object itself.
       status = ring_.put(std::as_bytes(std::span<const T, 1>(&item, 1)), deadline, nonblocking);
-    } else if (contiguous_unstreamed(item)) {
+    } else if constexpr (detail::contiguous_item<T>::value) {
       // The encoding is the count and then the object's bytes: both go
-      // straight into the ring (the critical section is that memcpy).
-      const std::uint64_t prefix = detail::contiguous_prefix(contiguous_count(item));
-      status = ring_.put(std::as_bytes(std::span<const std::uint64_t, 1>(&prefix, 1)), contiguous_span(item),
-                         deadline, nonblocking);
+      // straight into the ring (the critical section is that memcpy; a
+      // large item is streamed from the two parts the same way).
+      const std::uint64_t prefix = detail::contiguous_prefix(item.size());
+      status = ring_.put(std::as_bytes(std::span<const std::uint64_t, 1>(&prefix, 1)),
+                         std::as_bytes(std::span(item.data(), item.size())), deadline, nonblocking);
     } else {
       std::vector<std::byte>& bytes = detail::queue_scratch(0);
       bytes.clear();
@@ -301,12 +302,15 @@ class Queue {
     } else if constexpr (detail::contiguous_item<T>::value) {
       // Sized outside the lock for the count this thread expects; the ring
       // then copies the elements straight in when the item has that count.
+      // (Not for items that are streamed: those go through the buffer.)
       thread_local detail::ExpectedCount count;
       std::optional<T> value(std::in_place);
-      if (count.expected != 0) {
+      const std::size_t expected_bytes =
+          count.expected * sizeof(typename detail::contiguous_item<T>::element);
+      if (count.expected != 0 && !ring_.streams(sizeof(std::uint64_t) + expected_bytes)) {
         value->resize(count.expected);
         target.fixed = reinterpret_cast<std::byte*>(value->data());
-        target.fixed_size = count.expected * sizeof(typename detail::contiguous_item<T>::element);
+        target.fixed_size = expected_bytes;
         target.prefixed = true;
         target.prefix = detail::contiguous_prefix(count.expected);
       }
@@ -320,25 +324,6 @@ class Queue {
       if (status != detail::RingStatus::ok) return get_failed(status, call, report);
       return decode_scratch(bytes);
     }
-  }
-
-  // contiguous_unstreamed(item): a contiguous_item small enough to be one
-  // record (larger ones are encoded into one buffer and streamed).
-  bool contiguous_unstreamed(const T& item) const noexcept {
-    if constexpr (detail::contiguous_item<T>::value) {
-      return !ring_.streams(sizeof(std::uint64_t) + contiguous_span(item).size());
-    } else {
-      return false;
-    }
-  }
-  static std::size_t contiguous_count(const T& item) noexcept {
-    if constexpr (detail::contiguous_item<T>::value) return item.size();
-    return 0;
-  }
-  static std::span<const std::byte> contiguous_span(const T& item) noexcept {
-    if constexpr (detail::contiguous_item<T>::value)
-      return std::as_bytes(std::span(item.data(), item.size()));
-    return {};
   }
 
   static std::optional<T> decode_scratch(std::vector<std::byte>& bytes) {

@@ -76,7 +76,8 @@ TEST(Queue, RoundTripsValuesOfManyTypes) {
 TEST(Queue, VectorsAndStringsKeepTheirBytesWhateverTheirSizes) {
   std::vector<std::size_t> sizes;
   for (int i = 0; i < 50; ++i) sizes.push_back(4096);
-  for (std::size_t n : {0, 0, 1, 7, 7, 7, 4096, 300'000, 4096, 4096, 0, 12, 12}) sizes.push_back(n);
+  for (std::size_t n : {0, 0, 1, 7, 7, 7, 4096, 300'000, 4096, 4096, 0, 12, 12, 300'008, 300'008, 300'000})
+    sizes.push_back(n);
   for (int i = 0; i < 20; ++i) sizes.push_back(static_cast<std::size_t>(i % 3) * 1000);
   const auto bytes_of = [](std::size_t n, std::size_t seed) {
     std::vector<std::byte> v(n);

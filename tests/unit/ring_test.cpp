@@ -195,6 +195,16 @@ TEST(Ring, GatheredPutAndPrefixedTargetCopyOncePerSide) {
   ASSERT_EQ(get(ring, buffer), RingStatus::ok);
   ASSERT_EQ(buffer.size(), 3008u);
   EXPECT_TRUE(std::equal(big.begin(), big.end(), buffer.begin() + 8));
+  // A streamed item whose whole payload has the prefixed target's size (the
+  // target leaves the 8-byte lead out) is not copied into the object: its
+  // lead would land there. It goes to the buffer.
+  std::vector<std::byte> sized(3008);
+  ASSERT_EQ(ring.put(lead, big, Deadline::never(), false), RingStatus::ok);
+  GetTarget prefixed{sized.data(), sized.size(), &buffer, false, true, count};
+  ASSERT_EQ(ring.get(prefixed, Deadline::never(), false), RingStatus::ok);
+  EXPECT_FALSE(prefixed.got_fixed);
+  ASSERT_EQ(buffer.size(), 3008u);
+  EXPECT_TRUE(std::equal(big.begin(), big.end(), buffer.begin() + 8));
 }
 
 TEST(Ring, NonBlockingGetDoesNotStartAStreamStillBeingWritten) {
