@@ -10,9 +10,12 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "command.hpp"
 #include "link.hpp"
@@ -139,18 +142,27 @@ class TaskSender : public JoinableQueue<TaskRecord> {
   }
 };
 
-// The submitter's result queue: results taken in pipelined batches (get_many).
-class ResultReceiver : public Queue<ResultRecord> {
+// The submitter's result queue: each item a host's batch of results (ResultBatch), taken in
+// pipelined batches (get_many).
+class ResultReceiver : public Queue<ResultBatch> {
  public:
-  using Queue<ResultRecord>::Queue;
-  // ResultReceiver::get_many(most, timeout): see QueueCore::get_many; Empty if none came.
-  std::vector<ResultRecord> get_many(std::size_t most, std::chrono::milliseconds timeout) {
+  using Queue<ResultBatch>::Queue;
+  // ResultReceiver::get_many(most, timeout): the results of up to `most` items (see
+  // QueueCore::get_many) and how many items came; Empty if none came.
+  std::pair<std::vector<ResultRecord>, std::size_t> get_many(std::size_t most,
+                                                             std::chrono::milliseconds timeout) {
     auto items = core_->get_many(most, mp::detail::Deadline::after(timeout));
     if (items.empty()) throw mp::Empty("mp::redis queue \"" + core_->name() + "\" is empty");
     std::vector<ResultRecord> records;
-    records.reserve(items.size());
-    for (const auto& bytes : items) records.push_back(mp::decode<ResultRecord>(bytes));
-    return records;
+    for (const auto& bytes : items) {
+      auto batch = mp::decode<ResultBatch>(bytes);
+      if (records.empty()) {
+        records = std::move(batch.results);
+      } else {
+        std::move(batch.results.begin(), batch.results.end(), std::back_inserter(records));
+      }
+    }
+    return {std::move(records), items.size()};
   }
 };
 
@@ -198,14 +210,15 @@ struct PoolCore::Impl {
   }
 
   void receive() {
-    // How many results one round trip asks for: twice what the last one brought (1 to 64), so
-    // that a receiver keeping up does not send calls that find nothing.
+    // How many result items (each a host's batch) one round trip asks for: twice what the last
+    // one brought (1 to 16), so that a receiver keeping up does not send calls that find nothing.
     std::size_t batch = 1;
     while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled every 200 ms
       watch_dead_letters();
       std::vector<ResultRecord> records;
+      std::size_t items = 0;
       try {
-        records = results.get_many(batch, std::chrono::milliseconds(200));
+        std::tie(records, items) = results.get_many(batch, std::chrono::milliseconds(200));
       } catch (const mp::Empty&) {
         lost_since.reset();  // the server answered
         continue;
@@ -224,7 +237,7 @@ struct PoolCore::Impl {
         continue;
       }
       lost_since.reset();
-      batch = std::clamp<std::size_t>(records.size() * 2, 1, 64);
+      batch = std::clamp<std::size_t>(items * 2, 1, 16);
       for (auto& record : records) {
         finish(record.id, static_cast<TaskState::Status>(record.status), std::move(record.payload),
                std::move(record.error_type), std::move(record.error_message));
