@@ -86,4 +86,9 @@ struct MemberOutcome {
   }
 };
 
+// run_group(members): runs in a local worker process: each member in turn (its registered
+// function), each in its own try/catch (an exception: remote_error with its demangled type and
+// what(), as the local pool's RemoteError), each timed. group_runner.cpp.
+std::vector<MemberOutcome> run_group(const std::vector<GroupMember>& members);
+
 }  // namespace mp::redis::detail

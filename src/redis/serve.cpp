@@ -31,22 +31,21 @@
 // once its lease runs out and counts that as a failed delivery (pool_records.hpp). On SIGTERM /
 // SIGINT the host stops taking tasks, sends what is done, kills its local workers and hands the
 // rest back at once (the queue handle's leave: not counted as an attempt).
-#include <cxxabi.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstdlib>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <typeinfo>
 #include <unordered_map>
+#include <unordered_set>
 
+#include "cancel_watch.hpp"
 #include "command.hpp"
 #include "link.hpp"
 #include "mp/pool.hpp"
@@ -71,57 +70,6 @@ constexpr std::size_t kMaxGroup = 32;
 constexpr Micros kWindowBudget{4000};
 constexpr std::size_t kMinPerProcess = 4;
 constexpr std::size_t kMaxPerProcess = 64;
-
-// run_task(function, arguments, items): one call, or a chunk of `items` calls (the first
-// exception fails the chunk).
-std::vector<std::byte> run_task(const std::string& function, const std::vector<std::byte>& arguments,
-                                std::int32_t items) {
-  TaskInvoker invoke = find_task(function);
-  if (items == 0) return invoke(arguments);
-  std::vector<std::vector<std::byte>> results;
-  for (const auto& call : mp::decode<std::vector<std::vector<std::byte>>>(arguments))
-    results.push_back(invoke(call));
-  return mp::encode(results);
-}
-
-// describe_current_exception(outcome): the exception being handled as the local pool's RemoteError
-// describes it: the demangled dynamic type, and what().
-void describe_current_exception(MemberOutcome& outcome) {
-  const std::type_info* type = abi::__cxa_current_exception_type();
-  outcome.error_message = "(not derived from std::exception)";
-  try {
-    throw;
-  } catch (const std::exception& error) {
-    type = &typeid(error);
-    outcome.error_message = error.what();
-  } catch (...) {  // NOLINT(bugprone-empty-catch): described by its type alone
-  }
-  int status = -1;
-  char* demangled = type != nullptr ? abi::__cxa_demangle(type->name(), nullptr, nullptr, &status) : nullptr;
-  outcome.error_type = status == 0 && demangled != nullptr
-                           ? demangled
-                           : (type != nullptr ? type->name() : "unknown exception");
-  std::free(demangled);  // NOLINT(cppcoreguidelines-no-malloc): __cxa_demangle's buffer
-}
-
-// run_group(members): what a local worker process runs: each member in turn, each in its own
-// try/catch, timed.
-std::vector<MemberOutcome> run_group(const std::vector<GroupMember>& members) {
-  std::vector<MemberOutcome> outcomes(members.size());
-  for (std::size_t i = 0; i < members.size(); ++i) {
-    auto started = std::chrono::steady_clock::now();
-    try {
-      outcomes[i].payload = run_task(members[i].function, members[i].arguments, members[i].items);
-      outcomes[i].status = static_cast<std::int32_t>(Status::ok);
-    } catch (...) {
-      outcomes[i].status = static_cast<std::int32_t>(Status::remote_error);
-      describe_current_exception(outcomes[i]);
-    }
-    outcomes[i].micros =
-        std::chrono::duration_cast<Micros>(std::chrono::steady_clock::now() - started).count();
-  }
-  return outcomes;
-}
 
 std::atomic<bool> g_stop_serving{false};  // set by the signal handler; read by Host::serve()'s loop
 
@@ -167,7 +115,8 @@ class Host {
         processes_(static_cast<std::size_t>(processes)),
         tasks_(url, name, 0, queue_options(options)),
         endpoint_(impl::parse_url(url)),
-        probe_(endpoint_) {
+        probe_(endpoint_),
+        cancels_(endpoint_, "mpq:{" + std::string(name) + "}:") {
     // The usual local pool starts before the queue's lease keeper thread exists (the first
     // get starts it), so its zygote is forked from a process with one thread.
     (void)local_for(0);
@@ -191,6 +140,7 @@ class Host {
   // is delivered and acknowledged in order, and the rest stays unacknowledged.
   void serve() {
     while (!g_stop_serving.load(std::memory_order_relaxed)) {  // relaxed: a polled flag
+      hear_cancels();
       resolve();
       settle();
       if (running_.size() >= window()) {
@@ -210,12 +160,15 @@ class Host {
     std::optional<mp::AsyncResult<std::vector<MemberOutcome>>> result;
     std::vector<Entry*> members;  // point into running_ (a deque: stable while they are held)
   };
-  enum class Resolution { pending, replied, failed };
+  // replied: its result (or RemoteError) is in the outbox or sent; failed: its process died or it
+  // ran past its timeout (an attempt); cancelled: dropped unstarted or stopped (acknowledged).
+  enum class Resolution { pending, replied, failed, cancelled };
   // One task the host holds, in take order.
   struct Entry {
     TaskRecord task;
     std::shared_ptr<Job> job;
     Resolution resolution = Resolution::pending;
+    bool cancel_asked = false;    // marked cancelled while its job was out: cancelled when the job ends
     Status failure = Status::ok;  // failed: worker_lost or task_timeout, and why
     std::string failure_type, failure_message;
   };
@@ -293,9 +246,16 @@ class Host {
     for (auto& task : taken) {
       running_.emplace_back();
       running_.back().task = std::move(task);
+      // Cancelled before it came here (say, handed out again after its host died): never run.
+      if (cancelled_ids_.count(running_.back().task.id) != 0)
+        running_.back().resolution = Resolution::cancelled;
     }
     const std::size_t share = std::max<std::size_t>(1, (taken.size() + processes_ - 1) / processes_);
     for (std::size_t i = first; i < running_.size();) {
+      if (running_[i].resolution == Resolution::cancelled) {
+        ++i;
+        continue;
+      }
       const TaskRecord& lead = running_[i].task;
       const std::size_t limit = std::min(share, group_limit(lead));
       std::vector<Entry*> group{&running_[i]};
@@ -355,6 +315,8 @@ class Host {
       return job_failed(job, Status::task_timeout, "mp::TaskTimeout", e.what());
     } catch (const mp::WorkerLost& e) {
       return job_failed(job, Status::worker_lost, "mp::WorkerLost", e.what());
+    } catch (const mp::Cancelled& e) {  // hear_cancels() stopped it for a member
+      return job_failed(job, Status::cancelled, "mp::Cancelled", e.what());
     } catch (const mp::RemoteError& e) {  // the group itself did not travel: each member fails with it
       outcomes.resize(job.members.size());
       for (auto& outcome : outcomes) {
@@ -378,21 +340,34 @@ class Host {
   // Host::job_failed(job, ...): its process died or it ran past its timeout. Alone in its job,
   // the task failed (an attempt); in a group, every member runs again on its own.
   void job_failed(Job& job, Status status, const char* type, const std::string& what) {
-    if (job.members.size() == 1) {
-      Entry& entry = *job.members.front();
-      entry.resolution = Resolution::failed;
-      entry.failure = status;
-      entry.failure_type = type;
-      entry.failure_message = what;
-      if (status == Status::task_timeout) {  // slow after all: no more grouping or a wide window for it
-        measured_[entry.task.function].add(static_cast<double>(entry.task.task_timeout_ms) * 1000.0);
-        recent_.add(static_cast<double>(entry.task.task_timeout_ms) * 1000.0);
+    const bool alone = job.members.size() == 1;
+    // Members marked cancelled are done with (a cancel for one member stops its whole group).
+    std::vector<Entry*> left;
+    for (Entry* entry : job.members) {
+      if (entry->cancel_asked) {
+        entry->resolution = Resolution::cancelled;
+      } else {
+        left.push_back(entry);
+      }
+    }
+    if (left.empty()) return;
+    if (!alone || status == Status::cancelled) {
+      // Which member was at fault is unknown (or it was a cancelled group-mate): each runs again
+      // on its own, not counted as an attempt, so the one at fault then fails alone.
+      for (Entry* entry : left) {
+        if (status != Status::cancelled) measured_.erase(entry->task.function);  // measured again, alone
+        submit({entry});
       }
       return;
     }
-    for (Entry* entry : job.members) {
-      measured_.erase(entry->task.function);  // measured again, alone
-      submit({entry});
+    Entry& entry = *left.front();
+    entry.resolution = Resolution::failed;
+    entry.failure = status;
+    entry.failure_type = type;
+    entry.failure_message = what;
+    if (status == Status::task_timeout) {  // slow after all: no more grouping or a wide window for it
+      measured_[entry.task.function].add(static_cast<double>(entry.task.task_timeout_ms) * 1000.0);
+      recent_.add(static_cast<double>(entry.task.task_timeout_ms) * 1000.0);
     }
   }
 
@@ -412,10 +387,15 @@ class Host {
       replied = 0;
     };
     bool failures = false;
+    std::vector<std::string> dropped;
     while (!running_.empty() && running_.front().resolution != Resolution::pending) {
       Entry& entry = running_.front();
       if (entry.resolution == Resolution::replied) {
         ++replied;
+      } else if (entry.resolution == Resolution::cancelled) {
+        ++replied;  // acknowledged, not retried
+        cancelled_ids_.erase(entry.task.id);
+        dropped.push_back(std::move(entry.task.id));
       } else {
         acknowledge();
         fail(entry);
@@ -425,6 +405,26 @@ class Host {
     }
     acknowledge();
     if (failures) send_results();  // dead letters reported
+    cancels_.forget(dropped);
+  }
+
+  // Host::hear_cancels(): tasks marked cancelled (cancel_watch.hpp). One this host holds is
+  // dropped if its local job has not started, or its local worker process is killed (the local
+  // pool replaces it); a group is stopped whole, and its other members run again one by one.
+  void hear_cancels() {
+    auto ids = cancels_.poll();
+    if (ids.empty()) return;
+    for (auto& id : ids) cancelled_ids_.insert(std::move(id));
+    std::vector<std::string> stopping;
+    for (auto& entry : running_) {
+      if (entry.resolution != Resolution::pending || entry.cancel_asked ||
+          cancelled_ids_.count(entry.task.id) == 0)
+        continue;
+      entry.cancel_asked = true;
+      stopping.push_back(entry.task.id);
+      (void)entry.job->result->cancel();  // false: it finished first; resolve() takes its outcome
+    }
+    cancels_.stopping(stopping);
   }
 
   // Host::fail(entry): its local worker died (or was killed at its timeout): a failed delivery.
@@ -494,6 +494,8 @@ class Host {
   TaskQueue tasks_;
   impl::Endpoint endpoint_;
   impl::Link probe_;  // keeps a pointer to endpoint_
+  impl::CancelWatch cancels_;
+  std::unordered_set<std::string> cancelled_ids_;  // marked on the server and not dropped here yet
   std::map<std::string, ReplyHandle> replies_;
   std::uint64_t replies_made_ = 0;
   std::map<std::int64_t, std::unique_ptr<mp::Pool>> locals_;  // one local pool per task_timeout asked for
