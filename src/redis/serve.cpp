@@ -392,6 +392,10 @@ class Host {
       Entry& entry = running_.front();
       if (entry.resolution == Resolution::replied) {
         ++replied;
+        if (entry.cancel_asked) {  // it finished before the cancel reached it: its mark goes too
+          cancelled_ids_.erase(entry.task.id);
+          dropped.push_back(std::move(entry.task.id));
+        }
       } else if (entry.resolution == Resolution::cancelled) {
         ++replied;  // acknowledged, not retried
         cancelled_ids_.erase(entry.task.id);

@@ -50,9 +50,10 @@ int blocker(int x) {
   return -1;
 }
 
-// effect(x): x, leaving a line in effect-<x> per run.
+// effect(x): x, leaving a line in effect-<x> per run, and x in the file `order`.
 int effect(int x) {
   append_line("effect-" + std::to_string(x), "ran");
+  append_line("order", std::to_string(x));
   return x;
 }
 
@@ -212,6 +213,39 @@ TEST(RedisPoolCancel, ATaskCancelledBeforeItStartsNeverRuns) {
   std::string stats = mp_redis("--json stats " + server.url());  // after the Pool's threads are gone
   EXPECT_NE(stats.find("\"name\":\"cancel-waiting\""), std::string::npos) << stats;
   EXPECT_NE(stats.find("\"cancelled\":2"), std::string::npos) << stats;
+}
+
+// Cancelling many waiting tasks at once rebuilds the server's list: what is left keeps its order.
+TEST(RedisPoolCancel, ACancelledMapNeverRunsAndTheTasksBehindItKeepTheirOrder) {
+  mp::test::RedisServer server;
+  canceltasks::g_dir = server.dir();
+  pid_t host = start_host(server.url(), "cancel-map", 1);
+  {
+    mp::redis::Pool pool(server.url(), "cancel-map");
+    auto blocked = pool.apply_async(&canceltasks::blocker, 0);
+    ASSERT_TRUE(mp::test::eventually([] { return canceltasks::exists("blocking-0"); }));
+    std::vector<int> first, second;
+    for (int i = 100; i < 140; ++i) first.push_back(i);
+    for (int i = 200; i < 210; ++i) second.push_back(i);
+    auto cancelled = pool.map_async(&canceltasks::effect, first);  // 3 held by the host, 37 on the server
+    auto kept = pool.map_async(&canceltasks::effect, second);
+    ASSERT_TRUE(mp::test::eventually([&] {
+      return server.integer({"LLEN", "mpq:{cancel-map}:items"}) == 47;
+    }));
+    EXPECT_TRUE(cancelled.cancel());
+    EXPECT_EQ(server.integer({"LLEN", "mpq:{cancel-map}:items"}), 10);
+    ASSERT_TRUE(mp::test::eventually([&] { return marks_stopping(server, "cancel-map") == 3; }));
+    canceltasks::append_line("go", "");
+    EXPECT_EQ(blocked.get(30s), 0);
+    EXPECT_EQ(kept.get(30s), second);
+    EXPECT_THROW((void)cancelled.get(), mp::Cancelled);
+    std::vector<std::string> expected;
+    for (int x : second) expected.push_back(std::to_string(x));
+    EXPECT_EQ(lines_of("order"), expected);  // none of the cancelled ran; the rest in order
+    EXPECT_EQ(stat_of(server, "cancel-map", "cancelled"), 40);
+    EXPECT_TRUE(mp::test::eventually([&] { return unfinished(server, "cancel-map") == 0; }));
+  }
+  stop_host(host);
 }
 
 TEST(RedisPoolCancel, ADoneCallbackRunsOnceAndCancelAfterDoneIsFalse) {
