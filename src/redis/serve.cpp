@@ -392,9 +392,8 @@ class Host {
       Entry& entry = running_.front();
       if (entry.resolution == Resolution::replied) {
         ++replied;
-        if (entry.cancel_asked) {  // it finished before the cancel reached it: its mark goes too
-          cancelled_ids_.erase(entry.task.id);
-          dropped.push_back(std::move(entry.task.id));
+        if (cancelled_ids_.erase(entry.task.id) > 0) {  // it finished before the cancel reached it
+          dropped.push_back(std::move(entry.task.id));  // its mark goes too
         }
       } else if (entry.resolution == Resolution::cancelled) {
         ++replied;  // acknowledged, not retried
