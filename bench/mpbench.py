@@ -28,9 +28,14 @@ def scaled(n, minimum=1):
     return max(minimum, n // 100) if quick() else n
 
 
+# Parts of a Google Benchmark run name that are options, not arguments.
+_OPTION_PARTS = {"iterations", "repeats", "min_time", "min_warmup_time", "threads"}
+
+
 def gbench(binary, repetitions=1, extra=()):
-    """{benchmark name: record}, the name with its arguments ("BM_X/4096") but
-    without option parts ("/iterations:3"); with repetitions > 1, the medians."""
+    """{benchmark name: record}, the name with its arguments ("BM_X/4096",
+    "BM_X/bytes:4096") but without Google Benchmark's option parts
+    ("/iterations:3"); with repetitions > 1, the medians."""
     args = [binary, "--benchmark_format=json", *extra]
     if quick():
         args.append("--benchmark_min_time=0.01")
@@ -42,7 +47,8 @@ def gbench(binary, repetitions=1, extra=()):
     for b in json.loads(out)["benchmarks"]:
         if repetitions > 1 and b.get("aggregate_name") != "median":
             continue
-        name = "/".join(part for part in b.get("run_name", b["name"]).split("/") if ":" not in part)
+        name = "/".join(part for part in b.get("run_name", b["name"]).split("/")
+                        if part.split(":")[0] not in _OPTION_PARTS)
         results[name] = b
     return results
 

@@ -16,39 +16,11 @@
 #include <string>
 
 #include "mp/redis.hpp"
-
-struct Job {
-  std::int32_t id = 0;
-  std::string text;
-  template <class Archive>
-  void serialize(Archive& ar) {
-    ar(id, text);
-  }
-};
-
-struct Result {
-  std::int32_t id = 0;
-  std::int64_t letters = 0;
-  std::int32_t worker_pid = 0;
-  template <class Archive>
-  void serialize(Archive& ar) {
-    ar(id, letters, worker_pid);
-  }
-};
-
-static std::string server_url(int argc, char** argv) {
-  std::string arg = argc > 1 ? argv[1] : "";
-  if (arg.empty()) {
-    if (const char* env = std::getenv("MP_REDIS_URL")) return env;
-    if (const char* port = std::getenv("MP_REDIS_PORT")) return std::string("redis://127.0.0.1:") + port;
-    return "redis://127.0.0.1:6379";
-  }
-  if (arg.rfind("redis://", 0) == 0) return arg;
-  return "redis://127.0.0.1:" + arg;  // a bare port
-}
+#include "redis_pipeline.hpp"
+#include "redis_url.hpp"
 
 int main(int argc, char** argv) try {
-  std::string url = server_url(argc, argv);
+  std::string url = server_url(argc > 1 ? argv[1] : nullptr);
   int count = argc > 2 ? std::atoi(argv[2]) : 40;
   mp::redis::JoinableQueue<Job> jobs(url, "pipeline-jobs");
   mp::redis::Queue<Result> results(url, "pipeline-results");

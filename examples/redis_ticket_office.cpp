@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "mp/redis.hpp"
+#include "redis_url.hpp"
 
 extern char** environ;
 
@@ -32,17 +33,6 @@ namespace {
 
 constexpr int kTickets = 20;
 constexpr int kSellers = 3;
-
-std::string server_url(const char* arg) {
-  std::string a = arg != nullptr ? arg : "";
-  if (a.empty()) {
-    if (const char* env = std::getenv("MP_REDIS_URL")) return env;
-    if (const char* port = std::getenv("MP_REDIS_PORT")) return std::string("redis://127.0.0.1:") + port;
-    return "redis://127.0.0.1:6379";
-  }
-  if (a.rfind("redis://", 0) == 0) return a;
-  return "redis://127.0.0.1:" + a;
-}
 
 struct Ledger {
   int remaining = 0;

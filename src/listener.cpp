@@ -147,6 +147,29 @@ std::shared_ptr<StreamConnection> wrap_socket(UniqueFd fd, const ConnectionOptio
   return core;
 }
 
+// first_socket(found, call, object, step): a TCP socket for the first of the
+// resolved addresses on which step(fd, address) succeeds (returns 0); when
+// none does, throws the last failure, naming `call` ("bind", "connect").
+template <class Step>
+UniqueFd first_socket(const addrinfo* found, const char* call, const std::string& object, Step step) {
+  int last_error = 0;
+  for (const addrinfo* candidate = found; candidate != nullptr; candidate = candidate->ai_next) {
+    UniqueFd fd(::socket(candidate->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (fd && step(fd.get(), *candidate) == 0) return fd;
+    last_error = errno;
+  }
+  throw_system_error(call, object, last_error);
+}
+
+// connect_fd(fd, address, length): connect(2), resumed after EINTR.
+int connect_fd(int fd, const ::sockaddr* address, socklen_t length) {
+  int status;
+  do {
+    status = ::connect(fd, address, length);
+  } while (status != 0 && errno == EINTR);
+  return status;
+}
+
 }  // namespace
 
 // The socket behind every handle of one Listener. `mutex` guards
@@ -161,23 +184,11 @@ class ListenerSocket {
     const std::string object = "Listener " + original;
     if (parsed.kind == Address::Kind::tcp) {
       AddrInfoPtr found = resolve(parsed, true, original);
-      int last_error = 0;
-      for (addrinfo* candidate = found.get(); candidate != nullptr; candidate = candidate->ai_next) {
-        UniqueFd fd(::socket(candidate->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        if (!fd) {
-          last_error = errno;
-          continue;
-        }
+      fd_ = first_socket(found.get(), "bind", object, [](int fd, const addrinfo& candidate) {
         int one = 1;
-        (void)::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as Python does on POSIX
-        if (::bind(fd.get(), candidate->ai_addr, candidate->ai_addrlen) != 0) {
-          last_error = errno;
-          continue;
-        }
-        fd_ = std::move(fd);
-        break;
-      }
-      if (!fd_) throw_system_error("bind", object, last_error);
+        (void)::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // as Python does on POSIX
+        return ::bind(fd, candidate.ai_addr, candidate.ai_addrlen);
+      });
     } else {
       auto [sockaddr, length] = unix_sockaddr(parsed);
       UniqueFd fd = make_socket(AF_UNIX, object);
@@ -282,33 +293,14 @@ std::shared_ptr<ConnectionCore> client_connect(std::string_view address,
   UniqueFd connected;
   if (parsed.kind == Address::Kind::tcp) {
     AddrInfoPtr found = resolve(parsed, false, original);
-    int last_error = 0;
-    for (addrinfo* candidate = found.get(); candidate != nullptr; candidate = candidate->ai_next) {
-      UniqueFd fd(::socket(candidate->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      if (!fd) {
-        last_error = errno;
-        continue;
-      }
-      int status;
-      do {
-        status = ::connect(fd.get(), candidate->ai_addr, candidate->ai_addrlen);
-      } while (status != 0 && errno == EINTR);
-      if (status != 0) {
-        last_error = errno;
-        continue;
-      }
-      connected = std::move(fd);
-      break;
-    }
-    if (!connected) throw_system_error("connect", object, last_error);
+    connected = first_socket(found.get(), "connect", object, [](int fd, const addrinfo& candidate) {
+      return connect_fd(fd, candidate.ai_addr, candidate.ai_addrlen);
+    });
   } else {
     auto [sockaddr, length] = unix_sockaddr(parsed);
     UniqueFd fd = make_socket(AF_UNIX, object);
-    int status;
-    do {
-      status = ::connect(fd.get(), reinterpret_cast<const ::sockaddr*>(&sockaddr), length);
-    } while (status != 0 && errno == EINTR);
-    if (status != 0) throw_system_error("connect", object, errno);
+    if (connect_fd(fd.get(), reinterpret_cast<const ::sockaddr*>(&sockaddr), length) != 0)
+      throw_system_error("connect", object, errno);
     connected = std::move(fd);
   }
   auto core = wrap_socket(std::move(connected), options);

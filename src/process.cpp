@@ -107,8 +107,8 @@ std::string describe(const ProcessInfo& info) {
 // Process::Process()
 Process::Process() : info_(detail::next_child_info("Process")), creator_pid_(::getpid()) {}
 
-// Process::Process(Process&&)
-Process::Process(Process&& other) noexcept {
+// Process::steal_from(): the body of both moves; takes the process-table lock.
+void Process::steal_from(Process& other) noexcept {
   detail::ProcessTable& table = detail::process_table();
   std::lock_guard lock(table.mutex);
   info_ = std::move(other.info_);
@@ -129,28 +129,14 @@ Process::Process(Process&& other) noexcept {
   std::replace(table.children.begin(), table.children.end(), &other, this);  // INV2
 }
 
+// Process::Process(Process&&)
+Process::Process(Process&& other) noexcept { steal_from(other); }
+
 // Process::operator=(Process&&)
 Process& Process::operator=(Process&& other) noexcept {
   if (this == &other) return *this;
   apply_exit_policy();
-  detail::ProcessTable& table = detail::process_table();
-  std::lock_guard lock(table.mutex);
-  info_ = std::move(other.info_);
-  daemon_ = other.daemon_;
-  // Relaxed: the table lock (held) orders it; see Process::state_.
-  state_.store(other.state_.exchange(State::moved_from, std::memory_order_relaxed),
-               std::memory_order_relaxed);
-  creator_pid_ = other.creator_pid_;
-  pidfd_ = std::move(other.pidfd_);
-  exitcode_ = other.exitcode_;
-  target_ = std::move(other.target_);
-  method_ = other.method_;
-  status_fd_ = std::move(other.status_fd_);
-  moved_from_type_ = other.moved_from_type_ != nullptr && *other.moved_from_type_ != typeid(other)
-                         ? other.moved_from_type_  // `other` was sliced already: keep the original type
-                         : &typeid(other);
-  other.info_.pid_ = 0;
-  std::replace(table.children.begin(), table.children.end(), &other, this);  // INV2
+  steal_from(other);
   return *this;
 }
 

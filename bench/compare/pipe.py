@@ -12,13 +12,14 @@ Prints a table with the ratios; the goal for the round trip is
 mp <= Python / 25 (issue 10). mp::Pipe is shared memory; the bare socketpair
 round trip is printed as the kernel's floor that it no longer pays.
 """
-import json
 import multiprocessing as mp
 from multiprocessing.connection import Client, Listener
 import os
-import subprocess
 import sys
 import time
+
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import mpbench  # noqa: E402
 
 ROUND_TRIPS = 20000
 THROUGHPUT_BYTES = 256 << 20  # per case
@@ -34,24 +35,29 @@ def echo(conn, other):
         pass
 
 
+def timed_round_trips(conn):
+    """Seconds per round trip of an int over conn (the peer sends back n + 1)."""
+    n = 0
+    for _ in range(1000):  # warm up
+        conn.send(n)
+        n = conn.recv()
+    start = time.perf_counter()
+    for _ in range(ROUND_TRIPS):
+        conn.send(n)
+        n = conn.recv()
+    return (time.perf_counter() - start) / ROUND_TRIPS
+
+
 def python_round_trip_seconds():
     ctx = mp.get_context("fork")
     parent_conn, child_conn = ctx.Pipe()
     p = ctx.Process(target=echo, args=(child_conn, parent_conn))
     p.start()
     child_conn.close()
-    n = 0
-    for _ in range(1000):  # warm up
-        parent_conn.send(n)
-        n = parent_conn.recv()
-    start = time.perf_counter()
-    for _ in range(ROUND_TRIPS):
-        parent_conn.send(n)
-        n = parent_conn.recv()
-    elapsed = time.perf_counter() - start
+    result = timed_round_trips(parent_conn)
     parent_conn.close()
     p.join()
-    return elapsed / ROUND_TRIPS
+    return result
 
 
 def listener_echo(address):
@@ -69,18 +75,10 @@ def python_listener_round_trip_seconds():
         p = ctx.Process(target=listener_echo, args=(listener.address,))
         p.start()
         conn = listener.accept()
-    n = 0
-    for _ in range(1000):  # warm up
-        conn.send(n)
-        n = conn.recv()
-    start = time.perf_counter()
-    for _ in range(ROUND_TRIPS):
-        conn.send(n)
-        n = conn.recv()
-    elapsed = time.perf_counter() - start
+    result = timed_round_trips(conn)
     conn.close()
     p.join()
-    return elapsed / ROUND_TRIPS
+    return result
 
 
 def sink(data_reader, data_writer, control_parent, control_child):
@@ -115,38 +113,23 @@ def python_throughput_bytes_per_second(size, duplex):
     return count * size / elapsed
 
 
-def run_cpp(build_dir):
-    binary = os.path.join(build_dir, "bench", "pipe_bench")
-    out = subprocess.run([binary, "--benchmark_format=json", "--benchmark_min_time=1"],
-                         check=True, capture_output=True, text=True).stdout
-    results = {}
-    for b in json.loads(out)["benchmarks"]:
-        results[b["name"]] = b
-    return results
-
-
-def seconds(b):
-    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
-    return b["real_time"] * scale
-
-
 def main():
     build_dir = sys.argv[1] if len(sys.argv) > 1 else "build/release"
-    cpp = run_cpp(build_dir)
+    cpp = mpbench.gbench(os.path.join(build_dir, "bench", "pipe_bench"), extra=["--benchmark_min_time=1"])
     print("Pipe: mp::Pipe vs multiprocessing.Pipe (fork), same run")
     print(f"{'case':34} {'mp':>14} {'python':>14} {'ratio':>10}  goal")
 
-    cpp_rt = seconds(cpp["BM_PipeRoundTripInt/real_time"])
+    cpp_rt = mpbench.ns(cpp["BM_PipeRoundTripInt/real_time"]) * 1e-9
     py_rt = python_round_trip_seconds()
     speedup = py_rt / cpp_rt
     verdict = "met" if speedup >= GOAL_ROUND_TRIP_SPEEDUP else "NOT met"
     print(f"{'round trip, int':34} {cpp_rt * 1e6:11.2f} us {py_rt * 1e6:11.2f} us {speedup:9.1f}x"
           f"  >= {GOAL_ROUND_TRIP_SPEEDUP:.0f}x: {verdict}")
 
-    socket_pipe = seconds(cpp["BM_SocketPipeRoundTripInt/real_time"])
+    socket_pipe = mpbench.ns(cpp["BM_SocketPipeRoundTripInt/real_time"]) * 1e-9
     print(f"{'  the socket Pipe (before issue 10)':34} {socket_pipe * 1e6:11.2f} us {'':>14} {py_rt / socket_pipe:9.1f}x"
           f"  (same run)")
-    floor = seconds(cpp["BM_RawSocketpairRoundTrip/real_time"])
+    floor = mpbench.ns(cpp["BM_RawSocketpairRoundTrip/real_time"]) * 1e-9
     print(f"{'  kernel floor (bare socketpair)':34} {floor * 1e6:11.2f} us {'':>14} {py_rt / floor:9.1f}x"
           f"  (Python / bare kernel round trip)")
     print(f"{'  goal: Python / 25':34} {py_rt / GOAL_ROUND_TRIP_SPEEDUP * 1e6:11.2f} us")
@@ -154,7 +137,7 @@ def main():
     py_listener = python_listener_round_trip_seconds()
     for name, label in (("BM_ListenerRoundTripInt", "Listener/Client round trip, i64"),
                         ("BM_ListenerRoundTripPyObject", "Listener/Client round trip, pickle")):
-        cpp_listener = seconds(cpp[name + "/real_time"])
+        cpp_listener = mpbench.ns(cpp[name + "/real_time"]) * 1e-9
         print(f"{label:34} {cpp_listener * 1e6:11.2f} us {py_listener * 1e6:11.2f} us"
               f" {py_listener / cpp_listener:9.1f}x  (TCP on 127.0.0.1, authkey)")
 

@@ -17,10 +17,11 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
-import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
+
+sys.path.append(os.path.join(_HERE, ".."))
+import mpbench  # noqa: E402
 
 
 def trivial(x):
@@ -73,34 +74,23 @@ def python_results():
     return results
 
 
-def run_cpp(build_dir):
-    binary = os.path.join(build_dir, "bench", "pool_bench")
-    out = subprocess.run([binary, "--benchmark_format=json", "--benchmark_min_time=0.5"],
-                         check=True, capture_output=True, text=True).stdout
-    return {b["name"]: b for b in json.loads(out)["benchmarks"]}
-
-
-def seconds(b):
-    scale = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0}[b["time_unit"]]
-    return b["real_time"] * scale
-
-
 def main():
     build_dir = sys.argv[1] if len(sys.argv) > 1 else "build/release"
-    cpp = run_cpp(build_dir)
+    cpp = mpbench.gbench(os.path.join(build_dir, "bench", "pool_bench"), extra=["--benchmark_min_time=0.5"])
     py = python_results()
     rows = [
-        ("apply_async(f, x).get() round trip", seconds(cpp["BM_PoolApplyAsyncRoundTrip/real_time"]), py["apply"], 20),
-        ("map 20k items, chunksize=1, per item", seconds(cpp["BM_PoolMapChunksize1/20000/real_time"]) / 20000,
+        ("apply_async(f, x).get() round trip", mpbench.ns(cpp["BM_PoolApplyAsyncRoundTrip/real_time"]) * 1e-9, py["apply"], 20),
+        ("map 20k items, chunksize=1, per item", mpbench.ns(cpp["BM_PoolMapChunksize1/20000/real_time"]) * 1e-9 / 20000,
          py["map1"], 20),
         ("map 200k items, default chunksize, per item",
-         seconds(cpp["BM_PoolMapDefaultChunksize/200000/real_time"]) / 200000, py["map"], 5),
-        ("imap_unordered 100k items, per item", seconds(cpp["BM_PoolImapUnordered/100000/real_time"]) / 100000,
+         mpbench.ns(cpp["BM_PoolMapDefaultChunksize/200000/real_time"]) * 1e-9 / 200000, py["map"], 5),
+        ("imap_unordered 100k items, per item", mpbench.ns(cpp["BM_PoolImapUnordered/100000/real_time"]) * 1e-9 / 100000,
          py["imap_unordered"], 20),
-        ("Pool(2) create + close + join", seconds(cpp["BM_PoolCreateCloseJoin/real_time"]), py["create"], None),
-        ("  the same under forkserver", seconds(cpp["BM_PoolCreateCloseJoinUnder/1/real_time"]),
+        ("Pool(2) create + close + join", mpbench.ns(cpp["BM_PoolCreateCloseJoin/real_time"]) * 1e-9, py["create"], None),
+        ("  the same under forkserver", mpbench.ns(cpp["BM_PoolCreateCloseJoinUnder/1/real_time"]) * 1e-9,
          py["create_forkserver"], None),
-        ("  the same under spawn", seconds(cpp["BM_PoolCreateCloseJoinUnder/2/real_time"]), py["create_spawn"], None),
+        ("  the same under spawn", mpbench.ns(cpp["BM_PoolCreateCloseJoinUnder/2/real_time"]) * 1e-9,
+         py["create_spawn"], None),
     ]
     print("Pool: mp::Pool(2) vs multiprocessing.Pool(2) (fork), same run")
     print(f"{'case':46} {'mp':>12} {'python':>12} {'python/mp':>10}  goal")

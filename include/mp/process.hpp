@@ -299,6 +299,7 @@ class MP_API Process {
   void check_owner(const char* what) const;
   void check_started(const char* what) const;
   void apply_exit_policy() noexcept;
+  void steal_from(Process& other) noexcept;  // both moves: takes the table lock, empties `other`
   void send(int signal, const char* what);
   // Reaps if ended; returns the state after. poll_state() takes the
   // process-table lock, refresh_locked() expects it held.

@@ -6,14 +6,7 @@
 #  4. the find_package and pkg-config consumers build against that root.
 file(REMOVE_RECURSE ${WORK_DIR})
 file(MAKE_DIRECTORY ${WORK_DIR})
-function(run_step)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  if(NOT rc EQUAL 0)
-    list(JOIN ARGN " " command)
-    message(FATAL_ERROR "step '${command}' failed (${rc}):\n${out}")
-  endif()
-  set(out "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/run_step.cmake)
 
 run_step(cpack -G DEB -B ${WORK_DIR}/deb --config ${MP_BUILD_DIR}/CPackConfig.cmake)
 file(GLOB debs ${WORK_DIR}/deb/libmp-dev_${MP_VERSION}_*.deb)

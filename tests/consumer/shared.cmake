@@ -6,14 +6,7 @@
 #  3. every example with an .expect file runs and prints what it must;
 #  4. the shared install tree serves the find_package and pkg-config consumers.
 file(REMOVE_RECURSE ${WORK_DIR})
-function(run_step)
-  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out)
-  if(NOT rc EQUAL 0)
-    list(JOIN ARGN " " command)
-    message(FATAL_ERROR "step '${command}' failed (${rc}):\n${out}")
-  endif()
-  set(out "${out}" PARENT_SCOPE)
-endfunction()
+include(${CMAKE_CURRENT_LIST_DIR}/run_step.cmake)
 
 set(build ${WORK_DIR}/mp)
 run_step(${CMAKE_COMMAND} -S ${MP_SOURCE_DIR} -B ${build} -G Ninja -DCMAKE_BUILD_TYPE=Release

@@ -2,10 +2,8 @@
 // killed with SIGKILL (no atexit hook, no destructor runs): the kernel's
 // PR_SET_PDEATHSIG does it. This test is made a subreaper so the orphaned
 // daemons are re-parented to it and can be watched and reaped here.
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -21,49 +19,17 @@
 #include <vector>
 
 #include "mp/detail/fd.hpp"
-
-extern char** environ;
+#include "support/program.hpp"
 
 namespace {
 
 using mp::detail::UniqueFd;
 
-struct Helper {
-  pid_t pid = 0;
-  UniqueFd output;
-};
-
-Helper spawn_daemon_parent(int daemons_from_main) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) std::abort();
-  UniqueFd read_end(fds[0]);
-  UniqueFd write_end(fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  std::string path = std::string(MP_HELPERS_DIR) + "/daemon_parent";
-  std::string count = std::to_string(daemons_from_main);
-  char* argv[] = {path.data(), count.data(), nullptr};
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) ADD_FAILURE() << "posix_spawn " << path << ": " << rc;
-  return {pid, std::move(read_end)};
-}
-
 // Reads "daemon <pid> alive|dead" lines up to "ready"; a dead one is reported
 // as pid 0 (the helper saw it end while it was still alive itself).
-std::vector<pid_t> read_daemon_pids(int fd) {
-  std::string text;
-  char buffer[256];
-  while (text.find("ready\n") == std::string::npos) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
+std::vector<pid_t> read_daemon_pids(mp::test::SpawnedProgram& helper) {
+  std::istringstream lines(helper.read_until("ready\n"));
   std::vector<pid_t> pids;
-  std::istringstream lines(text);
   std::string word;
   while (lines >> word)
     if (word == "daemon") {
@@ -77,16 +43,14 @@ std::vector<pid_t> read_daemon_pids(int fd) {
 
 TEST(DaemonFault, DaemonsDieWithinOneSecondOfTheirParentsSigkill) {
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
-  Helper helper = spawn_daemon_parent(3);
-  std::vector<pid_t> daemons = read_daemon_pids(helper.output.get());
+  mp::test::SpawnedProgram helper({MP_HELPERS_DIR "/daemon_parent", "3"});
+  std::vector<pid_t> daemons = read_daemon_pids(helper);
   ASSERT_EQ(daemons.size(), 4u);  // 3 from the main thread, 1 from an exited thread
   // Each daemon was alive while its parent lived (the thread-started one too).
   for (pid_t pid : daemons) ASSERT_NE(pid, 0) << "a daemon died before its parent";
 
-  ASSERT_EQ(::kill(helper.pid, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(::waitpid(helper.pid, &status, 0), helper.pid);
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ASSERT_EQ(::kill(helper.pid(), SIGKILL), 0);
+  ASSERT_EQ(helper.wait(), -SIGKILL);
 
   // The daemons are orphans re-parented to us now; each must end within 1 s.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
@@ -109,12 +73,12 @@ TEST(DaemonFault, DaemonsDieWithinOneSecondOfTheirParentsSigkill) {
 TEST(DaemonFault, RepeatedParentKills) {
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   for (int round = 0; round < 10; ++round) {
-    Helper helper = spawn_daemon_parent(2);
-    std::vector<pid_t> daemons = read_daemon_pids(helper.output.get());
+    mp::test::SpawnedProgram helper({MP_HELPERS_DIR "/daemon_parent", "2"});
+    std::vector<pid_t> daemons = read_daemon_pids(helper);
     ASSERT_EQ(daemons.size(), 3u);
     for (pid_t pid : daemons) ASSERT_NE(pid, 0) << "a daemon died before its parent";
-    ASSERT_EQ(::kill(helper.pid, SIGKILL), 0);
-    ASSERT_EQ(::waitpid(helper.pid, nullptr, 0), helper.pid);
+    ASSERT_EQ(::kill(helper.pid(), SIGKILL), 0);
+    ASSERT_EQ(helper.wait(), -SIGKILL);
     for (pid_t pid : daemons) {
       int daemon_status = 0;
       ASSERT_EQ(::waitpid(pid, &daemon_status, 0), pid);  // ctest's timeout catches a survivor

@@ -4,12 +4,9 @@
 // (PR_SET_PDEATHSIG) and the daemon with the server. Under spawn the death
 // signal is armed before exec and survives it. This test is made a subreaper
 // so the orphans (the daemon, the server) are re-parented to it and reaped here.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -17,56 +14,29 @@
 #include <sstream>
 #include <string>
 
-#include "mp/detail/fd.hpp"
-
-extern char** environ;
+#include "support/program.hpp"
 
 namespace {
 
-using mp::detail::UniqueFd;
-
-// Runs start_methods_child daemon METHOD; returns its pid and the daemon's.
-std::pair<pid_t, pid_t> start_daemon_parent(const std::string& method) {
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) std::abort();
-  UniqueFd read_end(fds[0]);
-  UniqueFd write_end(fds[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), 1);
-  std::string path = std::string(MP_HELPERS_DIR) + "/start_methods_child";
-  std::string mode = "daemon";
-  std::string method_copy = method;
-  char* argv[] = {path.data(), mode.data(), method_copy.data(), nullptr};
-  pid_t pid = 0;
-  int rc = ::posix_spawn(&pid, path.c_str(), &actions, nullptr, argv, environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) ADD_FAILURE() << "posix_spawn " << path << ": " << rc;
-  write_end.reset();
-  std::string text;
-  char buffer[256];
-  while (text.find("ready\n") == std::string::npos) {
-    ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(buffer, static_cast<std::size_t>(n));
-  }
+// The daemon's pid, from "daemon <pid>" in what start_methods_child printed.
+pid_t daemon_of(const std::string& text) {
   std::istringstream words(text);
   std::string word;
   int daemon = 0;
   while (words >> word)
     if (word == "daemon") words >> daemon;
-  return {pid, static_cast<pid_t>(daemon)};
+  return static_cast<pid_t>(daemon);
 }
 
 TEST(StartMethodDaemonFault, DaemonsDieWithASigkilledParentUnderEveryMethod) {
   ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
   for (const char* method : {"fork", "forkserver", "spawn"}) {
-    auto [parent, daemon] = start_daemon_parent(method);
+    mp::test::SpawnedProgram parent({MP_HELPERS_DIR "/start_methods_child", "daemon", method});
+    const pid_t daemon = daemon_of(parent.read_until("ready\n"));
     ASSERT_GT(daemon, 0) << method << ": the helper did not report its daemon";
     ASSERT_EQ(::kill(daemon, 0), 0) << method << ": the daemon died before its parent";
-    ASSERT_EQ(::kill(parent, SIGKILL), 0);
-    ASSERT_EQ(::waitpid(parent, nullptr, 0), parent);
+    ASSERT_EQ(::kill(parent.pid(), SIGKILL), 0);
+    ASSERT_EQ(parent.wait(), -SIGKILL);
     // Everything it left (the daemon, the fork server) is ours now; each must
     // end by SIGKILL. ctest's timeout catches a survivor.
     bool daemon_seen = false;

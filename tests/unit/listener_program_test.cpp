@@ -12,21 +12,14 @@
 #include <vector>
 
 #include "mp/listener.hpp"
+#include "support/values.hpp"
 #include "unit/python_peer.hpp"
 
 namespace {
 
 using Message = std::tuple<std::string, std::vector<double>, std::map<std::string, int>>;
 
-std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
-  std::vector<std::byte> out(size);
-  std::uint32_t x = seed * 2654435761U + 1;
-  for (auto& b : out) {
-    x = x * 1664525U + 1013904223U;
-    b = static_cast<std::byte>(x >> 24);
-  }
-  return out;
-}
+using mp::test::pattern;
 
 TEST(ListenerProgram, TypedValuesAndLargeMessagesWithASeparateProgram) {
   mp::Listener listener("@mp-listener-program-" + std::to_string(::getpid()), 1, std::string("program key"));

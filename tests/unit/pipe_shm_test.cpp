@@ -22,33 +22,15 @@
 #include "mp/errors.hpp"
 #include "mp/pipe.hpp"
 #include "support/child.hpp"
+#include "support/values.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using mp::test::fork_child;
+using mp::test::message_of;
+using mp::test::pattern;
 using mp::test::wait_child;
-
-std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
-  std::vector<std::byte> out(size);
-  std::uint32_t x = seed * 2654435761U + 1;
-  for (auto& b : out) {
-    x = x * 1664525U + 1013904223U;
-    b = static_cast<std::byte>(x >> 24);
-  }
-  return out;
-}
-
-template <class Exception, class F>
-std::string message_of(F call) {
-  try {
-    call();
-  } catch (const Exception& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
 
 TEST(PipeShmThreads, LargeMessagesStreamBothWaysAtOnce) {
   // Each direction carries messages many times its ring, while the other

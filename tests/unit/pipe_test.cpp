@@ -22,6 +22,7 @@
 #include "mp/pipe.hpp"
 #include "mp/process.hpp"
 #include "support/child.hpp"
+#include "support/values.hpp"
 
 namespace {
 
@@ -30,16 +31,6 @@ using namespace std::chrono_literals;
 std::vector<std::byte> bytes_of(std::string_view text) {
   std::vector<std::byte> out(text.size());
   for (std::size_t i = 0; i < text.size(); ++i) out[i] = static_cast<std::byte>(text[i]);
-  return out;
-}
-
-std::vector<std::byte> pattern(std::size_t size, unsigned seed) {
-  std::vector<std::byte> out(size);
-  std::uint32_t x = seed * 2654435761U + 1;
-  for (auto& b : out) {
-    x = x * 1664525U + 1013904223U;
-    b = static_cast<std::byte>(x >> 24);
-  }
   return out;
 }
 
@@ -54,18 +45,9 @@ std::pair<mp::Connection<T>, mp::Connection<T>> stream_pipe(bool duplex = true) 
 }
 
 using mp::test::fork_child;
+using mp::test::message_of;
+using mp::test::pattern;
 using mp::test::wait_child;
-
-template <class Exception, class F>
-std::string message_of(F call) {
-  try {
-    call();
-  } catch (const Exception& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "expected an exception";
-  return {};
-}
 
 TEST(Pipe, TypedValuesKeepTheirBoundariesAndOrder) {
   auto [a, b] = mp::Pipe<std::string>();
