@@ -42,8 +42,10 @@
 // the program's memory as it was when the Pool was constructed, never later
 // writes of the parent (workers are forks made at construction time, see the
 // design notes); under forkserver or spawn (PoolOptions::start_method) as it
-// was when the fork server started, or as a fresh run of the program has it. Its effects reach the caller only through its result (or
-// through shared objects made before the Pool: Value, Array, Queue, ...).
+// was when the fork server started, or as a fresh run of the program has it.
+// Its effects reach the caller only through its result (or, under fork,
+// through shared objects made before the Pool: Value, Array, Queue, ...; a
+// forkserver or spawn worker inherits none of them).
 // Lifetime: workers are daemon descendants of the pool's process: they die
 // with it, even when it is SIGKILLed. ~Pool() = close() + join() (waits for
 // every submitted task), unless terminate() was called. A result handle
@@ -73,12 +75,12 @@
 // Under the forkserver and spawn start methods the zygote is started instead
 // as a Process child is: forked by mp's fork server (its parent; the zygote
 // dies with the server, the server with the pool's process), or a fresh run
-// of the program (exec of /proc/self/exe, dying with the supervisor thread as
-// below). It receives the control socket, the slot table and the rings as
-// fds and maps them again; the workers it forks inherit those mappings. In
-// another run of the binary code addresses differ (ASLR): a task frame's
-// trampoline address and a function pointer callable are relocated in the
-// worker by loaded object and offset, as a Process target is.
+// of the program (exec of /proc/self/exe, dying with the pool's process).
+// It receives the control socket, the slot table and the rings as fds and
+// maps them again; the workers it forks inherit those mappings. In another
+// run of the binary code addresses differ (ASLR): a task frame's trampoline
+// address and a function pointer callable are relocated in the worker by
+// loaded object and offset, as a Process target is.
 // Dying together: the zygote has PR_SET_PDEATHSIG(SIGKILL) tied to the
 // supervisor thread (which lives exactly as long as the pool), each worker has
 // it tied to the zygote, each checks getppid() after arming it (the race).

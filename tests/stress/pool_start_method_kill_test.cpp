@@ -3,72 +3,39 @@
 // with it (under forkserver through the server: owner -> server -> zygote ->
 // workers, each tied to the one before by its death signal). The owner is the
 // helper program pool_start_methods (it calls mp::init).
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "support/process_tree.hpp"
+#include "support/program.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
-
-// descendants(root): every process under root (children, their children, ...).
-std::vector<pid_t> descendants(pid_t root) {
-  std::vector<pid_t> found;
-  std::vector<pid_t> frontier{root};
-  while (!frontier.empty()) {
-    const pid_t pid = frontier.back();
-    frontier.pop_back();
-    std::error_code ignored;
-    for (const auto& task :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
-      std::ifstream children(task.path() / "children");
-      for (pid_t child; children >> child;) {
-        found.push_back(child);
-        frontier.push_back(child);
-      }
-    }
-  }
-  return found;
-}
-
-bool alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  std::string line;
-  std::getline(stat, line);
-  auto close_paren = line.rfind(')');
-  if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return false;
-  const char state = line[close_paren + 2];
-  return state != 'Z' && state != 'X';
-}
+using mp::test::alive;
+using mp::test::descendants;
+using mp::test::SpawnedProgram;
 
 void owner_killed_takes_everything(const char* method, std::size_t at_least) {
-  int out[2];
-  ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
-  const std::string program = std::string(MP_HELPERS_DIR) + "/pool_start_methods";
-  pid_t owner = ::fork();
-  ASSERT_GE(owner, 0);
-  if (owner == 0) {
-    ::dup2(out[1], STDOUT_FILENO);
-    ::execl(program.c_str(), program.c_str(), "owner", method, static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  ::close(out[1]);
-  std::string line;
-  char c;
-  while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-  ::close(out[0]);
+  SpawnedProgram owner_program({std::string(MP_HELPERS_DIR) + "/pool_start_methods", "owner", method});
+  const pid_t owner = owner_program.pid();
+  ASSERT_GT(owner, 0);
+  // A failed assertion below must not leave the owner waiting forever (the
+  // program's destructor reaps it).
+  struct KillOnExit {
+    pid_t pid;
+    ~KillOnExit() {
+      if (pid > 0) ::kill(pid, SIGKILL);
+    }
+  } kill_on_exit{owner};
+  const std::string line = owner_program.read_line();
   ASSERT_EQ(line.rfind("ready", 0), 0u) << method << ": pool_start_methods said: " << line;
   std::istringstream words(line.substr(line.find(':') + 1));
   std::vector<pid_t> workers;
@@ -81,8 +48,8 @@ void owner_killed_takes_everything(const char* method, std::size_t at_least) {
     EXPECT_NE(std::find(everyone.begin(), everyone.end(), worker), everyone.end()) << method << " " << worker;
 
   ASSERT_EQ(::kill(owner, SIGKILL), 0);
-  int status = 0;
-  ASSERT_EQ(::waitpid(owner, &status, 0), owner);
+  kill_on_exit.pid = 0;  // reaped next: its pid may be reused
+  ASSERT_EQ(owner_program.wait(), -SIGKILL);
   const auto give_up = std::chrono::steady_clock::now() + 2s;
   std::vector<pid_t> survivors = everyone;
   while (!survivors.empty() && std::chrono::steady_clock::now() < give_up) {

@@ -23,12 +23,14 @@
 #include "mp/detail/launch.hpp"
 #include "mp/errors.hpp"
 #include "mp/pool.hpp"
+#include "support/process_tree.hpp"
 #include "unit/process_test_support.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
 using mp::test::count_of;
+using mp::test::parent_of;
 using mp::test::run_helper;
 
 int square(int x) { return x * x; }
@@ -46,20 +48,6 @@ int sleep_forever(int) {
 int g_initialized = 0;
 void initialize() { g_initialized = 7; }
 int read_initialized(int) { return g_initialized; }
-
-// parent_of(pid): the parent pid /proc says (0 if it cannot say).
-pid_t parent_of(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  const auto close_paren = line.rfind(')');
-  if (close_paren == std::string::npos) return 0;
-  std::istringstream rest(line.substr(close_paren + 2));
-  char state;
-  pid_t parent = 0;
-  rest >> state >> parent;
-  return parent;
-}
 
 mp::PoolOptions under(mp::StartMethod method) {
   mp::PoolOptions options;
