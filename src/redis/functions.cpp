@@ -16,8 +16,9 @@
 //                               (unix ms, the consumer's clock), for mp-redis stats
 //   mpq:{N}:consumers    SET    consumers that may hold items (the reaper's registry)
 //   mpq:{N}:notfull      LIST   wake-up hints for producers blocked on a full queue (<= 64)
-//   mpq:{N}:producers    HASH   producer -> sequence of its last applied put (PX 10 min): a retried
-//                               put is applied once
+//   mpq:{N}:producers    HASH   producer -> sequence of its last applied put (expires 10 min after
+//                               the last refresh; every client process refreshes it at least once a
+//                               minute while it puts): a retried put is applied once
 //   mpq:{N}:acks         HASH   acker -> sequence of its last applied task_done (same, for task_done)
 //   mpq:{N}:stats        HASH   done (items acknowledged), failed (deliveries lost with a dead
 //                               consumer, or failed with mp2_fail), dead (items moved to the dead letters)
@@ -47,14 +48,19 @@ redis.register_function('mp2_open', function(keys, args)
   return redis.call('HMGET', keys[1], 'signature', 'maxsize')
 end)
 
--- put: KEYS items, meta, unfinished, producers, notfull; ARGV payload, producer, sequence, waited
+-- put: KEYS items, meta, unfinished, producers, notfull; ARGV payload, producer, sequence, waited,
+--      check, refresh
 -- waited = '1' when this producer had found the queue full: if room is left after its
 -- put, it passes the wake-up on to the next blocked producer.
 -- -> 1 put (or already put by an earlier try of the same call), -1 full, -2 shut down
--- producers[producer] = the sequence number of that producer's last applied put: a
--- retry after a lost reply finds its own number there and is not applied twice.
+-- producers[producer] = the sequence number of that producer's last applied put: a retry after
+-- a lost reply finds its own number there and is not applied twice.
+-- check = '0' when the client knows no earlier try of this put can have been applied (its first
+-- send): the lookup is skipped. refresh = '1' renews the hash's 10-minute expiry; each client
+-- process asks for that at least once a minute while it puts (so a record lives >= 8 minutes
+-- after it was written), not on every put. Either absent (an older client): done every time.
 redis.register_function('mp2_put', function(keys, args)
-  if redis.call('HGET', keys[4], args[2]) == args[3] then return 1 end
+  if args[5] ~= '0' and redis.call('HGET', keys[4], args[2]) == args[3] then return 1 end
   local st = redis.call('HMGET', keys[2], 'maxsize', 'shutdown')
   if st[2] then return -2 end
   local maxsize = tonumber(st[1] or '0') or 0
@@ -66,7 +72,7 @@ redis.register_function('mp2_put', function(keys, args)
     redis.call('LTRIM', keys[5], 0, 63)
   end
   redis.call('HSET', keys[4], args[2], args[3])
-  redis.call('PEXPIRE', keys[4], 600000)
+  if args[6] ~= '0' then redis.call('PEXPIRE', keys[4], 600000) end
   return 1
 end)
 
@@ -127,11 +133,12 @@ redis.register_function('mp2_after_blocking_get', function(keys, args)
   return 1
 end)
 
--- task_done: KEYS inflight, unfinished, acks; ARGV channel, acker, sequence
--- -> items still unfinished. acks[acker] = the acker's last applied sequence number
--- (a retry after a lost reply is not applied twice).
+-- task_done: KEYS inflight, unfinished, acks; ARGV channel, acker, sequence, check, refresh
+-- -> items still unfinished. acks[acker] = the acker's last applied sequence number (a retry
+-- after a lost reply is not applied twice). check and refresh as for put: check = '0' for the
+-- first send of an acknowledgement that is never sent again (not deferred).
 redis.register_function('mp2_task_done', function(keys, args)
-  if redis.call('HGET', keys[3], args[2]) == args[3] then
+  if args[4] ~= '0' and redis.call('HGET', keys[3], args[2]) == args[3] then
     return tonumber(redis.call('GET', keys[2]) or '0')
   end
   local item = redis.call('RPOP', keys[1])
@@ -141,7 +148,7 @@ redis.register_function('mp2_task_done', function(keys, args)
   local deliveries = sibling(keys[2], 'unfinished', 'deliveries')
   if redis.call('EXISTS', deliveries) == 1 then redis.call('HDEL', deliveries, redis.sha1hex(item)) end
   redis.call('HSET', keys[3], args[2], args[3])
-  redis.call('PEXPIRE', keys[3], 600000)
+  if args[5] ~= '0' then redis.call('PEXPIRE', keys[3], 600000) end
   return acknowledge(keys[2], args[1])
 end)
 

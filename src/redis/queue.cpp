@@ -220,14 +220,23 @@ bool QueueCore::put(std::span<const std::byte> item, Deadline deadline) {
   const std::string sequence = std::to_string(state.sequence.fetch_add(1, std::memory_order_relaxed));
   const std::string what = impl_->context("put()");
   bool waited = false;
+  // in_doubt: a try of this put was sent and its reply not read, so it may have been applied: the
+  // next try asks the server to look up this writer's last applied sequence (else it is skipped).
+  bool in_doubt = false;
+  const char* refresh = ProcessQueueState::refresh_due(state.producers_refreshed) ? "1" : "0";
   auto retry = impl_->retry(deadline, "put()");
   auto link = state.pool.take();
   for (;;) {
-    Command put_cmd{"FCALL",         "mp2_put",      "5",         keys.items, keys.meta,
-                    keys.unfinished, keys.producers, keys.notfull};
-    put_cmd.add(item);
-    put_cmd.add(writer).add(sequence).add(waited ? "1" : "0");
-    Reply reply = retry([&] { return link->run1(put_cmd, retry.reply_deadline()); });
+    Reply reply = retry([&] {
+      Command put_cmd{"FCALL",         "mp2_put",      "5",         keys.items, keys.meta,
+                      keys.unfinished, keys.producers, keys.notfull};
+      put_cmd.add(item);
+      put_cmd.add(writer).add(sequence).add(waited ? "1" : "0").add(in_doubt ? "1" : "0").add(refresh);
+      in_doubt = true;
+      Reply answer = link->run1(put_cmd, retry.reply_deadline());
+      in_doubt = false;
+      return answer;
+    });
     long long outcome = integer_of(reply.get(), what);
     if (outcome == 1) return true;
     if (outcome == -2) throw mp::ShutDown("mp::redis queue \"" + impl_->name + "\" was shut down");
@@ -275,15 +284,23 @@ std::size_t QueueCore::put_many(std::span<const std::vector<std::byte>> items, D
   for (std::size_t start = 0; start < items.size(); start += kBatch) {
     const std::size_t end = std::min(items.size(), start + kBatch);
     const std::string sequence = std::to_string(state.sequence.fetch_add(1, std::memory_order_relaxed));
-    batch.clear();
-    for (std::size_t i = start; i < end; ++i) {
-      Command put_cmd{"FCALL",         "mp2_put",      "5",         keys.items, keys.meta,
-                      keys.unfinished, keys.producers, keys.notfull};
-      put_cmd.add(items[i]);
-      put_cmd.add(writer + "/" + std::to_string(i - start)).add(sequence).add("0");
-      batch.push_back(std::move(put_cmd));
-    }
-    auto replies = retry([&] { return link->run(batch, retry.reply_deadline()); });
+    bool in_doubt = false;  // as in put(): a try was sent and its replies not all read
+    const char* refresh = ProcessQueueState::refresh_due(state.producers_refreshed) ? "1" : "0";
+    auto replies = retry([&] {
+      batch.clear();
+      for (std::size_t i = start; i < end; ++i) {
+        Command put_cmd{"FCALL",         "mp2_put",      "5",         keys.items, keys.meta,
+                        keys.unfinished, keys.producers, keys.notfull};
+        put_cmd.add(items[i]);
+        put_cmd.add(writer + "/" + std::to_string(i - start)).add(sequence).add("0");
+        put_cmd.add(in_doubt ? "1" : "0").add(i == start ? refresh : "0");
+        batch.push_back(std::move(put_cmd));
+      }
+      in_doubt = true;
+      auto answers = link->run(batch, retry.reply_deadline());
+      in_doubt = false;
+      return answers;
+    });
     for (auto& reply : replies) {
       long long outcome = integer_of(reply.get(), what);
       if (outcome == -2) throw mp::ShutDown("mp::redis queue \"" + impl_->name + "\" was shut down");
@@ -328,9 +345,16 @@ void QueueCore::task_done() {
   const std::string what = impl_->context("task_done()");
   auto retry = impl_->retry(Deadline::never(), "task_done()");
   auto link = state.pool.take();
-  Command done{"FCALL", "mp2_task_done", "3", keys.inflight(cid), keys.unfinished, keys.acks, keys.joined};
-  done.add(state.writer_id());
-  done.add(static_cast<long long>(state.sequence.fetch_add(1, std::memory_order_relaxed)));
+  const std::string acker = state.writer_id();
+  const auto sequence = static_cast<long long>(state.sequence.fetch_add(1, std::memory_order_relaxed));
+  const char* refresh = ProcessQueueState::refresh_due(state.acks_refreshed) ? "1" : "0";
+  // check: "1" makes the server look up whether this acknowledgement was applied already; needed
+  // for one that may be sent again (deferred ones are, after a lost link; or a retry).
+  auto ack = [&](const char* check) {
+    Command done{"FCALL", "mp2_task_done", "3", keys.inflight(cid), keys.unfinished, keys.acks, keys.joined};
+    done.add(acker).add(sequence).add(check).add(refresh);
+    return done;
+  };
   if (std::string earlier = link->take_later_error(); !earlier.empty()) {
     throw mp::Error("mp::redis queue \"" + impl_->name + "\": an earlier task_done() failed: " + earlier);
   }
@@ -347,13 +371,21 @@ void QueueCore::task_done() {
     // refused: send it now (the server applies it at once, join() sees it) and read the
     // reply with this link's next command. A retry after a lost link re-sends it; the
     // acker's sequence number keeps it from applying twice.
+    const Command done = ack("1");
     retry([&] {
-      link->run_later(done, retry.reply_deadline(), Link::Push::now);
+      link->run_later(done, retry.reply_deadline(), impl_->ack_push());
       return 0;
     });
     return;
   }
-  Reply reply = retry([&] { return link->run1(done, retry.reply_deadline()); });
+  bool in_doubt = false;
+  Reply reply = retry([&] {
+    const Command done = ack(in_doubt ? "1" : "0");
+    in_doubt = true;
+    Reply answer = link->run1(done, retry.reply_deadline());
+    in_doubt = false;
+    return answer;
+  });
   refuse_if_lease_lost(reply, impl_->name, "task_done()", kLongerLease);
   (void)integer_of(reply.get(), what);
 }
@@ -388,14 +420,15 @@ void QueueCore::task_done_many(std::size_t n) {
     Command done{"FCALL",         "mp2_task_done", "3",        keys.inflight(cids[k]),
                  keys.unfinished, keys.acks,       keys.joined};
     done.add(acker + "/" + std::to_string(k));
-    done.add(sequence);
+    done.add(sequence).add("1");  // each may be sent again (deferred, or retried): looked up
+    done.add(k == 0 && ProcessQueueState::refresh_due(state.acks_refreshed) ? "1" : "0");
     batch.push_back(std::move(done));
   }
   if (safe_to_defer) {
     retry([&] {
       for (std::size_t k = 0; k < n; ++k)
         link->run_later(batch[k], retry.reply_deadline(),
-                        k + 1 < n ? Link::Push::with_next : Link::Push::now);
+                        k + 1 < n ? Link::Push::with_next : impl_->ack_push());
       return 0;
     });
     return;

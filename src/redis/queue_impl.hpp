@@ -66,11 +66,26 @@ struct ProcessQueueState {
     return counter.fetch_add(1, std::memory_order_relaxed);  // relaxed: only uniqueness matters
   }
 
+  // ProcessQueueState::refresh_due(last): true for one call at most once a minute per process:
+  // that put (last = producers_refreshed) or task_done (acks_refreshed) renews the 10-minute
+  // expiry of the producers / acks hash, so a retry record outlives its retry by far without an
+  // expiry renewal per call (functions.cpp, mp2_put).
+  static bool refresh_due(std::atomic<Clock::rep>& last) {
+    const Clock::rep now = Clock::now().time_since_epoch().count();
+    Clock::rep seen = last.load(std::memory_order_relaxed);  // relaxed: a rate limit, orders nothing
+    if (seen != 0 &&
+        now - seen < std::chrono::duration_cast<Clock::duration>(std::chrono::minutes(1)).count())
+      return false;
+    return last.compare_exchange_strong(seen, now, std::memory_order_relaxed);  // relaxed: as above
+  }
+
   LinkPool pool;
   std::string put_prefix;
-  std::atomic<std::uint64_t> sequence{0};    // relaxed: only uniqueness matters
-  std::atomic<bool> last_get_waited{false};  // relaxed: a hint for where get() starts
-  std::mutex mutex;                          // guards everything below
+  std::atomic<Clock::rep> producers_refreshed{0};  // relaxed (refresh_due): a rate limit only
+  std::atomic<Clock::rep> acks_refreshed{0};       // relaxed (refresh_due): a rate limit only
+  std::atomic<std::uint64_t> sequence{0};          // relaxed: only uniqueness matters
+  std::atomic<bool> last_get_waited{false};        // relaxed: a hint for where get() starts
+  std::mutex mutex;                                // guards everything below
   bool closed = false;
   std::string plain_cid;                // Queue: the in-flight list a blocking get passes through
   std::unique_ptr<LeaseKeeper> keeper;  // JoinableQueue: the consumer's lease, started by the first get
@@ -118,6 +133,12 @@ struct QueueCore::Impl {
   // Impl::hint_if_was_full(link, length_after, retry): a get that left length_after items made
   // room in a full queue: wake one blocked producer (sent without waiting for the reply).
   void hint_if_was_full(impl::Link& link, long long length_after, impl::Retry& retry);
+  // Impl::ack_push(): how a deferred acknowledgement is sent: with the next command on its link
+  // (one segment, one server read for both), which the kernel holds for at most ~200 ms, when the
+  // lease leaves room for that (surely_held: >= lease/2 left); else at once.
+  [[nodiscard]] impl::Link::Push ack_push() const {
+    return options.lease >= std::chrono::seconds(2) ? impl::Link::Push::with_next : impl::Link::Push::now;
+  }
 
   impl::Endpoint endpoint;
   std::string name;
