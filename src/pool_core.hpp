@@ -36,6 +36,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -173,6 +174,7 @@ class PoolCore {
 
   const int processes_;
   const PoolOptions options_;
+  const StartMethod method_;  // how the zygote starts: options_.start_method, else get_start_method()
   const pid_t owner_ = ::getpid();
   const bool counting_forks_;             // foreign() may use the fork generation
   const std::uint64_t owner_generation_;  // the fork generation at construction (foreign())
@@ -193,8 +195,8 @@ class PoolCore {
   // Startup hand-off between the constructor and the supervisor thread.
   std::mutex startup_mutex_;
   std::condition_variable startup_changed_;
-  bool startup_done_ = false;  // guarded by startup_mutex_
-  int startup_error_ = 0;      // guarded by startup_mutex_
+  bool startup_done_ = false;         // guarded by startup_mutex_
+  std::exception_ptr startup_error_;  // guarded by startup_mutex_: why the zygote did not start
 
   mutable std::mutex mutex_;
   PoolState state_ = PoolState::running;  // guarded by mutex_
