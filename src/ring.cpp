@@ -109,7 +109,7 @@ LockOutcome Ring::lock_side(RobustMutex& mutex, const std::atomic<std::uint32_t>
 
 RingStatus Ring::put(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
   if (record_bytes(payload.size()) > header_->stream_threshold || payload.size() > UINT32_MAX)
-    return put_stream(payload, deadline, nonblocking);
+    return put_stream({}, payload, deadline, nonblocking);
   return put_item(payload, deadline, nonblocking);
 }
 

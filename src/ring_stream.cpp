@@ -104,7 +104,8 @@ void Ring::abort_open_stream() noexcept {
 // (readers drop what they read of it, exactly as for a dead producer) and
 // reports would_block (shut_down): the item was not put. A stream whose
 // reader abandoned it (INV9) is aborted and sent again while time remains.
-RingStatus Ring::put_stream(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
+RingStatus Ring::put_stream(std::span<const std::byte> lead, std::span<const std::byte> body,
+                            const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
   if (is_shut_down()) return RingStatus::shut_down;
   const LockOutcome outcome = lock_side(h.producer_mutex, h.producer_streaming, deadline, nonblocking);
@@ -118,7 +119,7 @@ RingStatus Ring::put_stream(std::span<const std::byte> payload, const Deadline& 
     ~ClearHint() { hint.store(0, std::memory_order_relaxed); }
   } clear_hint{h.producer_streaming};
   for (;;) {
-    const RingStatus status = stream_once(payload, deadline, nonblocking);
+    const RingStatus status = stream_once(lead, body, deadline, nonblocking);
     if (status != kResend) return status;
     // Abandoned by its reader (INV9): already aborted; send it again.
     if (is_shut_down()) return RingStatus::shut_down;
@@ -126,16 +127,20 @@ RingStatus Ring::put_stream(std::span<const std::byte> payload, const Deadline& 
   }
 }
 
-// Ring::stream_once(): one attempt at the stream, under producer_mutex.
-RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking) {
+// Ring::stream_once(): one attempt at the stream, under producer_mutex. The
+// item's bytes are `lead` then `body` (a codec's length prefix and the bytes
+// of a vector or string: each chunk is copied straight from them).
+RingStatus Ring::stream_once(std::span<const std::byte> lead, std::span<const std::byte> body,
+                             const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
+  const std::size_t size = lead.size() + body.size();
   const std::uint32_t begin_record = record_bytes(sizeof(std::uint64_t));
   const std::size_t chunk_max = h.stream_chunk - sizeof(RecordHeader);
   // Ring bytes the whole stream takes at most (BEGIN, every chunk with its
   // header and padding, the ABORT reserve): what a non-blocking put needs now.
-  const std::uint64_t chunks = (payload.size() + chunk_max - 1) / chunk_max;
+  const std::uint64_t chunks = (size + chunk_max - 1) / chunk_max;
   const std::uint64_t whole_stream =
-      begin_record + payload.size() + chunks * (sizeof(RecordHeader) + 7) + kAbortReserve;
+      begin_record + size + chunks * (sizeof(RecordHeader) + 7) + kAbortReserve;
   // Open the stream once there is room for one more item and for BEGIN plus
   // the ABORT reserve (INV5); for a non-blocking put, room for all of it.
   const std::uint64_t needed_to_open = nonblocking ? whole_stream : begin_record + kAbortReserve;
@@ -165,7 +170,7 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
   // (release; the write_word store below publishes it with BEGIN).
   h.stream_state.store(stream_id, std::memory_order_release);
   {
-    const std::uint64_t total = payload.size();
+    const std::uint64_t total = size;
     write_record(begin_at, RecordKind::stream_begin, stream_id,
                  std::as_bytes(std::span<const std::uint64_t, 1>(&total, 1)));
     // pairs with the acquire loads in get(): publishes BEGIN (not counted: INV4)
@@ -180,12 +185,12 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
   };
 
   std::size_t sent = 0;
-  while (sent < payload.size()) {
+  while (sent < size) {
     if (abandoned()) {
       abort_open_stream();
       return kResend;
     }
-    const std::size_t remaining = payload.size() - sent;
+    const std::size_t remaining = size - sent;
     const std::size_t smallest_worth_it = std::min(remaining, chunk_max / 4);
     const std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // ours
     // Bytes a chunk's payload may use out of `free` bytes, keeping the ABORT reserve (INV5).
@@ -277,8 +282,12 @@ RingStatus Ring::stream_once(std::span<const std::byte> payload, const Deadline&
       write_record(at, RecordKind::skip, stream_id, {});
       at = lap_end(at, h.capacity);
     }
+    // The chunk is bytes [sent, sent + want) of lead then body.
+    const std::size_t from_lead = sent < lead.size() ? std::min(want, lead.size() - sent) : 0;
+    const std::size_t body_from = sent + from_lead - std::min(sent + from_lead, lead.size());
     write_record(at, last ? RecordKind::stream_last : RecordKind::stream_chunk, stream_id,
-                 payload.subspan(sent, want));
+                 lead.subspan(std::min(sent, lead.size()), from_lead),
+                 body.subspan(body_from, want - from_lead));
     // pairs with the acquire loads in get(): publishes the SKIP (if any) and
     // the chunk; LAST counts the item (INV4)
     h.write_word.store(pack(count_of(w) + (last ? 1 : 0), at + record_bytes(want)),
@@ -343,9 +352,13 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
   std::vector<std::byte>& buffer = *target.buffer;
   buffer.clear();
   target.got_fixed = false;
+  // An item of exactly the size of the caller's object (GetTarget::fixed)
+  // is copied straight into it, chunk by chunk: no buffer in between.
+  const bool direct = target.fixed != nullptr && total == target.fixed_size;
+  std::uint64_t received = 0;
   // From here a throw (bad_alloc) leaves the rest of the stream as orphans,
   // which the next consumer frees (INV6): this item is lost, as if taken.
-  buffer.reserve(total);
+  if (!direct) buffer.reserve(total);
 
   for (;;) {
     const std::uint64_t w = h.write_word.load(std::memory_order_acquire);  // pairs with put's commit (INV1)
@@ -419,14 +432,22 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
       return StreamEnd::aborted;
     }
     const bool last = record.kind == RecordKind::stream_last;
-    if (buffer.size() + record.payload_bytes > total) return StreamEnd::corrupted;
-    append_out(position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader)), record.payload_bytes,
-               buffer);
+    if (record.payload_bytes > total - received) return StreamEnd::corrupted;
+    const std::uint32_t payload_at = position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader));
+    if (direct)
+      copy_out(payload_at, target.fixed + received, record.payload_bytes);
+    else
+      append_out(payload_at, record.payload_bytes, buffer);
+    received += record.payload_bytes;
     // The room is free; LAST also counts the item as got (INV4).
     r = pack(count_of(r) + (last ? 1 : 0), position_of(r) + record_size);
     commit_read(r);
     wake_putters();
-    if (last) return buffer.size() == total ? StreamEnd::complete : StreamEnd::corrupted;
+    if (last) {
+      if (received != total) return StreamEnd::corrupted;
+      target.got_fixed = direct;
+      return StreamEnd::complete;
+    }
   }
 }
 

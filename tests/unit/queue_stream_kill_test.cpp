@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -100,6 +101,45 @@ TEST(QueueStreams, TimedGetsTakeLargeItemsWhole) {
     EXPECT_TRUE(got == item(kMiB + static_cast<std::size_t>(i) * 4096, 100 + i)) << "item " << i;
   }
   EXPECT_EQ(wait_child(producer), 0);
+}
+
+// A get whose target is an object of exactly the streamed item's size
+// (GetTarget::fixed) has the chunks copied straight into it; an item of
+// another size still goes to the buffer. Small rings wrap chunks around.
+TEST(QueueStreams, AStreamedItemOfTheTargetsSizeIsCopiedStraightIntoIt) {
+  using mp::detail::Deadline;
+  using mp::detail::GetTarget;
+  using mp::detail::Ring;
+  using mp::detail::RingStatus;
+  for (const std::uint32_t capacity :
+       {std::uint32_t{4096}, std::uint32_t{64 * 1024}, std::uint32_t{8 << 20}}) {
+    Ring ring = Ring::create(0, capacity);
+    const std::size_t size = 3 * kMiB + 5;
+    const Item first = item(size, 1), second = item(size - 1, 2), third = item(size, 3);
+    const pid_t producer = fork_child([&] {
+      ::alarm(kWatchdogSeconds);
+      for (const Item* each : {&first, &second, &third})
+        if (ring.put(std::as_bytes(std::span(*each)), Deadline::never(), false) != RingStatus::ok) return 1;
+      return 0;
+    });
+    Item object(size);
+    std::vector<std::byte> buffer;
+    for (const Item* expected : {&first, &second, &third}) {
+      std::fill(object.begin(), object.end(), 0);
+      GetTarget target{reinterpret_cast<std::byte*>(object.data()), object.size(), &buffer, false};
+      ASSERT_EQ(ring.get(target, Deadline::never(), false), RingStatus::ok);
+      const bool fits = expected->size() == object.size();
+      EXPECT_EQ(target.got_fixed, fits) << "capacity " << capacity;
+      if (fits) {
+        EXPECT_TRUE(object == *expected) << "capacity " << capacity;
+      } else {
+        ASSERT_EQ(buffer.size(), expected->size());
+        EXPECT_EQ(std::memcmp(buffer.data(), expected->data(), buffer.size()), 0) << "capacity " << capacity;
+      }
+    }
+    EXPECT_EQ(wait_child(producer), 0);
+    EXPECT_EQ(ring.size(), 0u);
+  }
 }
 
 // A producer SIGKILLed mid-item while its reader waits for the next chunk:

@@ -348,14 +348,16 @@ class MP_API Ring {
   static constexpr RingStatus kResend = static_cast<RingStatus>(100);
 
   RingStatus put_item(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
-  RingStatus put_stream(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
+  RingStatus put_stream(std::span<const std::byte> lead, std::span<const std::byte> body,
+                        const Deadline& deadline, bool nonblocking);
   StreamEnd read_stream(const RecordHeader& begin, std::uint64_t& read_word, GetTarget& target,
                         const Deadline& deadline);
   LockOutcome lock_side(RobustMutex& mutex, const std::atomic<std::uint32_t>& streaming_hint,
                         const Deadline& deadline, bool nonblocking) noexcept;
   void repair_producer() noexcept;
   void abort_open_stream() noexcept;
-  RingStatus stream_once(std::span<const std::byte> payload, const Deadline& deadline, bool nonblocking);
+  RingStatus stream_once(std::span<const std::byte> lead, std::span<const std::byte> body,
+                         const Deadline& deadline, bool nonblocking);
   bool producer_gone_without_finishing(std::uint64_t stream_id, std::uint32_t read_position) noexcept;
   std::uint32_t free_bytes(std::uint64_t write_word, std::uint32_t reclaimed) const noexcept;
   std::uint32_t free_bytes_now(std::uint64_t write_word) const noexcept;
