@@ -335,6 +335,68 @@ redis.register_function('mp2_lock_extend', function(keys, args)
   end
   return 0
 end)
+
+-- ==== mp::redis::Pool (owned by the pool's side: pool.cpp, serve.cpp) ====================
+-- Keys of a pool N beside its task queue's: mpq:{N}:cancelled HASH task id -> 1 (marked
+-- cancelled while a host held it; lives a day past the last cancel), channel mpq:{N}:cancel
+-- (the ids of each mp2p_cancel call that marked some, newline-separated), stats.cancelled.
+
+-- pool_cancel: KEYS items, cancelled; ARGV prefix, id... -> {removed, marked}
+-- A task record's first field is its id (a codec string: 8-byte little-endian length, bytes).
+-- A task still waiting in items is removed (it never runs; no longer unfinished); every other
+-- id (held by a worker host, or finished) is marked and published, so the host holding it drops
+-- or stops it and a host taking it later (handed out again) drops it.
+redis.register_function('mp2p_cancel', function(keys, args)
+  local prefix = args[1]
+  local wanted = {}
+  for i = 2, #args do wanted[args[i]] = true end
+  local removed, kept = {}, {}
+  for _, item in ipairs(redis.call('LRANGE', keys[1], 0, -1)) do
+    local id = nil
+    if #item >= 8 then
+      local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(item, 1, 8)
+      if b5 == 0 and b6 == 0 and b7 == 0 and b8 == 0 then
+        id = string.sub(item, 9, 8 + b1 + b2 * 256 + b3 * 65536 + b4 * 16777216)
+      end
+    end
+    if id and wanted[id] then
+      wanted[id] = false
+      removed[#removed + 1] = item
+    else
+      kept[#kept + 1] = item
+    end
+  end
+  if #removed > 0 then
+    if #removed <= 8 then
+      for _, item in ipairs(removed) do redis.call('LREM', keys[1], 1, item) end
+    else  -- many: the list is rebuilt in its order, once
+      redis.call('DEL', keys[1])
+      for i = 1, #kept, 1000 do
+        redis.call('RPUSH', keys[1], unpack(kept, i, math.min(i + 999, #kept)))
+      end
+    end
+    if redis.call('EXISTS', prefix .. 'deliveries') == 1 then
+      for _, item in ipairs(removed) do redis.call('HDEL', prefix .. 'deliveries', redis.sha1hex(item)) end
+    end
+    local left = redis.call('DECRBY', prefix .. 'unfinished', #removed)
+    if left <= 0 then redis.call('PUBLISH', prefix .. 'joined', left) end
+  end
+  local marked = {}
+  for id, still in pairs(wanted) do
+    if still then
+      marked[#marked + 1] = id
+      redis.call('HSET', keys[2], id, '1')
+    end
+  end
+  if #marked > 0 then
+    redis.call('PEXPIRE', keys[2], 86400000)
+    redis.call('PUBLISH', prefix .. 'cancel', table.concat(marked, '\n'))
+  end
+  if #removed + #marked > 0 then
+    redis.call('HINCRBY', prefix .. 'stats', 'cancelled', #removed + #marked)
+  end
+  return {#removed, #marked}
+end)
 )lua";
 
 }  // namespace mp::redis::impl
