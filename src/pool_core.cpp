@@ -18,6 +18,7 @@
 #include "mp/detail/pool_testing.hpp"
 #include "mp/detail/shm.hpp"
 #include "mp/detail/system_error.hpp"
+#include "start_methods.hpp"
 
 namespace mp::detail {
 
@@ -71,6 +72,7 @@ class PoolCore::CancelGate final : public JobCanceller {
 PoolCore::PoolCore(int processes, PoolOptions options)
     : processes_(processes),
       options_(options),
+      method_(options.start_method.value_or(get_start_method())),
       result_ring_(Ring::create(0)),
       zygote_(g_control_buffer_for_testing.load(std::memory_order_relaxed)),  // relaxed: see its definition
       dispatcher_(processes, options.maxtasksperchild),
@@ -110,13 +112,15 @@ PoolCore::PoolCore(int processes, PoolOptions options)
   std::clog.flush();
   std::fflush(nullptr);
 
+  note_process_started();  // set_start_method() now needs force (API.md)
+  if (method_ == StartMethod::fork) warn_if_forking_with_threads(options.start_method.has_value());
   supervisor_ = std::thread([this] { supervise(); });
   std::unique_lock lock(startup_mutex_);
   startup_changed_.wait(lock, [&] { return startup_done_; });
-  if (startup_error_ != 0) {
+  if (startup_error_ != nullptr) {
     lock.unlock();
     supervisor_.join();
-    throw_system_error("fork", "pool zygote", startup_error_);
+    std::rethrow_exception(startup_error_);
   }
 }
 

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -150,6 +151,7 @@ class PoolCore {
 
   const int processes_;
   const PoolOptions options_;
+  const StartMethod method_;  // how the zygote starts: options_.start_method, else get_start_method()
   const pid_t owner_ = ::getpid();
   const std::shared_ptr<EventCount> job_events_ = std::make_shared<EventCount>();
   std::shared_ptr<std::byte> slot_region_;  // the shared slot table (pool_wire.hpp)
@@ -168,8 +170,8 @@ class PoolCore {
   // Startup hand-off between the constructor and the supervisor thread.
   std::mutex startup_mutex_;
   std::condition_variable startup_changed_;
-  bool startup_done_ = false;  // guarded by startup_mutex_
-  int startup_error_ = 0;      // guarded by startup_mutex_
+  bool startup_done_ = false;         // guarded by startup_mutex_
+  std::exception_ptr startup_error_;  // guarded by startup_mutex_: why the zygote did not start
 
   mutable std::mutex mutex_;
   PoolState state_ = PoolState::running;  // guarded by mutex_

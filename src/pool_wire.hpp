@@ -27,11 +27,13 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <type_traits>
 
 namespace mp::detail {
 class Ring;
-}
+class IncomingFds;
+}  // namespace mp::detail
 
 namespace mp::detail::pool_wire {
 
@@ -174,11 +176,23 @@ struct ZygoteLaunch {
   char* identity_storage;         // worker_count * kIdentitySize bytes
   int* close_after_fork;          // fds the zygote closes first (the parent's ends)
   int close_count;
+  // launched: the zygote was started by mp's fork server or a fresh run of
+  // the program (forkserver / spawn), not forked from the pool's owner: the
+  // launch machinery (start_methods.hpp) set up its process table and death
+  // signal, and its rings and slot table were mapped from fds.
+  bool launched;
 };
 
 // zygote_main(launch): the zygote's whole life; never returns
 // (src/after_fork/pool_zygote.cpp).
 [[noreturn]] void zygote_main(const ZygoteLaunch& launch) noexcept;
+
+// zygote_entry(payload, fds): the LaunchEntry (mp/detail/launch.hpp) of a
+// zygote started by forkserver or spawn: maps what the payload names, then
+// zygote_main(); never returns (src/after_fork/pool_zygote.cpp). The payload
+// is written by ZygoteLink::start (src/pool_zygote_link.cpp).
+void zygote_entry(std::span<const std::byte> payload, IncomingFds& fds);
+inline constexpr std::uint32_t kZygotePayloadMagic = 0x5a706d31;  // "1mpZ"
 
 // worker_main(launch): a worker's whole life, in a fork of the zygote; never
 // returns (src/after_fork/pool_worker.cpp).

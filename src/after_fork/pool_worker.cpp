@@ -198,7 +198,8 @@ void adopt_identity(const char* identity) {
           }
           FromWorker outcome = FromWorker::result;
           try {
-            auto runner = reinterpret_cast<ChunkRunner>(static_cast<std::uintptr_t>(header.runner));
+            auto runner = reinterpret_cast<ChunkRunner>(const_cast<void*>(  // the owner's address, relocated
+                code_in_this_run(reinterpret_cast<const void*>(static_cast<std::uintptr_t>(header.runner)))));
             runner(payload, header.item_count, results);
           } catch (...) {
             results.clear();

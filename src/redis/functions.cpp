@@ -76,6 +76,40 @@ redis.register_function('mp2_put', function(keys, args)
   return 1
 end)
 
+-- put_many: KEYS items, meta, unfinished, producers, notfull;
+--           ARGV producer, sequence, check, refresh, waited, item...
+-- -> how many of the items were put (all; or, on a bounded queue, as many as there was room
+-- for, in order: the caller waits and sends the rest as a new call), -2 shut down.
+-- One call for the whole batch, so one record: producers[producer] = 'sequence:count'; a retry
+-- of the same call (check ~= '0') finds it and gets that count, applying nothing again.
+redis.register_function('mp2_put_many', function(keys, args)
+  if args[3] ~= '0' then
+    local applied = redis.call('HGET', keys[4], args[1])
+    if applied and string.sub(applied, 1, #args[2] + 1) == args[2] .. ':' then
+      return tonumber(string.sub(applied, #args[2] + 2))
+    end
+  end
+  local st = redis.call('HMGET', keys[2], 'maxsize', 'shutdown')
+  if st[2] then return -2 end
+  local maxsize = tonumber(st[1] or '0') or 0
+  local count = #args - 5
+  if maxsize > 0 then
+    count = math.min(count, maxsize - redis.call('LLEN', keys[1]))
+    if count <= 0 then return 0 end
+  end
+  local length = redis.call('LPUSH', keys[1], unpack(args, 6, 5 + count))
+  -- GET + SET rather than INCRBY: the README's ACL for mp users allows these (and INCR), not INCRBY.
+  local unfinished = tonumber(redis.call('GET', keys[3]) or '0') or 0
+  redis.call('SET', keys[3], string.format('%.0f', unfinished + count))
+  if args[5] == '1' and length < maxsize then
+    redis.call('LPUSH', keys[5], '1')
+    redis.call('LTRIM', keys[5], 0, 63)
+  end
+  redis.call('HSET', keys[4], args[1], args[2] .. ':' .. count)
+  if args[4] ~= '0' then redis.call('PEXPIRE', keys[4], 600000) end
+  return count
+end)
+
 -- A get that made room in a full queue wakes one blocked producer (a token on
 -- notfull, which producers BLPOP). Tokens are only made when the queue was full,
 -- so they do not pile up while nobody waits.
@@ -300,6 +334,68 @@ redis.register_function('mp2_lock_extend', function(keys, args)
     return 1
   end
   return 0
+end)
+
+-- ==== mp::redis::Pool (owned by the pool's side: pool.cpp, serve.cpp) ====================
+-- Keys of a pool N beside its task queue's: mpq:{N}:cancelled HASH task id -> 1 (marked
+-- cancelled while a host held it; lives a day past the last cancel), channel mpq:{N}:cancel
+-- (the ids of each mp2p_cancel call that marked some, newline-separated), stats.cancelled.
+
+-- pool_cancel: KEYS items, cancelled; ARGV prefix, id... -> {removed, marked}
+-- A task record's first field is its id (a codec string: 8-byte little-endian length, bytes).
+-- A task still waiting in items is removed (it never runs; no longer unfinished); every other
+-- id (held by a worker host, or finished) is marked and published, so the host holding it drops
+-- or stops it and a host taking it later (handed out again) drops it.
+redis.register_function('mp2p_cancel', function(keys, args)
+  local prefix = args[1]
+  local wanted = {}
+  for i = 2, #args do wanted[args[i]] = true end
+  local removed, kept = {}, {}
+  for _, item in ipairs(redis.call('LRANGE', keys[1], 0, -1)) do
+    local id = nil
+    if #item >= 8 then
+      local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(item, 1, 8)
+      if b5 == 0 and b6 == 0 and b7 == 0 and b8 == 0 then
+        id = string.sub(item, 9, 8 + b1 + b2 * 256 + b3 * 65536 + b4 * 16777216)
+      end
+    end
+    if id and wanted[id] then
+      wanted[id] = false
+      removed[#removed + 1] = item
+    else
+      kept[#kept + 1] = item
+    end
+  end
+  if #removed > 0 then
+    if #removed <= 8 then
+      for _, item in ipairs(removed) do redis.call('LREM', keys[1], 1, item) end
+    else  -- many: the list is rebuilt in its order, once
+      redis.call('DEL', keys[1])
+      for i = 1, #kept, 1000 do
+        redis.call('RPUSH', keys[1], unpack(kept, i, math.min(i + 999, #kept)))
+      end
+    end
+    if redis.call('EXISTS', prefix .. 'deliveries') == 1 then
+      for _, item in ipairs(removed) do redis.call('HDEL', prefix .. 'deliveries', redis.sha1hex(item)) end
+    end
+    local left = redis.call('DECRBY', prefix .. 'unfinished', #removed)
+    if left <= 0 then redis.call('PUBLISH', prefix .. 'joined', left) end
+  end
+  local marked = {}
+  for id, still in pairs(wanted) do
+    if still then
+      marked[#marked + 1] = id
+      redis.call('HSET', keys[2], id, '1')
+    end
+  end
+  if #marked > 0 then
+    redis.call('PEXPIRE', keys[2], 86400000)
+    redis.call('PUBLISH', prefix .. 'cancel', table.concat(marked, '\n'))
+  end
+  if #removed + #marked > 0 then
+    redis.call('HINCRBY', prefix .. 'stats', 'cancelled', #removed + #marked)
+  end
+  return {#removed, #marked}
 end)
 )lua";
 
