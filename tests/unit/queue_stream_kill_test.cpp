@@ -142,6 +142,57 @@ TEST(QueueStreams, AStreamedItemOfTheTargetsSizeIsCopiedStraightIntoIt) {
   }
 }
 
+// A target that expects a prefix (GetTarget::prefixed, a contiguous item's
+// codec count) gets only what follows it when the streamed record starts
+// with it; a record with another prefix goes whole to the buffer. (Compiled
+// once GetTarget has those fields.)
+template <class Target>
+void check_prefixed_streams(Target target_template) {
+  using mp::detail::Deadline;
+  using mp::detail::Ring;
+  using mp::detail::RingStatus;
+  if constexpr (requires { target_template.prefixed; }) {
+    Ring ring = Ring::create(0, 64 * 1024);
+    const std::size_t body = 2 * kMiB + 3;
+    const auto with_prefix = [&](std::uint64_t prefix, std::uint32_t seed) {
+      Item bytes(sizeof prefix + body);
+      std::memcpy(bytes.data(), &prefix, sizeof prefix);
+      const Item rest = item(body, seed);
+      std::memcpy(bytes.data() + sizeof prefix, rest.data(), body);
+      return bytes;
+    };
+    const Item matching = with_prefix(body, 1), other = with_prefix(body + 1, 2);
+    const pid_t producer = fork_child([&] {
+      ::alarm(kWatchdogSeconds);
+      for (const Item* each : {&matching, &other})
+        if (ring.put(std::as_bytes(std::span(*each)), Deadline::never(), false) != RingStatus::ok) return 1;
+      return 0;
+    });
+    Item object(body);
+    std::vector<std::byte> buffer;
+    Target target = target_template;
+    target.fixed = reinterpret_cast<std::byte*>(object.data());
+    target.fixed_size = body;
+    target.buffer = &buffer;
+    target.prefixed = true;
+    target.prefix = body;
+    ASSERT_EQ(ring.get(target, Deadline::never(), false), RingStatus::ok);
+    EXPECT_TRUE(target.got_fixed);
+    EXPECT_TRUE(object == item(body, 1));
+    ASSERT_EQ(ring.get(target, Deadline::never(), false), RingStatus::ok);
+    EXPECT_FALSE(target.got_fixed);
+    ASSERT_EQ(buffer.size(), other.size());
+    EXPECT_EQ(std::memcmp(buffer.data(), other.data(), other.size()), 0);
+    EXPECT_EQ(wait_child(producer), 0);
+  } else {
+    GTEST_SKIP() << "GetTarget has no prefix fields yet";
+  }
+}
+
+TEST(QueueStreams, APrefixedTargetTakesTheBodyOfAStreamWithItsPrefix) {
+  check_prefixed_streams(mp::detail::GetTarget{});
+}
+
 // A producer SIGKILLed mid-item while its reader waits for the next chunk:
 // the reader drops what it read (nothing of the item is ever returned) and
 // takes the next item; the dead producer's lock is repaired once.
