@@ -30,13 +30,27 @@
 //   mpl:{N}:lock         STRING the holder's random token, PX lease
 //   mpl:{N}:fence        STRING fencing counter (INCR per acquire)
 //   mpl:{N}:wake         LIST   one token per release, for a blocked acquirer
+//
+// What is sent is the text below without its comment lines, blank lines and indentation
+// (minified at compile time): Redis refuses a bulk string over 16 KiB from a connection that has
+// not logged in ("Protocol error: unauthenticated bulk length"), and FUNCTION LOAD goes out in
+// the same pipeline as AUTH, so a server wanting a password would answer that instead of NOAUTH.
+// A static_assert keeps the sent library under that limit. (Comments here: whole lines starting
+// with "--"; no Lua long strings or block comments.)
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <string_view>
+
 #include "link.hpp"  // kFunctionLibrary, kLibraryName
 
 namespace mp::redis::impl {
 
 const char* const kLibraryName = "mp2";
 
-const char* const kFunctionLibrary = R"lua(#!lua name=mp2
+namespace {
+
+constexpr std::string_view kLibrarySource = R"lua(#!lua name=mp2
 
 -- open: KEYS meta; ARGV signature, maxsize, max_deliveries -> {signature, maxsize}
 -- Creates the queue's meta hash once; later openers read what the first wrote.
@@ -184,6 +198,33 @@ redis.register_function('mp2_task_done', function(keys, args)
   redis.call('HSET', keys[3], args[2], args[3])
   if args[5] ~= '0' then redis.call('PEXPIRE', keys[3], 600000) end
   return acknowledge(keys[2], args[1])
+end)
+
+-- task_done_many: KEYS inflight, unfinished, acks; ARGV channel, acker, sequence, check, refresh, n
+-- -> items still unfinished. The consumer's n oldest items at once (one call for a batch of
+-- acknowledgements): all or none (NOLEASE if it holds fewer: its lease ran out and they were
+-- handed out again). Record and check as task_done. Unfinished is lowered by GET + SET, as the
+-- README's ACL for mp users has no DECRBY.
+redis.register_function('mp2_task_done_many', function(keys, args)
+  if args[4] ~= '0' and redis.call('HGET', keys[3], args[2]) == args[3] then
+    return tonumber(redis.call('GET', keys[2]) or '0')
+  end
+  local n = tonumber(args[6])
+  if redis.call('LLEN', keys[1]) < n then
+    return redis.error_reply('NOLEASE no item in flight for this consumer')
+  end
+  local items = redis.call('RPOP', keys[1], n)
+  local deliveries = sibling(keys[2], 'unfinished', 'deliveries')
+  if redis.call('EXISTS', deliveries) == 1 then
+    for _, item in ipairs(items) do redis.call('HDEL', deliveries, redis.sha1hex(item)) end
+  end
+  redis.call('HSET', keys[3], args[2], args[3])
+  if args[5] ~= '0' then redis.call('PEXPIRE', keys[3], 600000) end
+  local left = (tonumber(redis.call('GET', keys[2]) or '0') or 0) - n
+  redis.call('SET', keys[2], string.format('%.0f', left))
+  if left <= 0 then redis.call('PUBLISH', args[1], left) end
+  redis.call('HINCRBY', sibling(keys[2], 'unfinished', 'stats'), 'done', n)
+  return left
 end)
 
 local function requeue(inflight, items)
@@ -398,5 +439,47 @@ redis.register_function('mp2p_cancel', function(keys, args)
   return {#removed, #marked}
 end)
 )lua";
+
+// for_each_kept_line(source, f): f(line) for each line of source that is kept: its indentation
+// removed; blank lines and comment lines ("--" first) dropped.
+template <class F>
+constexpr void for_each_kept_line(std::string_view source, F f) {
+  while (!source.empty()) {
+    const std::size_t end = std::min(source.find('\n'), source.size());
+    std::string_view line = source.substr(0, end);
+    source.remove_prefix(std::min(end + 1, source.size()));
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (line.empty() || line.starts_with("--")) continue;
+    f(line);
+  }
+}
+
+constexpr std::size_t minified_size(std::string_view source) {
+  std::size_t size = 0;
+  for_each_kept_line(source, [&](std::string_view line) { size += line.size() + 1; });
+  return size;
+}
+
+constexpr std::size_t kMinifiedSize = minified_size(kLibrarySource);
+static_assert(kMinifiedSize < 16 * 1024,
+              "mp's Lua library must stay under 16 KiB as sent (Redis's limit for a bulk string "
+              "from a connection that has not logged in yet)");
+
+constexpr std::array<char, kMinifiedSize + 1> minify(std::string_view source) {
+  std::array<char, kMinifiedSize + 1> out{};
+  std::size_t at = 0;
+  for_each_kept_line(source, [&](std::string_view line) {
+    for (char c : line) out[at++] = c;
+    out[at++] = '\n';
+  });
+  out[at] = '\0';
+  return out;
+}
+
+constexpr std::array<char, kMinifiedSize + 1> kMinified = minify(kLibrarySource);
+
+}  // namespace
+
+const char* const kFunctionLibrary = kMinified.data();
 
 }  // namespace mp::redis::impl

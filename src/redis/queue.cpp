@@ -413,27 +413,32 @@ void QueueCore::task_done_many(std::size_t n) {
   if (std::string earlier = link->take_later_error(); !earlier.empty()) {
     throw mp::Error("mp::redis queue \"" + impl_->name + "\": an earlier task_done() failed: " + earlier);
   }
-  // As put_many: the k-th acknowledgement is made by sub-acker "<acker>/k", all with one sequence
-  // number, so a batch sent again after a lost link applies each once; and at most one batch
-  // (or single acknowledgement) is in flight per link (the replies owed are read first).
+  // One mp2_task_done_many call per run of items taken under one consumer id (one run, unless
+  // the lease was renewed under a new id meanwhile), oldest first. The k-th run is acknowledged by
+  // sub-acker "<acker>/k", all with one sequence number, so a batch sent again after a lost link
+  // applies each run once; and at most one batch (or single acknowledgement) is in flight per
+  // link (the replies owed are read first).
   if (link->owes_replies()) retry([&] { return link->run({}, retry.reply_deadline()); });
   const std::string acker = state.writer_id();
   const auto sequence = static_cast<long long>(state.sequence.fetch_add(1, std::memory_order_relaxed));
   std::vector<Command> batch;
-  batch.reserve(n);
-  for (std::size_t k = 0; k < n; ++k) {
-    Command done{"FCALL",         "mp2_task_done", "3",        keys.inflight(cids[k]),
-                 keys.unfinished, keys.acks,       keys.joined};
-    done.add(acker + "/" + std::to_string(k));
+  for (std::size_t first = 0; first < n;) {
+    std::size_t end = first + 1;
+    while (end < n && cids[end] == cids[first]) ++end;
+    Command done{"FCALL",   "mp2_task_done_many", "3", keys.inflight(cids[first]), keys.unfinished,
+                 keys.acks, keys.joined};
+    done.add(acker + "/" + std::to_string(batch.size()));
     done.add(sequence).add("1");  // each may be sent again (deferred, or retried): looked up
-    done.add(k == 0 && ProcessQueueState::refresh_due(state.acks_refreshed) ? "1" : "0");
+    done.add(batch.empty() && ProcessQueueState::refresh_due(state.acks_refreshed) ? "1" : "0");
+    done.add(static_cast<long long>(end - first));
     batch.push_back(std::move(done));
+    first = end;
   }
   if (safe_to_defer) {
     retry([&] {
-      for (std::size_t k = 0; k < n; ++k)
+      for (std::size_t k = 0; k < batch.size(); ++k)
         link->run_later(batch[k], retry.reply_deadline(),
-                        k + 1 < n ? Link::Push::with_next : impl_->ack_push());
+                        k + 1 < batch.size() ? Link::Push::with_next : impl_->ack_push());
       return 0;
     });
     return;
@@ -441,6 +446,11 @@ void QueueCore::task_done_many(std::size_t n) {
   auto replies = retry([&] { return link->run(batch, retry.reply_deadline()); });
   for (auto& reply : replies) {
     refuse_if_lease_lost(reply, impl_->name, "task_done()", kLongerLease);
+    if (is_error(reply) && reply_text(reply.get()).find("Function not found") != std::string::npos) {
+      throw mp::Error("mp::redis queue \"" + impl_->name +
+                      "\": the server runs an older mp Lua library (no mp2_task_done_many); delete it "
+                      "(FUNCTION DELETE mp2) so that the next connection loads the current one");
+    }
     (void)integer_of(reply.get(), what);
   }
 }

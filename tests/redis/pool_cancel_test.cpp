@@ -162,7 +162,7 @@ TEST(RedisPoolCancel, ARunningTaskIsKilledNotRetriedAndItsHostKeepsItsProcesses)
     auto second = pool.apply_async(&canceltasks::meet, 1);
     EXPECT_EQ(first.get(30s), 0);
     EXPECT_EQ(second.get(30s), 1);
-    EXPECT_EQ(pool.map(&canceltasks::square, std::vector{1, 2, 3}), (std::vector{1, 4, 9}));
+    EXPECT_EQ(pool.map_async(&canceltasks::square, std::vector{1, 2, 3}).get(30s), (std::vector{1, 4, 9}));
     // Acknowledged, not handed out again: it ran once, no delivery failed.
     EXPECT_TRUE(mp::test::eventually([&] { return unfinished(server, "cancel-running") == 0; }));
     EXPECT_EQ(lines_of("started-1").size(), 1u);
@@ -198,7 +198,7 @@ TEST(RedisPoolCancel, ATaskCancelledBeforeItStartsNeverRuns) {
     EXPECT_EQ(after2.get(30s), 3);
     EXPECT_THROW((void)held.get(), mp::Cancelled);
     EXPECT_THROW((void)waiting.get(), mp::Cancelled);
-    EXPECT_EQ(pool.apply(&canceltasks::effect, 5), 5);  // after where the cancelled ones were
+    EXPECT_EQ(pool.apply_async(&canceltasks::effect, 5).get(30s), 5);  // after where the cancelled ones were
     EXPECT_FALSE(canceltasks::exists("effect-1"));
     EXPECT_FALSE(canceltasks::exists("effect-4"));
     EXPECT_EQ(lines_of("effect-2").size(), 1u);

@@ -291,7 +291,7 @@ TEST(RedisPoolFaults, HostDeathsAndWorkerDeathsShareOneAttemptCount) {
     EXPECT_THROW((void)result.get(30s), mp::WorkerLost);
     EXPECT_FALSE(std::filesystem::exists(server.dir() + "/third"));
     EXPECT_EQ(server.integer({"LLEN", "mpq:{mixed-deaths}:dead"}), 1);
-    EXPECT_EQ(pool.apply(&faulttasks::twice, 21), 42);  // the survivor keeps serving
+    EXPECT_EQ(pool.apply_async(&faulttasks::twice, 21).get(30s), 42);  // the survivor keeps serving
   }
   ::kill(survivor, SIGTERM);
   EXPECT_EQ(mp::test::wait_child(survivor), 0);
@@ -395,7 +395,7 @@ TEST(RedisPoolFaults, APoolAndItsHostsRunUnderTheReadmeAclUser) {
     EXPECT_TRUE(mp::test::eventually([&] {
       return server.integer({"HLEN", "mpq:{acl-pool}:cancelled"}) == 0;
     }));
-    EXPECT_EQ(pool.apply(&faulttasks::twice, 21), 42);
+    EXPECT_EQ(pool.apply_async(&faulttasks::twice, 21).get(30s), 42);
     // Out of attempts when its only host dies: only the submitter's dead-letter watch can say so.
     auto result = pool.apply_async(&faulttasks::stuck_everywhere, 1);
     ASSERT_TRUE(mp::test::eventually(

@@ -80,26 +80,26 @@ TEST(RedisPoolGroups, ATaskThatKillsItsProcessFailsAloneAfterExactlyMaxAttempts)
     mp::redis::PoolOptions options;
     options.max_attempts = 3;
     mp::redis::Pool pool(url, "group-deaths", options);
-    auto warm = pool.map(&grouptasks::fast_or_die, items_except_bad(200));
+    auto warm = pool.map_async(&grouptasks::fast_or_die, items_except_bad(200)).get(30s);
     ASSERT_EQ(warm.size(), 199u);
     auto results = pool.imap(&grouptasks::fast_or_die, range(60));
     for (int i = 0; i < 60; ++i) {
       if (i == grouptasks::kBad) {
         try {
-          (void)results.next();
+          (void)results.next(30s);
           ADD_FAILURE() << "no error for the task that kills its process";
         } catch (const mp::WorkerLost& e) {
           EXPECT_NE(std::string(e.what()).find("3 attempts"), std::string::npos) << e.what();
         }
       } else {
-        EXPECT_EQ(results.next(), i + 1) << i;
+        EXPECT_EQ(results.next(30s), i + 1) << i;
       }
     }
-    EXPECT_EQ(results.next(), std::nullopt);
+    EXPECT_EQ(results.next(30s), std::nullopt);
     // Only its own deliveries failed: the rest of its group ran again without counting.
     EXPECT_EQ(stat_of(server, "group-deaths", "failed"), 3);
     EXPECT_EQ(stat_of(server, "group-deaths", "dead"), 1);
-    EXPECT_EQ(pool.apply(&grouptasks::fast_or_die, 1), 2);  // the host keeps serving
+    EXPECT_EQ(pool.apply_async(&grouptasks::fast_or_die, 1).get(30s), 2);  // the host keeps serving
   }
   stop_host(host);
 }
@@ -113,24 +113,24 @@ TEST(RedisPoolGroups, ATaskPastItsTimeoutFailsAloneAfterExactlyMaxAttempts) {
     options.max_attempts = 2;
     options.task_timeout = 500ms;
     mp::redis::Pool pool(url, "group-timeouts", options);
-    auto warm = pool.map(&grouptasks::fast_or_hang, items_except_bad(200));
+    auto warm = pool.map_async(&grouptasks::fast_or_hang, items_except_bad(200)).get(30s);
     ASSERT_EQ(warm.size(), 199u);
     auto results = pool.imap(&grouptasks::fast_or_hang, range(60));
     for (int i = 0; i < 60; ++i) {
       if (i == grouptasks::kBad) {
         try {
-          (void)results.next();
+          (void)results.next(30s);
           ADD_FAILURE() << "no error for the task past its timeout";
         } catch (const mp::TaskTimeout& e) {
           EXPECT_NE(std::string(e.what()).find("2 attempts"), std::string::npos) << e.what();
         }
       } else {
-        EXPECT_EQ(results.next(), i + 1) << i;
+        EXPECT_EQ(results.next(30s), i + 1) << i;
       }
     }
     EXPECT_EQ(stat_of(server, "group-timeouts", "failed"), 2);
     EXPECT_EQ(stat_of(server, "group-timeouts", "dead"), 1);
-    EXPECT_EQ(pool.apply(&grouptasks::fast_or_hang, 1), 2);
+    EXPECT_EQ(pool.apply_async(&grouptasks::fast_or_hang, 1).get(30s), 2);
   }
   stop_host(host);
 }
@@ -143,19 +143,19 @@ TEST(RedisPoolGroups, AnExceptionIsItsOwnTasksRemoteErrorAndTheRestSucceed) {
     mp::redis::Pool pool(url, "group-errors");
     std::vector<int> evens;
     for (int i = 0; i < 400; i += 2) evens.push_back(i);
-    ASSERT_EQ(pool.map(&grouptasks::fast_or_throw, evens).size(), evens.size());
+    ASSERT_EQ(pool.map_async(&grouptasks::fast_or_throw, evens).get(30s).size(), evens.size());
     auto results = pool.imap(&grouptasks::fast_or_throw, range(100));
     for (int i = 0; i < 100; ++i) {
       if (i % 2 != 0) {
         try {
-          (void)results.next();
+          (void)results.next(30s);
           ADD_FAILURE() << "no error for " << i;
         } catch (const mp::RemoteError& e) {
           EXPECT_EQ(e.type_name(), "std::invalid_argument");
           EXPECT_EQ(std::string(e.what()), "odd " + std::to_string(i));
         }
       } else {
-        EXPECT_EQ(results.next(), i + 1) << i;
+        EXPECT_EQ(results.next(30s), i + 1) << i;
       }
     }
     EXPECT_EQ(stat_of(server, "group-errors", "failed"), 0);  // an exception is not retried

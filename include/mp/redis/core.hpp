@@ -82,7 +82,8 @@ class MP_API QueueCore {
   // place (true). ValueError as task_done(). (For mp::redis::Pool's worker hosts.)
   bool task_failed(std::span<const std::byte> dead_letter);
   // QueueCore::task_done_many(n): task_done() of the n oldest items this process got, sent
-  // together (one round trip, or none waited for while this consumer's lease is fresh).
+  // together as one function call on the server (one round trip, or none waited for while this
+  // consumer's lease is fresh); all or none: ValueError as task_done() if any was handed out again.
   void task_done_many(std::size_t n);
   void join();
   [[nodiscard]] const std::string& name() const noexcept;
