@@ -383,6 +383,7 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
   bool direct = target.fixed != nullptr && total == lead + target.fixed_size;
   std::array<std::byte, sizeof(std::uint64_t)> lead_bytes{};
   std::uint64_t received = 0;
+  bool spin_may_win = true;  // false after a spin for a chunk failed, until one comes
   const auto leave_direct = [&] {
     direct = false;
     buffer.reserve(total);
@@ -418,15 +419,19 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
                (!shut_down && is_shut_down());
       };
       // Mid-item (the stream is open, not abandoned): the next chunk is
-      // being copied; spin for it before sleeping.
+      // being copied; spin for it before sleeping. Not again after a spin
+      // that failed until a chunk came: a reader whose producer stopped
+      // (SIGSTOP) wakes every kStreamLivenessPoll and must not spin each time.
       const auto mid_item = [&] {
         // acquire: pairs with the producer's stores of stream_state (INV9)
         return (h.stream_state.load(std::memory_order_acquire) & ~kStreamFinishing) == stream_id;
       };
-      if (!shut_down && mid_item() &&
-          stream_spin(
-              ready, [] { return 0; }, deadline))
-        continue;
+      if (spin_may_win && !shut_down && mid_item()) {
+        if (stream_spin(
+                ready, [] { return 0; }, deadline))
+          continue;
+        spin_may_win = false;
+      }
       const Deadline poll = Deadline::after(kStreamLivenessPoll);
       const Deadline& until = deadline.when() < poll.when() ? deadline : poll;
       if (h.not_empty.await(ready, until)) continue;
@@ -468,6 +473,7 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
     const bool last = record.kind == RecordKind::stream_last;
     if (record.payload_bytes > total - received) return StreamEnd::corrupted;
     const std::uint32_t payload_at = position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader));
+    spin_may_win = true;
     if (direct) {
       std::uint32_t done = 0;  // bytes of this chunk copied
       if (received < lead) {   // the chunk starts in the lead
