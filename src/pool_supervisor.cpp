@@ -232,6 +232,7 @@ void PoolCore::post_to_collector(FromWorker kind, int index, const void* payload
     // Blocking: a dead worker's producer lock is repaired here; the ring
     // is a sparse 2 GiB reservation, so it is never full in practice.
     (void)result_ring_.put(record, Deadline::never(), false);
+    announce_result(slot_table());  // INV5 of pool_wire.hpp: the collector thread, unless a waiter leads
   } catch (...) {
     // Out of memory: the pool can do nothing sensible; terminate() still works.
   }
@@ -312,7 +313,7 @@ void PoolCore::finish_workers_and_zygote() noexcept {
     std::lock_guard lock(mutex_);
     zygote_alive_ = false;
   }
-  result_ring_.shutdown();  // the collector drains what is left, then returns
+  shut_result_ring();  // the collector drains what is left, then returns
   if (collector_.joinable()) collector_.join();
   std::lock_guard lock(mutex_);
   for (int i = 0; i < processes_; ++i) {
