@@ -6,11 +6,16 @@
 //   BM_PoolMapDefaultChunksize  map(trivial, 200k items), CPython's default chunksize
 //   BM_PoolImapUnordered        imap_unordered(trivial, 100k items), chunksize=1
 //   BM_PoolCreateCloseJoin      Pool(2) + close() + join()
+//   BM_PoolCreateCloseJoinUnder/1  the same with start_method forkserver (the
+//                               zygote forked by mp's fork server, started at init)
+//   BM_PoolCreateCloseJoinUnder/2  the same with start_method spawn (the zygote
+//                               is a fresh run of this program)
 #include <benchmark/benchmark.h>
 
 #include <numeric>
 #include <vector>
 
+#include "mp/context.hpp"
 #include "mp/pool.hpp"
 
 namespace {
@@ -82,6 +87,24 @@ void BM_PoolCreateCloseJoin(benchmark::State& state) {
 }
 BENCHMARK(BM_PoolCreateCloseJoin)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+void BM_PoolCreateCloseJoinUnder(benchmark::State& state) {
+  mp::PoolOptions options;
+  options.start_method = state.range(0) == 1 ? mp::StartMethod::forkserver : mp::StartMethod::spawn;
+  for (auto _ : state) {
+    mp::Pool pool(2, options);
+    pool.close();
+    pool.join();
+  }
+}
+BENCHMARK(BM_PoolCreateCloseJoinUnder)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  mp::init(argc, argv);  // a spawn zygote runs here and never returns; starts the fork server
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -4,6 +4,8 @@
 // throwaway one and sets it); without it every benchmark is skipped.
 //   BM_RedisQueue4x4      4 producer + 4 consumer processes, 64-byte items,
 //                         put -> get -> task_done on a JoinableQueue; items/s
+//   BM_RedisQueue4x4Batched  the same through QueueCore's batch calls (put_many 64,
+//                         get_many 16 + task_done_many), as mp::redis::Pool's hosts use them
 //   BM_RedisRoundTrip     1 producer -> 1 consumer and back (two queues); per round trip
 //   BM_RedisLock          acquire + release of an mp::redis::Lock; per pair
 // Children are forked here and leave with _exit (the code between fork and
@@ -18,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -131,6 +134,97 @@ void BM_RedisQueue4x4(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(total) * state.iterations());
 }
 BENCHMARK(BM_RedisQueue4x4)
+    ->Args({5000, 1000})
+    ->Args({5000, 0})
+    ->UseManualTime()
+    ->Iterations(2)
+    ->Unit(benchmark::kMillisecond);
+
+// BM_RedisQueue4x4Batched: the same work through the batch calls mp::redis::Pool's hosts use
+// (QueueCore::put_many, get_many, task_done_many; not public API): producers put 64 items per
+// call, consumers take up to 16 and acknowledge them together. Shows what the machinery does
+// when a caller can batch; the public put/get/task_done cannot.
+void BM_RedisQueue4x4Batched(benchmark::State& state) {
+  const char* url = server_url();
+  if (url == nullptr) {
+    state.SkipWithError("set MP_REDIS_URL (bench/compare/redis.py does)");
+    return;
+  }
+  constexpr int kProducers = 4;
+  constexpr int kConsumers = 4;
+  constexpr std::size_t kPutBatch = 64;
+  constexpr std::size_t kGetBatch = 16;
+  const int per_producer = static_cast<int>(state.range(0));
+  const auto maxsize = static_cast<std::size_t>(state.range(1));
+  const int total = per_producer * kProducers;
+  auto open = [&](const std::string& name) {
+    return std::make_unique<mp::redis::detail::QueueCore>(url, name, maxsize, true,
+                                                          mp::codec_signature<Item>(), mp::redis::Options{});
+  };
+  for (auto _ : state) {
+    std::string name = unique_name("bench4x4b");
+    auto q = open(name);
+    int go[2];
+    if (::pipe(go) != 0) {
+      state.SkipWithError("pipe failed");
+      return;
+    }
+    auto wait_go = [&] {
+      char c;
+      return ::read(go[0], &c, 1) == 1;
+    };
+    std::vector<pid_t> children;
+    for (int p = 0; p < kProducers; ++p) {
+      children.push_back(spawn([&] {
+        auto mine = open(name);
+        Item item{};
+        if (!wait_go()) return 1;
+        std::vector<std::vector<std::byte>> batch;
+        for (int i = 0; i < per_producer;) {
+          batch.clear();
+          for (; i < per_producer && batch.size() < kPutBatch; ++i) {
+            item[0] = static_cast<std::uint8_t>(i);
+            batch.push_back(mp::encode(item));
+          }
+          if (mine->put_many(batch, mp::detail::Deadline::never()) != batch.size()) return 2;
+        }
+        return 0;
+      }));
+    }
+    for (int c = 0; c < kConsumers; ++c) {
+      int share = total / kConsumers + (c < total % kConsumers ? 1 : 0);
+      children.push_back(spawn([&, share] {
+        auto mine = open(name);
+        if (!wait_go()) return 1;
+        for (int got = 0; got < share;) {
+          auto items = mine->get_many(std::min<std::size_t>(kGetBatch, static_cast<std::size_t>(share - got)),
+                                      mp::detail::Deadline::never());
+          benchmark::DoNotOptimize(items.data());
+          mine->task_done_many(items.size());
+          got += static_cast<int>(items.size());
+        }
+        return 0;
+      }));
+    }
+    ::close(go[0]);
+    auto start = std::chrono::steady_clock::now();
+    char signal[kProducers + kConsumers] = {};
+    [[maybe_unused]] auto n = ::write(go[1], signal, sizeof signal);
+    ::close(go[1]);
+    q->join();
+    bool ok = reap_all(children);
+    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    state.SetIterationTime(elapsed);
+    if (!ok) {
+      state.SkipWithError("a child failed");
+      return;
+    }
+  }
+  state.counters["items_per_second"] = benchmark::Counter(
+      static_cast<double>(total) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.SetItemsProcessed(static_cast<std::int64_t>(total) * state.iterations());
+}
+BENCHMARK(BM_RedisQueue4x4Batched)
     ->Args({5000, 1000})
     ->Args({5000, 0})
     ->UseManualTime()

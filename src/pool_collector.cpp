@@ -1,4 +1,4 @@
-// src/pool_collector.cpp — PoolCore's collector thread: gets every record of
+// src/pool_collector.cpp — the pool's collector role: gets every record of
 // the result ring, in the order they were committed (pool_wire.hpp,
 // "Channels"), and acts on it under the pool's mutex:
 //   ready / initializer_failed   a worker's start
@@ -6,19 +6,60 @@
 //   died                         the zygote reported a worker's exit (INV4):
 //                                its running chunk fails, the others go back
 //   zygote_died                  every worker is gone: fail everything
-// Outcomes are delivered outside the mutex. The collector waits on the ring
-// through its event count: it spins briefly while results are likely, then
-// sleeps (mp/detail/event_count.hpp). It stops when the supervisor shuts the
-// ring down (finish_workers_and_zygote) and nothing is left in it.
-// A thread waiting for a job's outcome may do the same work while it spins
-// (help_collect): so on a two-CPU machine a result goes from the worker to
-// its waiter directly, without waking a third thread. collect_mutex_ makes
-// the records handled in ring order whoever takes them (INV4).
+// Outcomes are delivered outside the mutex. collect_mutex_ is the right to
+// take records, so they are handled in ring order whoever takes them (INV4).
+//
+// Waiting threads (leader/follower). A round trip is two sleeping hand-offs
+// (the task to its worker, the result to its waiter), not three: a thread
+// waiting for a job's outcome (JobState::wait_locked -> wait_for_change)
+// takes the lead if no other waiting thread has it: it sets the shared
+// `leader` word (INV5 of pool_wire.hpp), takes collect_mutex_, takes what
+// the ring holds, and sleeps on the ring's own not_empty (spinning first, by
+// the event count's policy) until its job changed, its deadline, or the
+// ring's end. Every outcome it takes goes to its job (other threads' jobs
+// too: they are woken through the pool's job event count); callbacks go to
+// the supervisor thread (deliver(done, false)). Then it lets go of
+// collect_mutex_ and resigns (resign_lead). The other waiting threads
+// follow: they sleep on the pool's job event count until their job changed
+// or the lead is free, and then try to take it.
+// The collector thread collects when no waiter leads: it sleeps on the
+// slot table's collector_wake, which producers notify only while `leader`
+// is 0 (announce_result), so results a leader takes wake nobody else. A
+// worker about to stream a large result announces it first
+// (streams_announced): the collector thread then watches the ring's
+// not_empty for a while, so that it reads the stream as it comes (a leader
+// never reads a stream: it hands the ring to the collector thread).
+//
+// Memory ordering of the lead (each pairing is also at its line):
+//  - leader: a seq_cst CAS 0 -> 1 makes a waiter the leader; the resigning
+//    leader's seq_cst store of 0 after unlocking collect_mutex_ lets the next
+//    one in (the mutex, not the word, carries the pool's data between them).
+//  - producers vs. a resigning leader: a producer commits (release store in
+//    the ring), fences, loads `leader`; the leader stores 0, fences, loads
+//    the ring's size. Both fences are seq_cst (Dekker), so either the
+//    producer sees 0 and wakes the collector thread, or the leader sees the
+//    record and wakes it; a record is never left with nobody watching.
+//  - a leader's sleep: its condition reads the ring's size (acquire, the
+//    ring's INV7) and its job's change count (acquire, pairs with
+//    notify_waiters()); every commit notifies not_empty (the ring's INV7),
+//    and every change of a job made outside the leader (a delivery by the
+//    collector or supervisor thread, cancel()) is followed by
+//    wake_leader(), a notify of the same event count: its protocol loses
+//    no wake-up.
+//  - followers sleep on job_events_ for "my job changed or leader == 0":
+//    deliveries notify it (notify_waiters), and resign_lead() notifies it
+//    after its store of 0 (the event count's W1).
+// The collector thread's condition reads `leader` (seq_cst), the ring's
+// size and state (acquire) and streams_announced; each is notified on
+// collector_wake after it changes in the direction that wakes: a commit
+// while no waiter leads (announce_result), a resign that leaves records
+// (resign_lead), an announced stream, the ring's shutdown (shut_result_ring).
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -60,14 +101,35 @@ Completion completion_of(QueuedChunk& chunk) {
   return completion;
 }
 
-// parse(bytes, frame): a record as a frame; false if it is not one.
+// parse(bytes, frame): a record as a frame (its payload moved from bytes,
+// no copy to a second buffer); false if it is not one.
 bool parse(std::vector<std::byte>& bytes, ResultFrame& frame) {
   if (bytes.size() < sizeof(ResultHeader)) return false;
   std::memcpy(&frame.header, bytes.data(), sizeof frame.header);
   if (bytes.size() - sizeof(ResultHeader) != frame.header.payload_size) return false;
-  frame.payload.assign(bytes.begin() + sizeof(ResultHeader), bytes.end());
+  bytes.erase(bytes.begin(), bytes.begin() + sizeof(ResultHeader));
+  frame.payload = std::move(bytes);
+  bytes = {};
   return true;
 }
+
+// How long the collector thread watches the ring itself after a worker
+// announced a stream (INV5): the stream opens right after the announcement,
+// unless its worker dies first (then its `died` record comes).
+constexpr auto kStreamWatch = std::chrono::milliseconds(20);
+
+// The pool whose collect_mutex_ this thread holds (the collector thread, or
+// a leader), if any: a done callback that waits for another result of the
+// same pool from inside a delivery must not try to take it again.
+thread_local const void* t_collecting_for = nullptr;
+
+struct CollectingFor {
+  explicit CollectingFor(const void* pool) noexcept : previous(t_collecting_for) { t_collecting_for = pool; }
+  ~CollectingFor() { t_collecting_for = previous; }
+  CollectingFor(const CollectingFor&) = delete;
+  CollectingFor& operator=(const CollectingFor&) = delete;
+  const void* previous;
+};
 
 }  // namespace
 
@@ -78,6 +140,7 @@ bool parse(std::vector<std::byte>& bytes, ResultFrame& frame) {
 RingStatus PoolCore::collect_burst(bool on_pool_thread, bool follow_stream) {
   std::vector<ResultFrame> frames;
   std::vector<std::byte> bytes;
+  frames.reserve(4);
   RingStatus status = RingStatus::ok;
   for (int taken = 0; taken < kBurst; ++taken) {
     GetTarget target;
@@ -115,20 +178,60 @@ RingStatus PoolCore::collect_burst(bool on_pool_thread, bool follow_stream) {
 }
 
 void PoolCore::collect() noexcept {
-  // The ring notifies not_empty after every commit and at shutdown (its
-  // INV7), so waiting there for "something to take" loses no record.
+  SlotTableHeader& table = slot_table();
   EventCount& arrivals = result_ring_.header()->not_empty;
+  // Relaxed: a count, no data travels with it (see streams_announced).
+  std::uint32_t streams_seen = table.streams_announced.load(std::memory_order_relaxed);
+  // Our turn: the ring's end, or something to take while no waiter leads.
+  const auto due = [&] {
+    return result_ring_.is_shut_down() ||
+           (table.leader.load(std::memory_order_seq_cst) == 0 &&  // INV5: pairs with the leader's CAS / store
+            (result_ring_.size() > 0 || result_streaming()));
+  };
+  const auto stream_announced = [&] {
+    return table.streams_announced.load(std::memory_order_relaxed) != streams_seen;  // relaxed: see above
+  };
   for (;;) {
     try {
-      // Spin briefly (results are likely soon after a dispatch), then sleep.
-      (void)arrivals.await(
-          [&] { return result_ring_.size() > 0 || result_ring_.is_shut_down() || result_streaming(); },
-          Deadline::never());
-      std::lock_guard turn(collect_mutex_);
-      RingStatus status;
-      while ((status = collect_burst(true, true)) == RingStatus::ok) {
+      if (stream_announced()) {
+        // A worker is about to stream a result: watch the ring itself (a
+        // stream needs its reader as it comes; INV5).
+        streams_seen = table.streams_announced.load(std::memory_order_relaxed);  // relaxed: see above
+        (void)arrivals.await(due, Deadline::after(kStreamWatch));
+      } else {
+        // Spin briefly (results are likely soon after a dispatch), then sleep.
+        (void)table.collector_wake.await([&] { return due() || stream_announced(); }, Deadline::never());
       }
-      if (status == RingStatus::would_block) continue;
+      if (!due()) continue;
+      const bool shut = result_ring_.is_shut_down();
+      std::unique_lock turn(collect_mutex_, std::defer_lock);
+      if (shut) {
+        turn.lock();  // a leader sees the shutdown too and lets go
+      } else if (!turn.try_lock()) {
+        continue;  // a waiter took the lead since due(): it takes the records
+      }
+      // A leader that finds collect_mutex_ taken sleeps on job_events_
+      // until this is false again (lead()).
+      collector_holds_.store(true, std::memory_order_relaxed);  // relaxed: the mutex orders it for a leader
+      struct Release {
+        PoolCore& core;
+        std::unique_lock<std::mutex>& turn;
+        ~Release() {
+          turn.unlock();
+          core.collector_holds_.store(false, std::memory_order_release);  // pairs with lead()'s acquire load
+          core.job_events_->notify_all();                                 // W1: the store above
+        }
+      } release{*this, turn};
+      const CollectingFor collecting(this);
+      RingStatus status = RingStatus::would_block;
+      // A waiter that wants the lead (leader == 1) waits for collect_mutex_:
+      // let go between bursts.
+      while (shut ||
+             table.leader.load(std::memory_order_seq_cst) == 0) {  // INV5: pairs with the leader's CAS
+        status = collect_burst(true, true);
+        if (status != RingStatus::ok) break;
+      }
+      if (status == RingStatus::would_block || status == RingStatus::ok) continue;
       if (status == RingStatus::shut_down) return;
       // lock_error / corrupted: the ring cannot be read any more.
       std::vector<Completion> failed;
@@ -161,14 +264,112 @@ bool PoolCore::result_streaming() const noexcept {
   return (open & kStreamIdMask) != 0 && result_ring_.size() == 0;
 }
 
-bool PoolCore::help_collect() noexcept {
-  std::unique_lock turn(collect_mutex_, std::try_to_lock);
-  if (!turn.owns_lock()) return false;  // the collector (or another waiter) is at it
-  try {
-    return collect_burst(false, false) == RingStatus::ok || result_ring_.size() == 0;
-  } catch (...) {
-    return false;  // the collector will meet the same and fail the pool
+// PoolCore::wait_for_change(changed, deadline): see "Waiting threads".
+WaitThroughPool PoolCore::wait_for_change(ChangeProbe changed, const Deadline& deadline) noexcept {
+  SlotTableHeader& table = slot_table();
+  // A done callback run while this thread collects (deliver() on the
+  // collector thread) waits on the job's event count: the collect right is
+  // ours already, and the records are handled once the callback returns.
+  if (t_collecting_for == this) return WaitThroughPool::unavailable;
+  for (;;) {
+    if (changed()) return WaitThroughPool::changed;
+    if (result_ring_.is_shut_down()) return WaitThroughPool::unavailable;
+    std::uint32_t free = 0;
+    // INV5: seq_cst, so that the producers' fenced loads see it (Dekker,
+    // file comment); the mutex taken next carries the data.
+    if (table.leader.compare_exchange_strong(free, 1, std::memory_order_seq_cst))
+      return lead(changed, deadline);
+    // Follow: sleep until our job changed or the lead is free. W1 of the
+    // lead's release is resign_lead()'s store of 0.
+    const bool woke = job_events_->await(
+        [&] {
+          return changed() ||
+                 table.leader.load(std::memory_order_seq_cst) == 0;  // INV5: pairs with resign_lead()
+        },
+        deadline);
+    if (!woke) return changed() ? WaitThroughPool::changed : WaitThroughPool::timed_out;
   }
+}
+
+// PoolCore::lead(changed, deadline): the caller set `leader`; it takes
+// collect_mutex_ and collects until its job changed (see "Waiting threads").
+WaitThroughPool PoolCore::lead(ChangeProbe changed, const Deadline& deadline) noexcept {
+  std::unique_lock turn(collect_mutex_, std::try_to_lock);
+  while (!turn.owns_lock()) {
+    // The collector thread is in a burst (a long one if it reads a stream):
+    // it lets go between bursts once it sees `leader`, then clears
+    // collector_holds_ and notifies job_events_. Not a blocking lock: our
+    // deadline holds even if a stream's producer stalls.
+    const bool woke = job_events_->await(
+        [&] {
+          return changed() || !collector_holds_.load(
+                                  std::memory_order_acquire);  // pairs with the collector's release store
+        },
+        deadline);
+    if (!woke || changed()) {
+      resign_lead();
+      return changed() ? WaitThroughPool::changed : WaitThroughPool::timed_out;
+    }
+    (void)turn.try_lock();
+  }
+  EventCount& arrivals = result_ring_.header()->not_empty;
+  WaitThroughPool outcome = WaitThroughPool::changed;
+  try {
+    const CollectingFor collecting(this);
+    for (;;) {
+      RingStatus status = RingStatus::ok;
+      while (status == RingStatus::ok && !changed()) status = collect_burst(false, false);
+      if (changed()) break;
+      if (status == RingStatus::shut_down) {
+        outcome = WaitThroughPool::unavailable;
+        break;
+      }
+      if (status != RingStatus::would_block || result_streaming()) {
+        // A stream (the collector thread reads it as it comes), or a broken
+        // ring (the collector thread fails the pool): not for a leader.
+        outcome = WaitThroughPool::handed_off;
+        break;
+      }
+      // Sleep on the ring itself: every commit notifies not_empty (the
+      // ring's INV7), every change of our job made elsewhere is followed by
+      // wake_leader(). Acquire loads throughout (size(), the probe).
+      const bool woke = arrivals.await(
+          [&] {
+            return result_ring_.size() > 0 || result_ring_.is_shut_down() || result_streaming() || changed();
+          },
+          deadline);
+      if (!woke) {
+        outcome = changed() ? WaitThroughPool::changed : WaitThroughPool::timed_out;
+        break;
+      }
+    }
+  } catch (...) {
+    outcome =
+        WaitThroughPool::handed_off;  // out of memory: the collector thread meets it too and fails the pool
+  }
+  turn.unlock();
+  resign_lead();
+  return outcome;
+}
+
+// PoolCore::resign_lead(): after letting go of collect_mutex_ (INV5).
+void PoolCore::resign_lead() noexcept {
+  SlotTableHeader& table = slot_table();
+  table.leader.store(0, std::memory_order_seq_cst);  // INV5: pairs with the CAS of the next leader
+  full_fence();  // INV5: pairs with the producers' fence in announce_result() (Dekker)
+  if (result_ring_.size() > 0 || result_streaming() || result_ring_.is_shut_down()) {
+    // Records we left, or a stream: the collector thread's turn (whether it
+    // sleeps on collector_wake or watches the ring for an announced stream).
+    table.collector_wake.notify_all();
+    result_ring_.header()->not_empty.notify_all();
+  }
+  job_events_->notify_all();  // followers: the lead is free (W1: the store above)
+}
+
+void PoolCore::shut_result_ring() noexcept {
+  result_ring_.shutdown();                   // notifies not_empty: a leader sees it
+  slot_table().collector_wake.notify_all();  // W1: the shutdown bit (is_shut_down() in the condition)
+  job_events_->notify_all();                 // followers: they try the lead and find the ring shut
 }
 
 // PoolCore::on_result_frame_locked(frame, done): one record of the result ring.

@@ -18,6 +18,7 @@
 #include "mp/detail/pool_testing.hpp"
 #include "mp/detail/shm.hpp"
 #include "mp/detail/system_error.hpp"
+#include "start_methods.hpp"
 
 namespace mp::detail {
 
@@ -26,7 +27,29 @@ using namespace pool_wire;
 namespace {
 // Read at Pool construction, set before it by a test: relaxed is enough.
 std::atomic<int> g_control_buffer_for_testing{0};
+
+// Forks since the first Pool, counted in each child by an atfork handler
+// (mp forks only with fork(), which runs them; see thread_identity.hpp), so
+// PoolCore::foreign() costs a load instead of a getpid() system call.
+// Relaxed: a process reads its own count; a child starts from the parent's
+// copy, incremented once in the child by the handler before it returns.
+std::atomic<std::uint64_t> g_fork_generation{0};
+void count_fork_in_child() noexcept { g_fork_generation.fetch_add(1, std::memory_order_relaxed); }
+
+// counting_forks(): registers the handler once; false if the C library
+// refused (then foreign() asks getpid()).
+bool counting_forks() noexcept {
+  static const bool registered = (::pthread_atfork(nullptr, nullptr, &count_fork_in_child) == 0);
+  return registered;
+}
+std::uint64_t fork_generation() noexcept {
+  return g_fork_generation.load(std::memory_order_relaxed);  // relaxed: see g_fork_generation
+}
 }  // namespace
+
+bool PoolCore::foreign() const noexcept {
+  return counting_forks_ ? fork_generation() != owner_generation_ : ::getpid() != owner_;
+}
 
 void set_pool_control_buffer_for_testing(int bytes) noexcept {
   g_control_buffer_for_testing.store(bytes, std::memory_order_relaxed);  // relaxed: see its definition
@@ -37,45 +60,56 @@ int pool_cpu_count() noexcept {
   return online < 1 ? 1 : static_cast<int>(online);
 }
 
-// PoolCore::CancelGate: AsyncResult::cancel() and waiting threads that help
-// collect reach the pool through it; the destructor detaches the pool first
-// (gate mutex, then collect_mutex_, then mutex_).
+// PoolCore::CancelGate: AsyncResult::cancel() and waiting threads reach the
+// pool through it. The destructor detaches the pool first (gate mutex, then
+// collect_mutex_, then mutex_); detach() waits for the threads that are
+// waiting through the pool to leave it (they do once the pool's result ring
+// is shut down, which terminate() has done by then).
 class PoolCore::CancelGate final : public JobCanceller {
  public:
-  CancelGate(PoolCore* core, Ring ring) : core_(core), ring_(std::move(ring)) {}
+  explicit CancelGate(PoolCore* core) : core_(core) {}
   bool cancel(const std::shared_ptr<JobState>& job) override {
     std::lock_guard lock(mutex_);
     // In a process forked from the owner the pool is not ours to touch.
     return core_ != nullptr && !core_->foreign() && core_->cancel(job);
   }
-  bool results_waiting() const noexcept override {
-    // Without the gate's mutex: our own handle keeps the ring mapped.
-    return ring_.size() > 0;
-  }
-  bool help_collect() noexcept override {
-    std::unique_lock lock(mutex_, std::try_to_lock);
-    if (!lock.owns_lock() || core_ == nullptr || core_->foreign()) return false;
-    return core_->help_collect();
+  WaitThroughPool wait_for_change(ChangeProbe changed, const Deadline& deadline) noexcept override {
+    PoolCore* core = nullptr;
+    {
+      std::lock_guard lock(mutex_);
+      if (core_ == nullptr || core_->foreign()) return WaitThroughPool::unavailable;
+      core = core_;
+      ++inside_;
+    }
+    const WaitThroughPool outcome = core->wait_for_change(changed, deadline);
+    std::lock_guard lock(mutex_);
+    if (--inside_ == 0) left_.notify_all();
+    return outcome;
   }
   void detach() {
-    std::lock_guard lock(mutex_);
+    std::unique_lock lock(mutex_);
     core_ = nullptr;
+    left_.wait(lock, [&] { return inside_ == 0; });
   }
 
  private:
   std::mutex mutex_;
-  PoolCore* core_;   // guarded by mutex_
-  const Ring ring_;  // a handle on the pool's result ring (shares its mapping)
+  std::condition_variable left_;  // inside_ reached 0
+  PoolCore* core_;                // guarded by mutex_
+  int inside_ = 0;                // guarded by mutex_: threads in core_->wait_for_change()
 };
 
 PoolCore::PoolCore(int processes, PoolOptions options)
     : processes_(processes),
       options_(options),
+      method_(options.start_method.value_or(get_start_method())),
+      counting_forks_(counting_forks()),
+      owner_generation_(fork_generation()),
       result_ring_(Ring::create(0)),
       zygote_(g_control_buffer_for_testing.load(std::memory_order_relaxed)),  // relaxed: see its definition
       dispatcher_(processes, options.maxtasksperchild),
       workers_(static_cast<std::size_t>(processes)),
-      cancel_gate_(std::make_shared<CancelGate>(this, result_ring_)) {
+      cancel_gate_(std::make_shared<CancelGate>(this)) {
   if (options.task_timeout.count() < 0) {
     throw ValueError("Pool(options): task_timeout must be 0 (none) or positive, not " +
                      std::to_string(options.task_timeout.count()) + " ms");
@@ -110,13 +144,15 @@ PoolCore::PoolCore(int processes, PoolOptions options)
   std::clog.flush();
   std::fflush(nullptr);
 
+  note_process_started();  // set_start_method() now needs force (API.md)
+  if (method_ == StartMethod::fork) warn_if_forking_with_threads(options.start_method.has_value());
   supervisor_ = std::thread([this] { supervise(); });
   std::unique_lock lock(startup_mutex_);
   startup_changed_.wait(lock, [&] { return startup_done_; });
-  if (startup_error_ != 0) {
+  if (startup_error_ != nullptr) {
     lock.unlock();
     supervisor_.join();
-    throw_system_error("fork", "pool zygote", startup_error_);
+    std::rethrow_exception(startup_error_);
   }
 }
 
@@ -156,6 +192,7 @@ bool PoolCore::cancel(const std::shared_ptr<JobState>& job) {
     wake();
   }
   job->notify_waiters();
+  wake_leader();  // a leading waiter may wait for this job (INV5)
   return true;
 }
 
@@ -237,6 +274,7 @@ void PoolCore::deliver(std::vector<Completion>& done, bool on_pool_thread) noexc
     if (touched.empty() || touched.back() != completion.job.get()) touched.push_back(completion.job.get());
   }
   for (JobState* job : to_notify) job->notify_waiters();  // `done` still owns every job
+  if (on_pool_thread && !to_notify.empty()) wake_leader();
   // Done callbacks of the jobs that became ready, once each (take_callbacks
   // empties the list).
   bool handed_over = false;
@@ -258,6 +296,12 @@ void PoolCore::deliver(std::vector<Completion>& done, bool on_pool_thread) noexc
   }
   if (handed_over) wake();
   done.clear();
+}
+
+void PoolCore::wake_leader() noexcept {
+  // W1 was the jobs' notify_waiters() (their changes_ increment), which a
+  // leader's wait condition reads with acquire loads (pool_collector.cpp).
+  result_ring_.header()->not_empty.notify_all();
 }
 
 void PoolCore::wake() noexcept {

@@ -12,16 +12,19 @@
 //  - the supervisor loop (pool_supervisor.cpp): one thread per pool, cut into
 //    named steps: settle_lifecycle_locked, collect_poll_set_locked, then
 //    on_zygote_reports, on_zygote_died; it posts deaths to the result ring;
-//  - the collector (pool_collector.cpp): one thread per pool that gets every
-//    record of the result ring, in order (results, readiness, deaths), and
-//    refills the workers' windows.
+//  - the collector (pool_collector.cpp): whoever has the collect right gets
+//    every record of the result ring, in order (results, readiness, deaths),
+//    and refills the workers' windows: a thread waiting for a result (the
+//    leader, one at a time: wait_for_change) or else the collector thread,
+//    which remains for callbacks, jobs nobody waits for, and deaths.
 //
 // Locks: mutex_ guards the pool's state (state_, broken_, zygote_alive_),
 // dispatcher_, and every WorkerEntry (its channel too). The rings are shared
 // memory with their own locks: only code under mutex_ puts to a task ring;
-// only the collector gets from the result ring. startup_mutex_ guards the constructor's
+// only the holder of collect_mutex_ gets from the result ring. startup_mutex_ guards the constructor's
 // hand-off with the supervisor; join_mutex_ serialises joins; collect_mutex_
-// is the right to take records from the result ring (before mutex_). zygote_ is the
+// is the right to take records from the result ring (before mutex_); a
+// leading waiter holds it for its whole wait (INV5 of pool_wire.hpp). zygote_ is the
 // supervisor thread's alone; collector_ is started and joined by it. Order: mutex_ before a JobState's mutex
 // and before mp's process-table mutex; results are delivered (JobState) outside mutex_, and nothing is
 // decoded under it.
@@ -31,7 +34,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +47,7 @@
 #include "mp/detail/ring.hpp"
 #include "mp/pool.hpp"
 #include "pool_dispatcher.hpp"
+#include "pool_result_watch.hpp"
 #include "pool_wire.hpp"
 #include "pool_worker_channel.hpp"
 #include "pool_zygote_link.hpp"
@@ -91,9 +97,12 @@ class PoolCore {
   // PoolCore::canceller(): what a JobState calls to cancel itself; outlives
   // the PoolCore (it answers false once the pool is gone).
   [[nodiscard]] std::weak_ptr<JobCanceller> canceller() const;
-  // PoolCore::help_collect(): a waiting caller's turn at the collector's
-  // work, if nobody has it now (collect_mutex_); true if it handled records.
-  bool help_collect() noexcept;
+  // PoolCore::wait_for_change(changed, deadline): JobCanceller's, for a
+  // thread waiting for one of this pool's jobs (pool_collector.cpp, "Waiting
+  // threads"): it leads (takes the result ring's records itself) if no other
+  // waiting thread does, else it sleeps until its job changed or the lead is
+  // free.
+  WaitThroughPool wait_for_change(ChangeProbe changed, const Deadline& deadline) noexcept;
   void check_running(const char* method) const;
   void close();
   void terminate();
@@ -103,7 +112,8 @@ class PoolCore {
   [[nodiscard]] const std::shared_ptr<EventCount>& job_events() const noexcept { return job_events_; }
   // PoolCore::foreign(): true in a process forked from the pool's owner (a
   // copy of the Pool object exists there, but no supervisor and no workers).
-  [[nodiscard]] bool foreign() const noexcept { return ::getpid() != owner_; }
+  // No system call: a fork generation counted by an atfork child handler.
+  [[nodiscard]] bool foreign() const noexcept;
 
  private:
   // ---- the supervisor loop (pool_supervisor.cpp) ----
@@ -121,6 +131,14 @@ class PoolCore {
   // ---- the collector (pool_collector.cpp) ----
   void collect() noexcept;
   RingStatus collect_burst(bool on_pool_thread, bool follow_stream);
+  WaitThroughPool lead(ChangeProbe changed, const Deadline& deadline) noexcept;
+  void resign_lead() noexcept;
+  // shut_result_ring(): shuts the result ring down and wakes every thread
+  // that waits for it: the collector thread, a leader, the followers.
+  void shut_result_ring() noexcept;
+  [[nodiscard]] pool_wire::SlotTableHeader& slot_table() const noexcept {
+    return *reinterpret_cast<pool_wire::SlotTableHeader*>(slot_region_.get());
+  }
   [[nodiscard]] bool result_streaming() const noexcept;
   void on_result_frame_locked(ResultFrame& frame, std::vector<Completion>& done);
   void on_worker_exited_locked(const pool_wire::ZygoteReport& report, std::vector<Completion>& done);
@@ -138,7 +156,13 @@ class PoolCore {
   // deliver(done, on_pool_thread): outcomes to their jobs, outside mutex_.
   // Done callbacks run here on a pool thread; a helping caller's thread
   // hands them to the supervisor (callbacks_due_) instead.
+  // Jobs notified here may have a leading waiter asleep on the result ring:
+  // unless the leader itself delivers (on_pool_thread false), the ring's
+  // not_empty is notified too.
   void deliver(std::vector<Completion>& done, bool on_pool_thread = true) noexcept;
+  // wake_leader(): notifies the result ring's not_empty after a job changed
+  // outside the leader (INV5 of pool_wire.hpp; no system call if nobody sleeps).
+  void wake_leader() noexcept;
   // Cancel marks (INV3 of pool_wire.hpp): set one and signal the worker if
   // the task is running there; clear one once its chunk left the worker.
   void stop_in_worker_locked(int index, std::uint64_t task_id);
@@ -150,7 +174,10 @@ class PoolCore {
 
   const int processes_;
   const PoolOptions options_;
+  const StartMethod method_;  // how the zygote starts: options_.start_method, else get_start_method()
   const pid_t owner_ = ::getpid();
+  const bool counting_forks_;             // foreign() may use the fork generation
+  const std::uint64_t owner_generation_;  // the fork generation at construction (foreign())
   const std::shared_ptr<EventCount> job_events_ = std::make_shared<EventCount>();
   std::shared_ptr<std::byte> slot_region_;  // the shared slot table (pool_wire.hpp)
   pool_wire::WorkerSlot* slots_ = nullptr;
@@ -168,8 +195,8 @@ class PoolCore {
   // Startup hand-off between the constructor and the supervisor thread.
   std::mutex startup_mutex_;
   std::condition_variable startup_changed_;
-  bool startup_done_ = false;  // guarded by startup_mutex_
-  int startup_error_ = 0;      // guarded by startup_mutex_
+  bool startup_done_ = false;         // guarded by startup_mutex_
+  std::exception_ptr startup_error_;  // guarded by startup_mutex_: why the zygote did not start
 
   mutable std::mutex mutex_;
   PoolState state_ = PoolState::running;  // guarded by mutex_
@@ -184,8 +211,12 @@ class PoolCore {
 
   // Whoever holds collect_mutex_ takes records from the result ring and
   // handles them before letting go, so records are handled in ring order
-  // (INV4) whether the collector or a helping caller takes them.
+  // (INV4) whether the collector thread or a leading waiter takes them. A
+  // leader sets slot_table().leader before taking it and clears it after
+  // letting go (INV5). collector_holds_ is true while the collector thread
+  // holds it (a leader that finds it taken waits on job_events_ for false).
   std::mutex collect_mutex_;
+  std::atomic<bool> collector_holds_{false};
 
   std::mutex join_mutex_;
   std::thread supervisor_;  // joined under join_mutex_

@@ -55,26 +55,37 @@ bool JobState::fail_chunk(std::size_t chunk, FailurePtr error) noexcept {
 // changes_ in the same critical section in which it found done() false. A
 // notifier changes the state under mutex_, sees the waiter there, and bumps
 // changes_ after unlocking; so the bump comes after the waiter's read, and
-// the event count's protocol (its W1 = the bump) loses no wake-up.
+// whatever the waiter sleeps on is notified after the bump (the event count
+// protocol's W1 is the bump): changed_ by notify_waiters(), and the pool's
+// result ring by the pool whenever it notifies a job that a leading waiter
+// may be waiting for (pool_collector.cpp, "Waiting threads").
+// While the pool is there, the wait goes through it (wait_for_change): the
+// waiting thread takes the pool's results itself when no other thread does.
 template <class Done>
 bool JobState::wait_locked(std::unique_lock<std::mutex>& lock, Done done, const Deadline& deadline) const {
-  bool helping = true;  // false once the collector had the records: then only wait
+  bool through_pool = true;  // false once the pool said it cannot be waited through
   while (!done()) {
-    const std::uint64_t seen = changes_.load(std::memory_order_acquire);  // pairs with notify_waiters()
-    lock.unlock();
-    const auto moved_since = [&] {
-      return changes_.load(std::memory_order_acquire) != seen;  // pairs with notify_waiters()'s release
+    struct Probe {
+      const std::atomic<std::uint64_t>* changes;
+      std::uint64_t seen;
+      static bool changed(const void* context) noexcept {
+        const auto* probe = static_cast<const Probe*>(context);
+        return probe->changes->load(std::memory_order_acquire) !=
+               probe->seen;  // pairs with notify_waiters()'s release: the outcome is visible
+      }
     };
-    bool moved;
-    const std::shared_ptr<JobCanceller> pool = helping ? canceller_.lock() : nullptr;
-    if (pool) {
-      // While spinning, take outcomes straight from the pool's result channel
-      // (help_collect); once asleep, the collector's notify wakes us.
-      moved = changed_->await([&] { return moved_since() || pool->results_waiting(); }, deadline);
-      if (moved && !moved_since()) helping = pool->help_collect();
-    } else {
-      moved = changed_->await(moved_since, deadline);
-    }
+    // Acquire: pairs with notify_waiters()'s release increment.
+    const Probe probe{&changes_, changes_.load(std::memory_order_acquire)};
+    lock.unlock();
+    const auto changed = [&] { return Probe::changed(&probe); };
+    const std::shared_ptr<JobCanceller> pool = through_pool ? canceller_.lock() : nullptr;
+    const WaitThroughPool outcome =
+        pool ? pool->wait_for_change(ChangeProbe{&probe, &Probe::changed}, deadline)
+             : WaitThroughPool::unavailable;
+    bool moved = outcome == WaitThroughPool::changed;
+    if (outcome == WaitThroughPool::unavailable) through_pool = false;
+    if (outcome == WaitThroughPool::unavailable || outcome == WaitThroughPool::handed_off)
+      moved = changed_->await(changed, deadline);
     lock.lock();
     if (!moved) return done();
   }

@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <exception>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -36,8 +38,10 @@ constexpr int kOwnerZygotePidfd = -3;
 
 }  // namespace
 
-// PoolCore::start_zygote(): runs on the supervisor thread, so that the
-// zygote's PR_SET_PDEATHSIG is tied to a thread that lives as long as the pool.
+// PoolCore::start_zygote(): runs on the supervisor thread, so that a zygote
+// forked (fork) or spawned (spawn) by us has its PR_SET_PDEATHSIG tied to a
+// thread that lives as long as the pool (under forkserver the server is its
+// parent). Hands the outcome to the constructor (startup_error_).
 bool PoolCore::start_zygote() noexcept {
   ZygoteLaunch launch{};
   launch.expected_parent = ::getpid();
@@ -55,10 +59,16 @@ bool PoolCore::start_zygote() noexcept {
   launch.pid_storage = zygote_pid_storage_.data();
   launch.identity_storage = zygote_identity_storage_.data();
   const int parent_only[1] = {wake_fd_.get()};
-  const int error = zygote_.start(launch, parent_only, 1);
+  std::exception_ptr error;
+  try {
+    const std::optional<RegionMapping> slot_table = region_of(slot_region_);
+    zygote_.start(launch, parent_only, 1, method_, *slot_table);  // map_shared_bytes: always a region
+  } catch (...) {
+    error = std::current_exception();
+  }
   {
     std::lock_guard lock(mutex_);
-    zygote_alive_ = error == 0;
+    zygote_alive_ = error == nullptr;
   }
   {
     std::lock_guard lock(startup_mutex_);
@@ -66,7 +76,7 @@ bool PoolCore::start_zygote() noexcept {
     startup_error_ = error;
   }
   startup_changed_.notify_all();
-  return error == 0;
+  return error == nullptr;
 }
 
 void PoolCore::supervise() noexcept {
@@ -206,7 +216,7 @@ void PoolCore::collect_poll_set_locked(std::vector<pollfd>& fds, std::vector<int
     fds.push_back(
         {zygote_.control_fd(), static_cast<short>(POLLIN | (zygote_.wants_write() ? POLLOUT : 0)), 0});
     owners.push_back(kOwnerZygoteControl);
-    fds.push_back({zygote_.pidfd(), POLLIN, 0});
+    fds.push_back({zygote_.watch_fd(), POLLIN, 0});
     owners.push_back(kOwnerZygotePidfd);
   }
 }
@@ -222,6 +232,7 @@ void PoolCore::post_to_collector(FromWorker kind, int index, const void* payload
     // Blocking: a dead worker's producer lock is repaired here; the ring
     // is a sparse 2 GiB reservation, so it is never full in practice.
     (void)result_ring_.put(record, Deadline::never(), false);
+    announce_result(slot_table());  // INV5 of pool_wire.hpp: the collector thread, unless a waiter leads
   } catch (...) {
     // Out of memory: the pool can do nothing sensible; terminate() still works.
   }
@@ -302,7 +313,7 @@ void PoolCore::finish_workers_and_zygote() noexcept {
     std::lock_guard lock(mutex_);
     zygote_alive_ = false;
   }
-  result_ring_.shutdown();  // the collector drains what is left, then returns
+  shut_result_ring();  // the collector drains what is left, then returns
   if (collector_.joinable()) collector_.join();
   std::lock_guard lock(mutex_);
   for (int i = 0; i < processes_; ++i) {

@@ -11,7 +11,8 @@
 //  - one result ring for the pool: every worker puts one record per result
 //    frame (ResultHeader + payload); the supervisor thread puts a `died`
 //    record when the zygote reports a worker's exit, and a `zygote_died`
-//    record when the zygote is gone; the collector thread gets them all, in
+//    record when the zygote is gone; the collector (the collector thread,
+//    or a thread waiting for a result that leads: INV5) gets them all, in
 //    order. A worker's results were committed before it died, and its death
 //    was reported (and posted) after, so the collector always sees a dead
 //    worker's last results before its `died` record (INV4).
@@ -27,11 +28,15 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <type_traits>
+
+#include "mp/detail/event_count.hpp"  // SlotTableHeader::collector_wake
 
 namespace mp::detail {
 class Ring;
-}
+class IncomingFds;
+}  // namespace mp::detail
 
 namespace mp::detail::pool_wire {
 
@@ -120,7 +125,7 @@ static_assert(std::is_trivially_copyable_v<ZygoteRequest> && std::is_trivially_c
 // before the entries (seq_cst too), so a worker that sees 0 was seen running
 // by the supervisor; it spares the worker a scan of the entries per task.
 inline constexpr std::uint32_t kSlotMagic = 0x6d70506f;  // "mpPo"
-inline constexpr std::uint32_t kSlotVersion = 2;
+inline constexpr std::uint32_t kSlotVersion = 3;
 inline constexpr std::size_t kCancelEntries = 64;  // >= Dispatcher::kMaxWindow: one per chunk in flight
 
 struct alignas(64) WorkerSlot {
@@ -138,12 +143,18 @@ static_assert(std::is_standard_layout_v<WorkerSlot> && sizeof(WorkerSlot) == 576
 // cancelled task (SIGRTMAX - 1; SIGRTMAX is mp's parent-death signal).
 inline int cancel_signal() noexcept { return SIGRTMAX - 1; }
 
+// INV5: the result ring's watch words (leader, collector_wake,
+// streams_announced) are described in pool_result_watch.hpp.
 struct alignas(64) SlotTableHeader {
   std::uint32_t magic;
   std::uint32_t version;
   std::uint32_t slot_count;
+  std::atomic<std::uint32_t> leader;             // INV5
+  EventCount collector_wake;                     // INV5: the collector thread sleeps here
+  std::atomic<std::uint32_t> streams_announced;  // INV5
 };
 static_assert(std::is_standard_layout_v<SlotTableHeader> && sizeof(SlotTableHeader) == 64);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 
 // ---- what the forked code needs (prepared before fork: no allocation after) ------------
 struct WorkerLaunch {
@@ -174,11 +185,23 @@ struct ZygoteLaunch {
   char* identity_storage;         // worker_count * kIdentitySize bytes
   int* close_after_fork;          // fds the zygote closes first (the parent's ends)
   int close_count;
+  // launched: the zygote was started by mp's fork server or a fresh run of
+  // the program (forkserver / spawn), not forked from the pool's owner: the
+  // launch machinery (start_methods.hpp) set up its process table and death
+  // signal, and its rings and slot table were mapped from fds.
+  bool launched;
 };
 
 // zygote_main(launch): the zygote's whole life; never returns
 // (src/after_fork/pool_zygote.cpp).
 [[noreturn]] void zygote_main(const ZygoteLaunch& launch) noexcept;
+
+// zygote_entry(payload, fds): the LaunchEntry (mp/detail/launch.hpp) of a
+// zygote started by forkserver or spawn: maps what the payload names, then
+// zygote_main(); never returns (src/after_fork/pool_zygote.cpp). The payload
+// is written by ZygoteLink::start (src/pool_zygote_link.cpp).
+void zygote_entry(std::span<const std::byte> payload, IncomingFds& fds);
+inline constexpr std::uint32_t kZygotePayloadMagic = 0x5a706d31;  // "1mpZ"
 
 // worker_main(launch): a worker's whole life, in a fork of the zygote; never
 // returns (src/after_fork/pool_worker.cpp).

@@ -14,8 +14,13 @@
 #include <cstring>
 
 #include "after_fork/after_fork.hpp"
+#include "mp/codec.hpp"
+#include "mp/detail/handle_codec.hpp"
+#include "mp/detail/ring.hpp"
 #include "mp/detail/system_error.hpp"
+#include "mp/errors.hpp"
 #include "process_table.hpp"
+#include "start_methods.hpp"
 
 namespace mp::detail {
 
@@ -40,13 +45,24 @@ ZygoteLink::ZygoteLink(int control_buffer) {
   }
 }
 
-int ZygoteLink::start(ZygoteLaunch& launch, const int* parent_fds, int parent_fd_count) noexcept {
+void ZygoteLink::start(ZygoteLaunch& launch, const int* parent_fds, int parent_fd_count, StartMethod method,
+                       const RegionMapping& slot_table) {
+  launch.control_fd = zygote_end_.get();
+  launch.launched = method != StartMethod::fork;
+  if (method == StartMethod::fork) {
+    fork_zygote(launch, parent_fds, parent_fd_count);
+  } else {
+    launch_zygote(launch, method, slot_table);
+  }
+  alive_ = true;
+}
+
+void ZygoteLink::fork_zygote(ZygoteLaunch& launch, const int* parent_fds, int parent_fd_count) {
   // The zygote closes our end and the other parent-only fds first thing.
   int close_list[8];
   int count = 0;
   close_list[count++] = control_.get();
   for (int i = 0; i < parent_fd_count && count < 8; ++i) close_list[count++] = parent_fds[i];
-  launch.control_fd = zygote_end_.get();
   launch.close_after_fork = close_list;
   launch.close_count = count;
 
@@ -58,20 +74,77 @@ int ZygoteLink::start(ZygoteLaunch& launch, const int* parent_fds, int parent_fd
   if (pid == 0) zygote_main(launch);
   const int fork_error = errno;
   table.mutex.unlock();
-  int error = 0;
-  if (pid < 0) {
-    error = fork_error;
-  } else {
-    pid_ = pid;
-    const after_fork::PidfdResult opened = after_fork::open_pidfd_or_reap(pid);
-    pidfd_.reset(opened.pidfd);
-    if (!pidfd_) error = opened.already_reaped ? ESRCH : opened.error;
-  }
-  zygote_end_.reset();
   launch.close_after_fork = nullptr;
   launch.close_count = 0;
-  alive_ = error == 0;
-  return error;
+  if (pid < 0) throw_system_error("fork", "pool zygote", fork_error);
+  pid_ = pid;
+  our_child_ = true;
+  zygote_end_.reset();
+  const after_fork::PidfdResult opened = after_fork::open_pidfd_or_reap(pid);
+  pidfd_.reset(opened.pidfd);
+  if (!pidfd_) throw_system_error("pidfd_open", "pool zygote", opened.already_reaped ? ESRCH : opened.error);
+}
+
+// The payload zygote_entry() reads (src/after_fork/pool_zygote.cpp), in its order.
+void ZygoteLink::launch_zygote(const ZygoteLaunch& launch, StartMethod method,
+                               const RegionMapping& slot_table) {
+  const std::string pool = "Pool(" + std::to_string(launch.worker_count) + ")";
+  if (method == StartMethod::spawn && !init_was_called())
+    throw ProcessError(
+        pool +
+        ": the spawn start method runs this program again to start the pool's workers and needs "
+        "mp::init(argc, argv) as the first line of main(); call it (or use forkserver)");
+  const std::size_t fd_count = 3 + static_cast<std::size_t>(launch.worker_count);
+  if (method == StartMethod::forkserver && fd_count > kMaxLaunchFds)
+    throw ProcessError(pool + ": under forkserver a pool has at most " + std::to_string(kMaxLaunchFds - 3) +
+                       " workers (each has a ring whose fd goes to the fork server); use spawn or fork");
+  LaunchRequest request;
+  request.name = "PoolZygote";
+  request.daemon = true;  // dies with the process that started it (the server, or us)
+  request.entry = &zygote_entry;
+  OutgoingFds fds;
+  Writer writer(request.payload, &fds);
+  writer.value(kZygotePayloadMagic);
+  writer.value(static_cast<std::int32_t>(launch.worker_count));
+  writer.value(static_cast<std::uint64_t>(launch.maxtasksperchild));
+  writer.value(launch.task_timeout_ns);
+  writer.bytes(&launch.signal_mask, sizeof launch.signal_mask);
+  writer.value(static_cast<std::uint64_t>(reinterpret_cast<std::uintptr_t>(launch.initializer)));
+  const std::vector<std::uintptr_t> bases = loaded_object_bases();
+  writer.value(std::vector<std::uint64_t>(bases.begin(), bases.end()));
+  writer.value(fds.add(zygote_end_.get()));
+  put_region(writer, slot_table.fd, 0, slot_table.mapped_bytes, "pool worker slots");
+  put_region(writer, launch.result_ring->fd(), 0, launch.result_ring->mapped_bytes(), "pool ring");
+  for (int i = 0; i < launch.worker_count; ++i)
+    put_region(writer, launch.task_rings[i].fd(), 0, launch.task_rings[i].mapped_bytes(), "pool ring");
+  request.fds = fds.fds();
+  UniqueFd record = write_launch_record(request);
+  Launched launched = method == StartMethod::forkserver ? forkserver_launch(record.get(), true, request.fds)
+                                                        : spawn_launch(record.get(), true, request.fds);
+  zygote_end_.reset();  // the zygote has its own copy now
+  pid_ = launched.pid;
+  pidfd_ = std::move(launched.pidfd);
+  status_ = std::move(launched.status_fd);
+  our_child_ = method == StartMethod::spawn;
+  if (!pidfd_ && !status_)
+    throw ProcessError(pool + ": the fork server started the zygote but gave no way to watch it");
+}
+
+std::optional<int> ZygoteLink::collect_exit() noexcept {
+  if (our_child_) {
+    int status = 0;
+    pid_t rc;
+    while ((rc = ::waitpid(pid_, &status, 0)) < 0 && errno == EINTR) {
+    }
+    if (rc != pid_) return std::nullopt;  // reaped by someone else (SIGCHLD ignored, waitpid(-1))
+    return WIFSIGNALED(status) ? -WTERMSIG(status) : WEXITSTATUS(status);
+  }
+  if (!status_) return std::nullopt;
+  // The server wrote the exit code (N, or -S) before closing its end, which is
+  // what made the pipe readable; EOF alone: the server died without reporting.
+  int code = 0;
+  if (after_fork::read_all(status_.get(), &code, sizeof code) == 0) return code;
+  return std::nullopt;
 }
 
 void ZygoteLink::request_spawn(int index, const std::string& identity) {
@@ -117,15 +190,15 @@ bool ZygoteLink::read_report(ZygoteReport& report, UniqueFd& passed) noexcept {
 }
 
 std::string ZygoteLink::reap_dead() {
-  int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
+  const std::optional<int> code = collect_exit();
   alive_ = false;
   pidfd_.reset();
+  status_.reset();
   outbox_.clear();
-  std::string why = "the pool's worker launcher (zygote, pid " + std::to_string(pid_) + ") died";
-  if (WIFSIGNALED(status)) why += " of signal " + std::to_string(WTERMSIG(status));
-  return why;
+  std::string why = "the pool's worker launcher (zygote, pid " + std::to_string(pid_) + ")";
+  if (!code) return why + " ended (its exit status is lost)";
+  if (*code < 0) return why + " died of signal " + std::to_string(-*code);
+  return why + " exited with code " + std::to_string(*code);
 }
 
 void ZygoteLink::shutdown_and_reap() noexcept {
@@ -144,7 +217,7 @@ void ZygoteLink::shutdown_and_reap() noexcept {
   // blocked on a full control socket would never read the shutdown.
   for (;;) {
     flush();
-    pollfd fds[2] = {{pidfd_.get(), POLLIN, 0},
+    pollfd fds[2] = {{watch_fd(), POLLIN, 0},
                      {control_.get(), static_cast<short>(POLLIN | (wants_write() ? POLLOUT : 0)), 0}};
     if (::poll(fds, control_ ? 2 : 1, -1) < 0) {
       if (errno == EINTR) continue;
@@ -157,12 +230,12 @@ void ZygoteLink::shutdown_and_reap() noexcept {
     }
     if (fds[0].revents != 0) break;
   }
-  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-  }
+  (void)collect_exit();
   alive_ = false;
   outbox_.clear();
   control_.reset();
   pidfd_.reset();
+  status_.reset();
 }
 
 }  // namespace mp::detail

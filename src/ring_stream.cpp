@@ -4,6 +4,7 @@
 #include "mp/detail/ring.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <climits>
 #include <cstring>
@@ -63,6 +64,27 @@ bool stream_spin(Ready&& ready, Progress&& progress, const Deadline& deadline) n
     }
     if (now >= end || now >= stall_end) return ready();
     last = now;
+  }
+}
+
+// target_lead(target), target_prefix(target): a GetTarget that may carry a
+// prefix (`prefixed`, `prefix`: a contiguous item's codec count) wants the
+// record to begin with those 8 bytes and only what follows in `fixed`.
+// Detected, so that this file reads either kind of target.
+template <class Target>
+std::size_t target_lead(const Target& target) noexcept {
+  if constexpr (requires { target.prefixed; }) {
+    return target.prefixed ? sizeof(std::uint64_t) : 0;
+  } else {
+    return 0;
+  }
+}
+template <class Target>
+std::uint64_t target_prefix(const Target& target) noexcept {
+  if constexpr (requires { target.prefix; }) {
+    return target.prefix;
+  } else {
+    return 0;
   }
 }
 
@@ -352,10 +374,23 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
   std::vector<std::byte>& buffer = *target.buffer;
   buffer.clear();
   target.got_fixed = false;
-  // An item of exactly the size of the caller's object (GetTarget::fixed)
-  // is copied straight into it, chunk by chunk: no buffer in between.
-  const bool direct = target.fixed != nullptr && total == target.fixed_size;
+  // An item of exactly the size of the caller's object (GetTarget::fixed),
+  // after the lead the target expects (its prefix, see target_lead()), is
+  // copied straight into it, chunk by chunk: no buffer in between. The lead
+  // goes to `lead_bytes`; if it is not the expected prefix, what came so far
+  // moves to the buffer and the rest follows it there.
+  const std::size_t lead = target_lead(target);
+  bool direct = target.fixed != nullptr && total == lead + target.fixed_size;
+  std::array<std::byte, sizeof(std::uint64_t)> lead_bytes{};
   std::uint64_t received = 0;
+  bool spin_may_win = true;  // false after a spin for a chunk failed, until one comes
+  const auto leave_direct = [&] {
+    direct = false;
+    buffer.reserve(total);
+    buffer.insert(buffer.end(), lead_bytes.begin(),
+                  lead_bytes.begin() + static_cast<std::ptrdiff_t>(std::min<std::uint64_t>(received, lead)));
+    if (received > lead) buffer.insert(buffer.end(), target.fixed, target.fixed + (received - lead));
+  };
   // From here a throw (bad_alloc) leaves the rest of the stream as orphans,
   // which the next consumer frees (INV6): this item is lost, as if taken.
   if (!direct) buffer.reserve(total);
@@ -384,15 +419,19 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
                (!shut_down && is_shut_down());
       };
       // Mid-item (the stream is open, not abandoned): the next chunk is
-      // being copied; spin for it before sleeping.
+      // being copied; spin for it before sleeping. Not again after a spin
+      // that failed until a chunk came: a reader whose producer stopped
+      // (SIGSTOP) wakes every kStreamLivenessPoll and must not spin each time.
       const auto mid_item = [&] {
         // acquire: pairs with the producer's stores of stream_state (INV9)
         return (h.stream_state.load(std::memory_order_acquire) & ~kStreamFinishing) == stream_id;
       };
-      if (!shut_down && mid_item() &&
-          stream_spin(
-              ready, [] { return 0; }, deadline))
-        continue;
+      if (spin_may_win && !shut_down && mid_item()) {
+        if (stream_spin(
+                ready, [] { return 0; }, deadline))
+          continue;
+        spin_may_win = false;
+      }
       const Deadline poll = Deadline::after(kStreamLivenessPoll);
       const Deadline& until = deadline.when() < poll.when() ? deadline : poll;
       if (h.not_empty.await(ready, until)) continue;
@@ -434,11 +473,26 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
     const bool last = record.kind == RecordKind::stream_last;
     if (record.payload_bytes > total - received) return StreamEnd::corrupted;
     const std::uint32_t payload_at = position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader));
-    if (direct)
-      copy_out(payload_at, target.fixed + received, record.payload_bytes);
-    else
+    spin_may_win = true;
+    if (direct) {
+      std::uint32_t done = 0;  // bytes of this chunk copied
+      if (received < lead) {   // the chunk starts in the lead
+        done = static_cast<std::uint32_t>(std::min<std::uint64_t>(record.payload_bytes, lead - received));
+        for (std::uint32_t i = 0; i < done; ++i)  // at most 8 bytes, once per item
+          copy_out(payload_at + i, &lead_bytes[received + i], 1);
+      }
+      if (done < record.payload_bytes)  // then received + done >= lead
+        copy_out(payload_at + done, target.fixed + (received + done - lead), record.payload_bytes - done);
+      received += record.payload_bytes;
+      if (lead != 0 && received >= lead) {
+        std::uint64_t prefix = 0;
+        std::memcpy(&prefix, lead_bytes.data(), sizeof prefix);
+        if (prefix != target_prefix(target)) leave_direct();
+      }
+    } else {
       append_out(payload_at, record.payload_bytes, buffer);
-    received += record.payload_bytes;
+      received += record.payload_bytes;
+    }
     // The room is free; LAST also counts the item as got (INV4).
     r = pack(count_of(r) + (last ? 1 : 0), position_of(r) + record_size);
     commit_read(r);

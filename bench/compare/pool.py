@@ -7,7 +7,7 @@ Runs <build-dir>/bench/pool_bench (Google Benchmark, JSON) and the same work
 with multiprocessing.Pool(2) (fork): apply_async(f, x).get() round trip,
 map(trivial, 20k items, chunksize=1), map(trivial, 200k items, default
 chunksize), imap_unordered(trivial, 100k items), and Pool(2) create + close +
-join. Prints per-call / per-item times, the ratio Python / mp and the goal.
+join (also under forkserver and spawn, against Python's same method). Prints per-call / per-item times, the ratio Python / mp and the goal.
 """
 import os
 import sys
@@ -60,6 +60,17 @@ def python_results():
         p.join()
 
     results["create"] = best_of(10, create)
+
+    for method in ("forkserver", "spawn"):
+        other = mp.get_context(method)
+
+        def create_under():
+            p = other.Pool(2)
+            p.close()
+            p.join()
+
+        create_under()  # a forkserver starts its server once
+        results["create_" + method] = best_of(3, create_under)
     return results
 
 
@@ -76,6 +87,10 @@ def main():
         ("imap_unordered 100k items, per item", mpbench.ns(cpp["BM_PoolImapUnordered/100000/real_time"]) * 1e-9 / 100000,
          py["imap_unordered"], 20),
         ("Pool(2) create + close + join", mpbench.ns(cpp["BM_PoolCreateCloseJoin/real_time"]) * 1e-9, py["create"], None),
+        ("  the same under forkserver", mpbench.ns(cpp["BM_PoolCreateCloseJoinUnder/1/real_time"]) * 1e-9,
+         py["create_forkserver"], None),
+        ("  the same under spawn", mpbench.ns(cpp["BM_PoolCreateCloseJoinUnder/2/real_time"]) * 1e-9,
+         py["create_spawn"], None),
     ]
     print("Pool: mp::Pool(2) vs multiprocessing.Pool(2) (fork), same run")
     print(f"{'case':46} {'mp':>12} {'python':>12} {'python/mp':>10}  goal")

@@ -14,6 +14,9 @@ items, put -> get -> task_done: >= 30% of the LPUSH ceiling (issue 12) and
 the comparison (its column is the python column of the table).
 
 Rows that explain the figure (info, no goal):
+  * the same work through the batch calls mp::redis::Pool's hosts use (QueueCore::put_many,
+    get_many, task_done_many; the public put/get/task_done cannot batch), with its server and
+    client CPU per item;
   * server and client CPU per item (client: the 8 processes' user + system time), and the
     server's commands per item (an FCALL and each command inside it count);
   * the floor for this shape: 4 redis-benchmark processes doing LPUSH and 4 doing RPOP, one
@@ -128,6 +131,10 @@ def function_costs(server):
 
 QUEUE_CASES = (("BM_RedisQueue4x4/5000/1000/iterations:2/manual_time", "4+4 procs, 64 B, maxsize 1000"),
                ("BM_RedisQueue4x4/5000/0/iterations:2/manual_time", "4+4 procs, 64 B, unbounded"))
+# The same through QueueCore's batch calls (put_many 64, get_many 16 + task_done_many), which
+# mp::redis::Pool's hosts use; not the public API, so no goal (info rows).
+BATCHED_CASES = (("BM_RedisQueue4x4Batched/5000/1000/iterations:2/manual_time", "  batched (Pool's calls), maxsize 1000"),
+                 ("BM_RedisQueue4x4Batched/5000/0/iterations:2/manual_time", "  batched (Pool's calls), unbounded"))
 QUEUE_ITEMS = 2 * 4 * 5000  # iterations x producers x items each
 
 
@@ -138,7 +145,7 @@ def main():
         # busy moment during one measurement does not flatter the ratio.
         before, before_cpu = lpush_ceiling(server)
         cpp = {}
-        for name, _ in QUEUE_CASES:  # one run each, so that the server's CPU time is per case
+        for name, _ in QUEUE_CASES + BATCHED_CASES:  # one run each: the server's CPU time is per case
             cpp.update(run_cpp(build_dir, server, "^" + name.split("/iterations")[0] + "/"))
         cpp.update(run_cpp(build_dir, server, "BM_RedisRoundTrip|BM_RedisLock"))
         floor_rate, floor_server, floor_client = floor(server)
@@ -159,6 +166,13 @@ def main():
                       "us", True)
             table.row("  client CPU per item (8 processes)", b["client_cpu"] * 1e6 / QUEUE_ITEMS, None, "us", True)
             table.row("  server commands per item (FCALL + inside)", b["server_calls"] / QUEUE_ITEMS, None, "", True)
+    for name, label in BATCHED_CASES:
+        b = cpp.get(name)
+        ok = b is not None and not b.get("error_occurred")
+        table.row(label + " (item/s)", b["items_per_second"] if ok else None, ceiling, "/s", False, percent=True)
+        if ok:
+            table.row("    server CPU per item", b["server_cpu"] * 1e6 / QUEUE_ITEMS, None, "us", True)
+            table.row("    client CPU per item", b["client_cpu"] * 1e6 / QUEUE_ITEMS, None, "us", True)
     table.row("floor: 4 LPUSH + 4 RPOP procs, 1 cmd/round trip", floor_rate, ceiling, "/s", False, percent=True)
     table.row("  server CPU per item (python: per LPUSH)", floor_server, ceiling_cpu, "us", True)
     table.row("  client CPU per item (8 processes)", floor_client, None, "us", True)

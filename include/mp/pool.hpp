@@ -41,8 +41,11 @@
 // Visibility: a task sees its arguments (copied by value when submitted) and
 // the program's memory as it was when the Pool was constructed, never later
 // writes of the parent (workers are forks made at construction time, see the
-// design notes). Its effects reach the caller only through its result (or
-// through shared objects made before the Pool: Value, Array, Queue, ...).
+// design notes); under forkserver or spawn (PoolOptions::start_method) as it
+// was when the fork server started, or as a fresh run of the program has it.
+// Its effects reach the caller only through its result (or, under fork,
+// through shared objects made before the Pool: Value, Array, Queue, ...; a
+// forkserver or spawn worker inherits none of them).
 // Lifetime: workers are daemon descendants of the pool's process: they die
 // with it, even when it is SIGKILLed. ~Pool() = close() + join() (waits for
 // every submitted task), unless terminate() was called. A result handle
@@ -69,6 +72,15 @@
 // handlers, like some sanitizer runtimes, could still leave one of its locks
 // held in the zygote's copy.) Workers are therefore the zygote's children:
 //   pool process ── supervisor thread ──fork──> zygote ──fork──> worker 0..N-1
+// Under the forkserver and spawn start methods the zygote is started instead
+// as a Process child is: forked by mp's fork server (its parent; the zygote
+// dies with the server, the server with the pool's process), or a fresh run
+// of the program (exec of /proc/self/exe, dying with the pool's process).
+// It receives the control socket, the slot table and the rings as fds and
+// maps them again; the workers it forks inherit those mappings. In another
+// run of the binary code addresses differ (ASLR): a task frame's trampoline
+// address and a function pointer callable are relocated in the worker by
+// loaded object and offset, as a Process target is.
 // Dying together: the zygote has PR_SET_PDEATHSIG(SIGKILL) tied to the
 // supervisor thread (which lives exactly as long as the pool), each worker has
 // it tied to the zygote, each checks getppid() after arming it (the race).
@@ -154,10 +166,16 @@ struct PoolOptions {
   // every other task completes.
   std::chrono::milliseconds task_timeout{0};
   // start_method: unset: get_start_method(). Workers are always forked by the
-  // pool's zygote, a single-threaded fork server of the pool's own; today the
-  // zygote itself is forked from the owner when the Pool is made, under every
-  // method (so make pools before starting threads). Starting the zygote from
-  // mp's fork server (forkserver) or a fresh run (spawn) is not done yet.
+  // pool's zygote, a single-threaded fork server of the pool's own. How the
+  // zygote starts: fork: forked from this process when the Pool is made (the
+  // fork-with-threads warning applies: make such pools before starting
+  // threads); forkserver: forked by mp's fork server, spawn: a fresh run of the
+  // program (needs mp::init; ProcessError otherwise), either way safe from a
+  // busy threaded program, and the workers see the program as the server or
+  // the fresh run has it, not this process's memory (as a forkserver/spawn
+  // Process does). Under forkserver a pool has at most 248 workers
+  // (ProcessError). Addresses in a callable's trivially copyable state, other
+  // than a function pointer callable itself, are not relocated in such workers.
   std::optional<StartMethod> start_method{};
 };
 

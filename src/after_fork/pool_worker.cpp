@@ -25,6 +25,7 @@
 #include "mp/detail/pool_testing.hpp"
 #include "mp/detail/ring.hpp"
 #include "mp/process.hpp"
+#include "pool_result_watch.hpp"
 #include "pool_wire.hpp"
 #include "process_table.hpp"
 
@@ -51,7 +52,16 @@ void send_frame(const WorkerLaunch& launch, FromWorker kind, std::uint64_t task_
   }
   std::memcpy(record.data(), &header, sizeof header);
   if (!payload.empty()) std::memcpy(record.data() + sizeof header, payload.data(), payload.size());
+  SlotTableHeader& table = slot_table_of(launch.slot, launch.index);
+  if (record.size() > launch.results->stream_threshold()) {
+    // INV5: a stream needs a reader as it comes; the collector thread
+    // watches the ring for it. Relaxed: no data travels with the count;
+    // notify_all()'s fence (W2) orders it before the wake-up decision.
+    table.streams_announced.fetch_add(1, std::memory_order_relaxed);
+    table.collector_wake.notify_all();  // W1 is the increment above
+  }
   if (launch.results->put(record, Deadline::never(), false) != RingStatus::ok) finish_child_and_exit(0);
+  announce_result(table);  // INV5
 }
 
 // encode_current_exception(out): in a catch handler: u32 type length, the
@@ -198,7 +208,8 @@ void adopt_identity(const char* identity) {
           }
           FromWorker outcome = FromWorker::result;
           try {
-            auto runner = reinterpret_cast<ChunkRunner>(static_cast<std::uintptr_t>(header.runner));
+            auto runner = reinterpret_cast<ChunkRunner>(const_cast<void*>(  // the owner's address, relocated
+                code_in_this_run(reinterpret_cast<const void*>(static_cast<std::uintptr_t>(header.runner)))));
             runner(payload, header.item_count, results);
           } catch (...) {
             results.clear();

@@ -99,8 +99,8 @@ QueueInfo Admin::queue(const std::string& name) {
         std::vector<Command>{
             Command{"HMGET", keys.meta, "signature", "maxsize", "max_deliveries", "shutdown"},
             Command{"LLEN", keys.items}, Command{"GET", keys.unfinished},
-            Command{"HMGET", keys.prefix + "stats", "done", "failed"}, Command{"LLEN", keys.prefix + "dead"},
-            Command{"SMEMBERS", keys.consumers}},
+            Command{"HMGET", keys.prefix + "stats", "done", "failed", "cancelled"},
+            Command{"LLEN", keys.prefix + "dead"}, Command{"SMEMBERS", keys.consumers}},
         retry.reply_deadline());
   });
   const redisReply* meta = replies[0].get();
@@ -112,6 +112,7 @@ QueueInfo Admin::queue(const std::string& name) {
   info.unfinished = integer_or(replies[2].get(), 0, what);
   info.done = integer_or(element_of(replies[3].get(), 0, what), 0, what);
   info.failed = integer_or(element_of(replies[3].get(), 1, what), 0, what);
+  info.cancelled = integer_or(element_of(replies[3].get(), 2, what), 0, what);
   info.dead = integer_of(replies[4].get(), what);
   const redisReply* members = replies[5].get();
   std::vector<Command> per_consumer;

@@ -36,6 +36,7 @@ struct QueueInfo {
   long long done = 0;        // acknowledged
   long long failed = 0;      // deliveries lost with a dead consumer (handed out again)
   long long dead = 0;        // dead letters now
+  long long cancelled = 0;   // a Pool's tasks cancelled by their submitters (RemoteResult::cancel)
   std::vector<ConsumerInfo> consumers;
   [[nodiscard]] long long live_consumers() const;
   [[nodiscard]] long long last_heartbeat_age_ms() const;  // the freshest; -1 if none

@@ -30,13 +30,27 @@
 //   mpl:{N}:lock         STRING the holder's random token, PX lease
 //   mpl:{N}:fence        STRING fencing counter (INCR per acquire)
 //   mpl:{N}:wake         LIST   one token per release, for a blocked acquirer
+//
+// What is sent is the text below without its comment lines, blank lines and indentation
+// (minified at compile time): Redis refuses a bulk string over 16 KiB from a connection that has
+// not logged in ("Protocol error: unauthenticated bulk length"), and FUNCTION LOAD goes out in
+// the same pipeline as AUTH, so a server wanting a password would answer that instead of NOAUTH.
+// A static_assert keeps the sent library under that limit. (Comments here: whole lines starting
+// with "--"; no Lua long strings or block comments.)
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <string_view>
+
 #include "link.hpp"  // kFunctionLibrary, kLibraryName
 
 namespace mp::redis::impl {
 
 const char* const kLibraryName = "mp2";
 
-const char* const kFunctionLibrary = R"lua(#!lua name=mp2
+namespace {
+
+constexpr std::string_view kLibrarySource = R"lua(#!lua name=mp2
 
 -- open: KEYS meta; ARGV signature, maxsize, max_deliveries -> {signature, maxsize}
 -- Creates the queue's meta hash once; later openers read what the first wrote.
@@ -74,6 +88,40 @@ redis.register_function('mp2_put', function(keys, args)
   redis.call('HSET', keys[4], args[2], args[3])
   if args[6] ~= '0' then redis.call('PEXPIRE', keys[4], 600000) end
   return 1
+end)
+
+-- put_many: KEYS items, meta, unfinished, producers, notfull;
+--           ARGV producer, sequence, check, refresh, waited, item...
+-- -> how many of the items were put (all; or, on a bounded queue, as many as there was room
+-- for, in order: the caller waits and sends the rest as a new call), -2 shut down.
+-- One call for the whole batch, so one record: producers[producer] = 'sequence:count'; a retry
+-- of the same call (check ~= '0') finds it and gets that count, applying nothing again.
+redis.register_function('mp2_put_many', function(keys, args)
+  if args[3] ~= '0' then
+    local applied = redis.call('HGET', keys[4], args[1])
+    if applied and string.sub(applied, 1, #args[2] + 1) == args[2] .. ':' then
+      return tonumber(string.sub(applied, #args[2] + 2))
+    end
+  end
+  local st = redis.call('HMGET', keys[2], 'maxsize', 'shutdown')
+  if st[2] then return -2 end
+  local maxsize = tonumber(st[1] or '0') or 0
+  local count = #args - 5
+  if maxsize > 0 then
+    count = math.min(count, maxsize - redis.call('LLEN', keys[1]))
+    if count <= 0 then return 0 end
+  end
+  local length = redis.call('LPUSH', keys[1], unpack(args, 6, 5 + count))
+  -- GET + SET rather than INCRBY: the README's ACL for mp users allows these (and INCR), not INCRBY.
+  local unfinished = tonumber(redis.call('GET', keys[3]) or '0') or 0
+  redis.call('SET', keys[3], string.format('%.0f', unfinished + count))
+  if args[5] == '1' and length < maxsize then
+    redis.call('LPUSH', keys[5], '1')
+    redis.call('LTRIM', keys[5], 0, 63)
+  end
+  redis.call('HSET', keys[4], args[1], args[2] .. ':' .. count)
+  if args[4] ~= '0' then redis.call('PEXPIRE', keys[4], 600000) end
+  return count
 end)
 
 -- A get that made room in a full queue wakes one blocked producer (a token on
@@ -150,6 +198,33 @@ redis.register_function('mp2_task_done', function(keys, args)
   redis.call('HSET', keys[3], args[2], args[3])
   if args[5] ~= '0' then redis.call('PEXPIRE', keys[3], 600000) end
   return acknowledge(keys[2], args[1])
+end)
+
+-- task_done_many: KEYS inflight, unfinished, acks; ARGV channel, acker, sequence, check, refresh, n
+-- -> items still unfinished. The consumer's n oldest items at once (one call for a batch of
+-- acknowledgements): all or none (NOLEASE if it holds fewer: its lease ran out and they were
+-- handed out again). Record and check as task_done. Unfinished is lowered by GET + SET, as the
+-- README's ACL for mp users has no DECRBY.
+redis.register_function('mp2_task_done_many', function(keys, args)
+  if args[4] ~= '0' and redis.call('HGET', keys[3], args[2]) == args[3] then
+    return tonumber(redis.call('GET', keys[2]) or '0')
+  end
+  local n = tonumber(args[6])
+  if redis.call('LLEN', keys[1]) < n then
+    return redis.error_reply('NOLEASE no item in flight for this consumer')
+  end
+  local items = redis.call('RPOP', keys[1], n)
+  local deliveries = sibling(keys[2], 'unfinished', 'deliveries')
+  if redis.call('EXISTS', deliveries) == 1 then
+    for _, item in ipairs(items) do redis.call('HDEL', deliveries, redis.sha1hex(item)) end
+  end
+  redis.call('HSET', keys[3], args[2], args[3])
+  if args[5] ~= '0' then redis.call('PEXPIRE', keys[3], 600000) end
+  local left = (tonumber(redis.call('GET', keys[2]) or '0') or 0) - n
+  redis.call('SET', keys[2], string.format('%.0f', left))
+  if left <= 0 then redis.call('PUBLISH', args[1], left) end
+  redis.call('HINCRBY', sibling(keys[2], 'unfinished', 'stats'), 'done', n)
+  return left
 end)
 
 local function requeue(inflight, items)
@@ -301,6 +376,110 @@ redis.register_function('mp2_lock_extend', function(keys, args)
   end
   return 0
 end)
+
+-- ==== mp::redis::Pool (owned by the pool's side: pool.cpp, serve.cpp) ====================
+-- Keys of a pool N beside its task queue's: mpq:{N}:cancelled HASH task id -> 1 (marked
+-- cancelled while a host held it; lives a day past the last cancel), channel mpq:{N}:cancel
+-- (the ids of each mp2p_cancel call that marked some, newline-separated), stats.cancelled.
+
+-- pool_cancel: KEYS items, cancelled; ARGV prefix, id... -> {removed, marked}
+-- A task record's first field is its id (a codec string: 8-byte little-endian length, bytes).
+-- A task still waiting in items is removed (it never runs; no longer unfinished); every other
+-- id (held by a worker host, or finished) is marked and published, so the host holding it drops
+-- or stops it and a host taking it later (handed out again) drops it.
+redis.register_function('mp2p_cancel', function(keys, args)
+  local prefix = args[1]
+  local wanted = {}
+  for i = 2, #args do wanted[args[i]] = true end
+  local removed, kept = {}, {}
+  for _, item in ipairs(redis.call('LRANGE', keys[1], 0, -1)) do
+    local id = nil
+    if #item >= 8 then
+      local b1, b2, b3, b4, b5, b6, b7, b8 = string.byte(item, 1, 8)
+      if b5 == 0 and b6 == 0 and b7 == 0 and b8 == 0 then
+        id = string.sub(item, 9, 8 + b1 + b2 * 256 + b3 * 65536 + b4 * 16777216)
+      end
+    end
+    if id and wanted[id] then
+      wanted[id] = false
+      removed[#removed + 1] = item
+    else
+      kept[#kept + 1] = item
+    end
+  end
+  if #removed > 0 then
+    if #removed <= 8 then
+      for _, item in ipairs(removed) do redis.call('LREM', keys[1], 1, item) end
+    else  -- many: the list is rebuilt in its order, once
+      redis.call('DEL', keys[1])
+      for i = 1, #kept, 1000 do
+        redis.call('RPUSH', keys[1], unpack(kept, i, math.min(i + 999, #kept)))
+      end
+    end
+    if redis.call('EXISTS', prefix .. 'deliveries') == 1 then
+      for _, item in ipairs(removed) do redis.call('HDEL', prefix .. 'deliveries', redis.sha1hex(item)) end
+    end
+    local left = redis.call('DECRBY', prefix .. 'unfinished', #removed)
+    if left <= 0 then redis.call('PUBLISH', prefix .. 'joined', left) end
+  end
+  local marked = {}
+  for id, still in pairs(wanted) do
+    if still then
+      marked[#marked + 1] = id
+      redis.call('HSET', keys[2], id, '1')
+    end
+  end
+  if #marked > 0 then
+    redis.call('PEXPIRE', keys[2], 86400000)
+    redis.call('PUBLISH', prefix .. 'cancel', table.concat(marked, '\n'))
+  end
+  if #removed + #marked > 0 then
+    redis.call('HINCRBY', prefix .. 'stats', 'cancelled', #removed + #marked)
+  end
+  return {#removed, #marked}
+end)
 )lua";
+
+// for_each_kept_line(source, f): f(line) for each line of source that is kept: its indentation
+// removed; blank lines and comment lines ("--" first) dropped.
+template <class F>
+constexpr void for_each_kept_line(std::string_view source, F f) {
+  while (!source.empty()) {
+    const std::size_t end = std::min(source.find('\n'), source.size());
+    std::string_view line = source.substr(0, end);
+    source.remove_prefix(std::min(end + 1, source.size()));
+    while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+    if (line.empty() || line.starts_with("--")) continue;
+    f(line);
+  }
+}
+
+constexpr std::size_t minified_size(std::string_view source) {
+  std::size_t size = 0;
+  for_each_kept_line(source, [&](std::string_view line) { size += line.size() + 1; });
+  return size;
+}
+
+constexpr std::size_t kMinifiedSize = minified_size(kLibrarySource);
+static_assert(kMinifiedSize < 16 * 1024,
+              "mp's Lua library must stay under 16 KiB as sent (Redis's limit for a bulk string "
+              "from a connection that has not logged in yet)");
+
+constexpr std::array<char, kMinifiedSize + 1> minify(std::string_view source) {
+  std::array<char, kMinifiedSize + 1> out{};
+  std::size_t at = 0;
+  for_each_kept_line(source, [&](std::string_view line) {
+    for (char c : line) out[at++] = c;
+    out[at++] = '\n';
+  });
+  out[at] = '\0';
+  return out;
+}
+
+constexpr std::array<char, kMinifiedSize + 1> kMinified = minify(kLibrarySource);
+
+}  // namespace
+
+const char* const kFunctionLibrary = kMinified.data();
 
 }  // namespace mp::redis::impl

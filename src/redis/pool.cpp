@@ -10,9 +10,13 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "command.hpp"
 #include "link.hpp"
@@ -33,40 +37,76 @@ struct TaskState::Shared {
   Status status = Status::ok;
   std::vector<std::byte> payload;
   std::string type, message;
-  std::shared_ptr<Listener> listener;  // told when done (imap_unordered)
-  std::size_t index = 0;               // what the listener is told
+  // Told when done (imap_unordered, done callbacks), with the index each asked for.
+  std::vector<std::pair<std::shared_ptr<Listener>, std::size_t>> listeners;
 };
 
 TaskState::TaskState(std::uint32_t items) : shared_(std::make_shared<Shared>()), items_(items) {}
 
-void TaskState::finish(Status status, std::vector<std::byte> payload, std::string type, std::string message) {
-  std::shared_ptr<Listener> listener;
-  std::size_t index = 0;
+bool TaskState::finish(Status status, std::vector<std::byte> payload, std::string type, std::string message) {
+  std::vector<std::pair<std::shared_ptr<Listener>, std::size_t>> listeners;
   {
     std::lock_guard lock(shared_->mutex);
-    if (shared_->done) return;
+    if (shared_->done) return false;
     shared_->done = true;
     shared_->status = status;
     shared_->payload = std::move(payload);
     shared_->type = std::move(type);
     shared_->message = std::move(message);
-    listener = std::move(shared_->listener);
-    index = shared_->index;
+    listeners.swap(shared_->listeners);
   }
   shared_->changed.notify_all();
-  if (listener) listener->finished(index);
+  for (auto& [listener, index] : listeners) listener->finished(index);
+  return true;
 }
 
 void TaskState::listen(std::shared_ptr<Listener> listener, std::size_t index) {
   {
     std::lock_guard lock(shared_->mutex);
-    if (!shared_->done) {  // finish() will tell it (done and listener are decided under one lock)
-      shared_->listener = std::move(listener);
-      shared_->index = index;
+    if (!shared_->done) {  // finish() will tell it (done and listeners are decided under one lock)
+      shared_->listeners.emplace_back(std::move(listener), index);
       return;
     }
   }
   listener->finished(index);
+}
+
+// ---- cancel_all, DoneCountdown ----------------------------------------------------------
+
+bool cancel_all(const std::vector<std::shared_ptr<TaskState>>& states) {
+  // The server is told first (the tasks it must not run, by the pool that submitted them): if it
+  // cannot be, ConnectionError leaves every task as it was.
+  std::vector<std::shared_ptr<TaskState>> open;
+  for (const auto& state : states) {
+    if (!state->ready()) open.push_back(state);
+  }
+  std::map<std::shared_ptr<TaskState::Canceller>, std::vector<std::string>> by_pool;
+  for (const auto& state : open) {
+    if (auto canceller = state->canceller().lock()) by_pool[canceller].push_back(state->id());
+  }
+  for (auto& [canceller, ids] : by_pool) canceller->cancel(ids);
+  // A result that came meanwhile keeps its task finished as it was.
+  for (const auto& state : open) {
+    (void)state->finish(TaskState::Status::cancelled, {}, "", "mp::redis::Pool: the task was cancelled");
+  }
+  for (const auto& state : states) {
+    if (state->cancelled()) return true;
+  }
+  return false;
+}
+
+void DoneCountdown::finished(std::size_t) noexcept {
+  if (left_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;  // acq_rel: pairs with every other finish
+  std::function<void()> done = std::move(done_);  // released after the call: it holds the result
+  try {
+    done();
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "mp::redis::Pool: a done callback raised (ignored): %s\n", error.what());
+  } catch (...) {
+    std::fprintf(stderr,
+                 "mp::redis::Pool: a done callback raised (ignored): an exception not derived from "
+                 "std::exception\n");
+  }
 }
 
 // ---- FinishOrder ----------------------------------------------------------------------
@@ -116,6 +156,11 @@ bool TaskState::successful() {
   return shared_->done && shared_->status == Status::ok;
 }
 
+bool TaskState::cancelled() {
+  std::lock_guard lock(shared_->mutex);
+  return shared_->done && shared_->status == Status::cancelled;
+}
+
 std::vector<std::byte> TaskState::take() {
   std::lock_guard lock(shared_->mutex);
   switch (shared_->status) {
@@ -124,6 +169,7 @@ std::vector<std::byte> TaskState::take() {
     case Status::worker_lost: throw mp::WorkerLost(shared_->message);
     case Status::lost_server: throw mp::ConnectionError(shared_->message);
     case Status::task_timeout: throw mp::TaskTimeout(shared_->message);
+    case Status::cancelled: throw mp::Cancelled(shared_->message);
   }
   throw mp::Error("mp::redis::Pool: a result with an unknown status");
 }
@@ -139,22 +185,31 @@ class TaskSender : public JoinableQueue<TaskRecord> {
   }
 };
 
-// The submitter's result queue: results taken in pipelined batches (get_many).
-class ResultReceiver : public Queue<ResultRecord> {
+// The submitter's result queue: each item a host's batch of results (ResultBatch), taken in
+// pipelined batches (get_many).
+class ResultReceiver : public Queue<ResultBatch> {
  public:
-  using Queue<ResultRecord>::Queue;
-  // ResultReceiver::get_many(most, timeout): see QueueCore::get_many; Empty if none came.
-  std::vector<ResultRecord> get_many(std::size_t most, std::chrono::milliseconds timeout) {
+  using Queue<ResultBatch>::Queue;
+  // ResultReceiver::get_many(most, timeout): the results of up to `most` items (see
+  // QueueCore::get_many) and how many items came; Empty if none came.
+  std::pair<std::vector<ResultRecord>, std::size_t> get_many(std::size_t most,
+                                                             std::chrono::milliseconds timeout) {
     auto items = core_->get_many(most, mp::detail::Deadline::after(timeout));
     if (items.empty()) throw mp::Empty("mp::redis queue \"" + core_->name() + "\" is empty");
     std::vector<ResultRecord> records;
-    records.reserve(items.size());
-    for (const auto& bytes : items) records.push_back(mp::decode<ResultRecord>(bytes));
-    return records;
+    for (const auto& bytes : items) {
+      auto batch = mp::decode<ResultBatch>(bytes);
+      if (records.empty()) {
+        records = std::move(batch.results);
+      } else {
+        std::move(batch.results.begin(), batch.results.end(), std::back_inserter(records));
+      }
+    }
+    return {std::move(records), items.size()};
   }
 };
 
-struct PoolCore::Impl {
+struct PoolCore::Impl final : TaskState::Canceller {
   Impl(std::string_view url, std::string_view pool_name, PoolOptions opts)
       : endpoint(impl::parse_url(url)),
         name(pool_name),
@@ -164,7 +219,8 @@ struct PoolCore::Impl {
         reply_to(name + ".results." + submitter),
         tasks(url, name, 0, queue_options(opts)),
         results(url, reply_to),
-        watch(endpoint) {
+        watch(endpoint),
+        cancel_link(endpoint) {
     // Attempts are the task queue's deliveries: its limit is this pool's max_attempts (the queue
     // may have been made by a worker host, or by a submitter with another limit). The dead
     // letters counted so far are not this pool's.
@@ -198,14 +254,15 @@ struct PoolCore::Impl {
   }
 
   void receive() {
-    // How many results one round trip asks for: twice what the last one brought (1 to 64), so
-    // that a receiver keeping up does not send calls that find nothing.
+    // How many result items (each a host's batch) one round trip asks for: twice what the last
+    // one brought (1 to 16), so that a receiver keeping up does not send calls that find nothing.
     std::size_t batch = 1;
     while (!stop.load(std::memory_order_relaxed)) {  // relaxed: a flag polled every 200 ms
       watch_dead_letters();
       std::vector<ResultRecord> records;
+      std::size_t items = 0;
       try {
-        records = results.get_many(batch, std::chrono::milliseconds(200));
+        std::tie(records, items) = results.get_many(batch, std::chrono::milliseconds(200));
       } catch (const mp::Empty&) {
         lost_since.reset();  // the server answered
         continue;
@@ -224,7 +281,7 @@ struct PoolCore::Impl {
         continue;
       }
       lost_since.reset();
-      batch = std::clamp<std::size_t>(records.size() * 2, 1, 64);
+      batch = std::clamp<std::size_t>(items * 2, 1, 16);
       for (auto& record : records) {
         finish(record.id, static_cast<TaskState::Status>(record.status), std::move(record.payload),
                std::move(record.error_type), std::move(record.error_message));
@@ -294,6 +351,36 @@ struct PoolCore::Impl {
     }
   }
 
+  // Impl::cancel(ids): see TaskState::Canceller. mp2p_cancel (functions.cpp) removes the tasks
+  // still waiting on the server and marks the rest for the hosts holding them; then their results
+  // are no longer awaited (join() does not wait for them; a late one is dropped).
+  void cancel(const std::vector<std::string>& ids) override {
+    const std::string what = "mp::redis::Pool \"" + name + "\": cancel()";
+    impl::Command call{"FCALL", "mp2p_cancel", "2", prefix + "items", prefix + "cancelled", prefix};
+    for (const auto& id : ids) call.add(id);
+    {
+      std::lock_guard lock(cancel_mutex);
+      // Sent again after a lost link: applied twice, it only marks tasks that are gone already.
+      auto deadline = impl::Deadline::after(Options{}.server_timeout);
+      for (;;) {
+        try {
+          impl::Reply reply = cancel_link.run1(call, deadline);
+          impl::throw_if_error(reply, what);
+          break;
+        } catch (const impl::LinkFailure& e) {
+          if (deadline.expired())
+            throw mp::ConnectionError(what + ": the server did not answer: " + e.what());
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+    }
+    {
+      std::lock_guard lock(mutex);
+      for (const auto& id : ids) pending.erase(id);
+    }
+    drained.notify_all();
+  }
+
   // Impl::fail_pending(status, why): every task still waiting fails with why.
   void fail_pending(TaskState::Status status, const std::string& why) {
     std::map<std::string, std::shared_ptr<TaskState>> failed;
@@ -312,8 +399,10 @@ struct PoolCore::Impl {
   std::string submitter, reply_to;
   TaskSender tasks;
   ResultReceiver results;
-  impl::Link watch;                                    // the receiver thread's, for the dead-letter watch
-  std::chrono::steady_clock::time_point next_watch{};  // receiver thread only
+  impl::Link watch;  // the receiver thread's, for the dead-letter watch
+  std::mutex cancel_mutex;
+  impl::Link cancel_link;  // guarded by cancel_mutex: cancel() calls from any thread
+  std::chrono::steady_clock::time_point next_watch{};               // receiver thread only
   std::optional<std::chrono::steady_clock::time_point> lost_since;  // receiver thread only
   long long dead_seen = 0;  // receiver thread only: stats.dead last read
   std::mutex mutex;
@@ -326,7 +415,7 @@ struct PoolCore::Impl {
 };
 
 PoolCore::PoolCore(std::string_view url, std::string_view name, PoolOptions options)
-    : impl_(std::make_unique<Impl>(url, name, options)) {}
+    : impl_(std::make_shared<Impl>(url, name, options)) {}
 
 PoolCore::~PoolCore() {
   impl_->stop.store(true, std::memory_order_relaxed);  // relaxed: the receiver polls it
@@ -387,6 +476,7 @@ std::vector<std::shared_ptr<TaskState>> PoolCore::submit_many(const std::string&
     for (const auto& call : calls) {
       ids.push_back(impl_->submitter + ":" + std::to_string(impl_->next_id++));
       states.push_back(std::make_shared<TaskState>(call.items));
+      states.back()->bind(ids.back(), impl_);
       impl_->pending.emplace(ids.back(), states.back());
     }
   }
@@ -420,6 +510,7 @@ std::shared_ptr<TaskState> PoolCore::submit(std::string function, std::vector<st
     if (impl_->closed)
       throw mp::ValueError("mp::redis::Pool \"" + impl_->name + "\": submitted after close() or terminate()");
     id = impl_->submitter + ":" + std::to_string(impl_->next_id++);
+    state->bind(id, impl_);
     impl_->pending.emplace(id, state);
   }
   try {

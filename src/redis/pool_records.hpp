@@ -51,4 +51,44 @@ struct ResultRecord {
   }
 };
 
+// One item of a submitter's result queue: every result a host had for that submitter when it
+// sent (one queue item, so one put and one get, for many results).
+struct ResultBatch {
+  std::vector<ResultRecord> results;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(results);
+  }
+};
+
+// What a host hands its local pool: one local job runs one or several tasks (a group), each
+// in its own try/catch, so that an exception stays the task's own (RemoteError); only a
+// process death or a timeout fails the whole local job (the host then runs the group's
+// members one by one: serve.cpp).
+struct GroupMember {
+  std::string function;
+  std::vector<std::byte> arguments;
+  std::int32_t items = 0;
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(function, arguments, items);
+  }
+};
+
+struct MemberOutcome {
+  std::int32_t status = 0;  // TaskState::Status: ok or remote_error
+  std::vector<std::byte> payload;
+  std::string error_type, error_message;
+  std::int64_t micros = 0;  // how long it ran, for the host's grouping and window
+  template <class Archive>
+  void serialize(Archive& archive) {
+    archive(status, payload, error_type, error_message, micros);
+  }
+};
+
+// run_group(members): runs in a local worker process: each member in turn (its registered
+// function), each in its own try/catch (an exception: remote_error with its demangled type and
+// what(), as the local pool's RemoteError), each timed. group_runner.cpp.
+std::vector<MemberOutcome> run_group(const std::vector<GroupMember>& members);
+
 }  // namespace mp::redis::detail

@@ -130,8 +130,8 @@ void QueueCore::Impl::maybe_reap(ProcessQueueState& state, Link& link, Retry& re
   (void)integer_of(reply.get(), "reaping expired consumers of " + described);
 }
 
-void QueueCore::Impl::hint_if_was_full(Link& link, long long length_after, Retry& retry) {
-  if (length_after + 1 < static_cast<long long>(maxsize)) return;
+void QueueCore::Impl::hint_if_was_full(Link& link, long long length_after, std::size_t taken, Retry& retry) {
+  if (length_after + static_cast<long long>(taken) < static_cast<long long>(maxsize)) return;
   // Both in one segment (the first waits for the second), sent at once.
   link.run_later(Command{"LPUSH", keys.notfull, "1"}, retry.reply_deadline(), Link::Push::with_next);
   link.run_later(Command{"LTRIM", keys.notfull, "0", "63"}, retry.reply_deadline());
@@ -254,15 +254,6 @@ bool QueueCore::put(std::span<const std::byte> item, Deadline deadline) {
 }
 
 std::size_t QueueCore::put_many(std::span<const std::vector<std::byte>> items, Deadline deadline) {
-  if (impl_->maxsize > 0) {
-    // A bounded queue may refuse any of them (full): one by one keeps them in order.
-    std::size_t stored = 0;
-    for (const auto& item : items) {
-      if (!put(item, deadline)) return stored;
-      ++stored;
-    }
-    return stored;
-  }
   auto& state = impl_->local();
   {
     std::lock_guard lock(state.mutex);
@@ -270,44 +261,58 @@ std::size_t QueueCore::put_many(std::span<const std::vector<std::byte>> items, D
       throw mp::ValueError("mp::redis queue \"" + impl_->name + "\": put() after close() in this process");
     }
   }
-  // Batches of kBatch puts, one round trip each. The k-th put of every batch is written by the
-  // sub-writer "<writer>/k", and a batch's puts share one sequence number: each sub-writer has at
-  // most one put in flight, so mp2_put's "last applied sequence" check applies each put of a
-  // batch sent again after a lost reply exactly once.
+  // Batches of kBatch items, one function call each (mp2_put_many: one round trip, applied at
+  // once, one retry record per batch). A bounded queue stores what fits, in order; the rest waits
+  // for room as put() does and goes as a new call (a new sequence number).
   constexpr std::size_t kBatch = 64;
   const auto& keys = impl_->keys;
   const std::string writer = state.writer_id();
   const std::string what = impl_->context("put()");
   auto retry = impl_->retry(deadline, "put()");
   auto link = state.pool.take();
-  std::vector<Command> batch;
-  for (std::size_t start = 0; start < items.size(); start += kBatch) {
-    const std::size_t end = std::min(items.size(), start + kBatch);
+  bool waited = false;
+  std::size_t stored = 0;
+  while (stored < items.size()) {
+    const std::size_t count = std::min(items.size() - stored, kBatch);
     const std::string sequence = std::to_string(state.sequence.fetch_add(1, std::memory_order_relaxed));
-    bool in_doubt = false;  // as in put(): a try was sent and its replies not all read
     const char* refresh = ProcessQueueState::refresh_due(state.producers_refreshed) ? "1" : "0";
-    auto replies = retry([&] {
-      batch.clear();
-      for (std::size_t i = start; i < end; ++i) {
-        Command put_cmd{"FCALL",         "mp2_put",      "5",         keys.items, keys.meta,
-                        keys.unfinished, keys.producers, keys.notfull};
-        put_cmd.add(items[i]);
-        put_cmd.add(writer + "/" + std::to_string(i - start)).add(sequence).add("0");
-        put_cmd.add(in_doubt ? "1" : "0").add(i == start ? refresh : "0");
-        batch.push_back(std::move(put_cmd));
-      }
+    bool in_doubt = false;  // as in put(): a try was sent and its reply not read
+    Reply reply = retry([&] {
+      Command call{"FCALL",         "mp2_put_many", "5",         keys.items, keys.meta,
+                   keys.unfinished, keys.producers, keys.notfull};
+      call.add(writer).add(sequence).add(in_doubt ? "1" : "0").add(refresh).add(waited ? "1" : "0");
+      for (std::size_t i = stored; i < stored + count; ++i) call.add(items[i]);
       in_doubt = true;
-      auto answers = link->run(batch, retry.reply_deadline());
+      Reply answer = link->run1(call, retry.reply_deadline());
       in_doubt = false;
-      return answers;
+      return answer;
     });
-    for (auto& reply : replies) {
-      long long outcome = integer_of(reply.get(), what);
-      if (outcome == -2) throw mp::ShutDown("mp::redis queue \"" + impl_->name + "\" was shut down");
-      if (outcome != 1) unexpected_reply(what, "1 (put) or -2 (shut down)", reply.get());
+    if (is_error(reply) && reply_text(reply.get()).find("Function not found") != std::string::npos) {
+      throw mp::Error("mp::redis queue \"" + impl_->name +
+                      "\": the server runs an older mp Lua library (no mp2_put_many); delete it (FUNCTION "
+                      "DELETE mp2) so that the next connection loads the current one");
     }
+    waited = false;  // a wake-up this producer used is passed on (by that call) at most once
+    const long long put = integer_of(reply.get(), what);
+    if (put == -2) throw mp::ShutDown("mp::redis queue \"" + impl_->name + "\" was shut down");
+    if (put < 0 || static_cast<std::size_t>(put) > count) {
+      unexpected_reply(what, "how many were put (0.." + std::to_string(count) + ") or -2 (shut down)",
+                       reply.get());
+    }
+    stored += static_cast<std::size_t>(put);
+    if (static_cast<std::size_t>(put) == count) continue;
+    // Full: wait for room as put() does.
+    if (deadline.expired()) return stored;
+    waited = true;
+    auto block = std::min<Clock::duration>(std::chrono::seconds(1), deadline.remaining());
+    retry([&] {
+      Reply woken =
+          link->run1(Command{"BLPOP", keys.notfull, seconds_arg(block)}, retry.reply_deadline(block));
+      throw_if_error(woken, what);
+      return 0;
+    });
   }
-  return items.size();
+  return stored;
 }
 
 std::size_t QueueCore::qsize() {
@@ -408,27 +413,32 @@ void QueueCore::task_done_many(std::size_t n) {
   if (std::string earlier = link->take_later_error(); !earlier.empty()) {
     throw mp::Error("mp::redis queue \"" + impl_->name + "\": an earlier task_done() failed: " + earlier);
   }
-  // As put_many: the k-th acknowledgement is made by sub-acker "<acker>/k", all with one sequence
-  // number, so a batch sent again after a lost link applies each once; and at most one batch
-  // (or single acknowledgement) is in flight per link (the replies owed are read first).
+  // One mp2_task_done_many call per run of items taken under one consumer id (one run, unless
+  // the lease was renewed under a new id meanwhile), oldest first. The k-th run is acknowledged by
+  // sub-acker "<acker>/k", all with one sequence number, so a batch sent again after a lost link
+  // applies each run once; and at most one batch (or single acknowledgement) is in flight per
+  // link (the replies owed are read first).
   if (link->owes_replies()) retry([&] { return link->run({}, retry.reply_deadline()); });
   const std::string acker = state.writer_id();
   const auto sequence = static_cast<long long>(state.sequence.fetch_add(1, std::memory_order_relaxed));
   std::vector<Command> batch;
-  batch.reserve(n);
-  for (std::size_t k = 0; k < n; ++k) {
-    Command done{"FCALL",         "mp2_task_done", "3",        keys.inflight(cids[k]),
-                 keys.unfinished, keys.acks,       keys.joined};
-    done.add(acker + "/" + std::to_string(k));
+  for (std::size_t first = 0; first < n;) {
+    std::size_t end = first + 1;
+    while (end < n && cids[end] == cids[first]) ++end;
+    Command done{"FCALL",   "mp2_task_done_many", "3", keys.inflight(cids[first]), keys.unfinished,
+                 keys.acks, keys.joined};
+    done.add(acker + "/" + std::to_string(batch.size()));
     done.add(sequence).add("1");  // each may be sent again (deferred, or retried): looked up
-    done.add(k == 0 && ProcessQueueState::refresh_due(state.acks_refreshed) ? "1" : "0");
+    done.add(batch.empty() && ProcessQueueState::refresh_due(state.acks_refreshed) ? "1" : "0");
+    done.add(static_cast<long long>(end - first));
     batch.push_back(std::move(done));
+    first = end;
   }
   if (safe_to_defer) {
     retry([&] {
-      for (std::size_t k = 0; k < n; ++k)
+      for (std::size_t k = 0; k < batch.size(); ++k)
         link->run_later(batch[k], retry.reply_deadline(),
-                        k + 1 < n ? Link::Push::with_next : impl_->ack_push());
+                        k + 1 < batch.size() ? Link::Push::with_next : impl_->ack_push());
       return 0;
     });
     return;
@@ -436,6 +446,11 @@ void QueueCore::task_done_many(std::size_t n) {
   auto replies = retry([&] { return link->run(batch, retry.reply_deadline()); });
   for (auto& reply : replies) {
     refuse_if_lease_lost(reply, impl_->name, "task_done()", kLongerLease);
+    if (is_error(reply) && reply_text(reply.get()).find("Function not found") != std::string::npos) {
+      throw mp::Error("mp::redis queue \"" + impl_->name +
+                      "\": the server runs an older mp Lua library (no mp2_task_done_many); delete it "
+                      "(FUNCTION DELETE mp2) so that the next connection loads the current one");
+    }
     (void)integer_of(reply.get(), what);
   }
 }

@@ -80,7 +80,9 @@ class Getter {
     Taken taken{cid, {}};
     collect(std::span(replies).first(most_), taken);
     if (!taken.items.empty()) {
-      if (bounded) queue_.hint_if_was_full(*link_, integer_of(replies[most_ + 1].get(), what_), retry_);
+      if (bounded)
+        queue_.hint_if_was_full(*link_, integer_of(replies[most_ + 1].get(), what_), taken.items.size(),
+                                retry_);
       return taken;
     }
     if (!is_nil(replies[most_].get())) shut_down();
@@ -147,7 +149,8 @@ class Getter {
     collect(std::span(replies).first(1 + extra), taken);
     if (taken.items.empty()) return std::nullopt;
     if (queue_.joinable && bounded)
-      queue_.hint_if_was_full(*link_, integer_of(replies[1 + extra].get(), what_), retry_);
+      queue_.hint_if_was_full(*link_, integer_of(replies[1 + extra].get(), what_), taken.items.size(),
+                              retry_);
     return taken;
   }
 

@@ -130,9 +130,10 @@ struct QueueCore::Impl {
   // Impl::leave(state, deadline): the handle goes: acks still owed are read, held items go back
   // at once; bounded by deadline, never waits for the lease keeper.
   void leave(impl::ProcessQueueState& state, impl::Deadline deadline) noexcept;
-  // Impl::hint_if_was_full(link, length_after, retry): a get that left length_after items made
-  // room in a full queue: wake one blocked producer (sent without waiting for the reply).
-  void hint_if_was_full(impl::Link& link, long long length_after, impl::Retry& retry);
+  // Impl::hint_if_was_full(link, length_after, taken, retry): a get that took `taken` items and
+  // left length_after made room in a full queue: wake one blocked producer (sent without waiting
+  // for the reply).
+  void hint_if_was_full(impl::Link& link, long long length_after, std::size_t taken, impl::Retry& retry);
   // Impl::ack_push(): how a deferred acknowledgement is sent: with the next command on its link
   // (one segment, one server read for both), which the kernel holds for at most ~200 ms, when the
   // lease leaves room for that (surely_held: >= lease/2 left); else at once.

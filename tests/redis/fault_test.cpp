@@ -486,3 +486,30 @@ TEST(RedisFaults, DeferredTaskDonesWhoseRepliesAreLostAreAppliedOnce) {
   q.join();
   EXPECT_EQ(unfinished(), 0);
 }
+
+// put_many sends a batch as one call: when its reply is lost with the connection, the batch is
+// sent again and the server's record of the batch keeps it from being stored twice. Likewise a
+// deferred task_done_many.
+TEST(RedisFaults, PutManyWhoseReplyIsLostIsStoredOnce) {
+  mp::test::RedisServer server;
+  ReplyLosingProxy proxy(server.port());
+  mp::redis::detail::QueueCore core(proxy.url(), "resent-batch", 0, true, mp::codec_signature<int>(),
+                                    mp::redis::Options{});
+  std::vector<std::vector<std::byte>> items;
+  for (int i = 0; i < 150; ++i) items.push_back(mp::encode(i));
+  EXPECT_EQ(core.qsize(), 0U);  // connected: lose_replies() applies to this connection
+  proxy.lose_replies();
+  EXPECT_EQ(core.put_many(items, mp::detail::Deadline::after(20s)), 150U);
+  EXPECT_EQ(server.integer({"LLEN", "mpq:{resent-batch}:items"}), 150);
+  EXPECT_EQ(server.integer({"GET", "mpq:{resent-batch}:unfinished"}), 150);
+  auto got = core.get_many(200, mp::detail::Deadline::after(1s));
+  ASSERT_EQ(got.size(), 150U);
+  for (int i = 0; i < 150; ++i) EXPECT_EQ(mp::decode<int>(got[i]), i);
+  // The same for a deferred batch of acknowledgements (one call on the server): applied once.
+  proxy.lose_replies();
+  core.task_done_many(150);
+  EXPECT_EQ(core.qsize(), 0U);  // on a new connection: the batch is sent again first
+  EXPECT_EQ(server.integer({"GET", "mpq:{resent-batch}:unfinished"}), 0);
+  EXPECT_EQ(server.integer({"HGET", "mpq:{resent-batch}:stats", "done"}), 150);
+  core.join();
+}

@@ -291,7 +291,7 @@ TEST(RedisPoolFaults, HostDeathsAndWorkerDeathsShareOneAttemptCount) {
     EXPECT_THROW((void)result.get(30s), mp::WorkerLost);
     EXPECT_FALSE(std::filesystem::exists(server.dir() + "/third"));
     EXPECT_EQ(server.integer({"LLEN", "mpq:{mixed-deaths}:dead"}), 1);
-    EXPECT_EQ(pool.apply(&faulttasks::twice, 21), 42);  // the survivor keeps serving
+    EXPECT_EQ(pool.apply_async(&faulttasks::twice, 21).get(30s), 42);  // the survivor keeps serving
   }
   ::kill(survivor, SIGTERM);
   EXPECT_EQ(mp::test::wait_child(survivor), 0);
@@ -360,7 +360,7 @@ TEST(RedisPoolFaults, APoolAndItsHostsRunUnderTheReadmeAclUser) {
   const char* const rules =
       "-@all +select +fcall +function|load +ping +lmove +blmove +hget +llen +lindex +sadd +set +get +blpop "
       "+lpush +ltrim +subscribe +hset +hmget +hincrby +hdel +exists +incr +decr +publish +rpop +rpush +lpop "
-      "+smembers +srem +del +pexpire +pttl +lrange ~mpq:* ~mpl:* &mpq:*";
+      "+smembers +srem +del +pexpire +pttl +lrange +hkeys +lrem +decrby ~mpq:* ~mpl:* &mpq:*";
   std::vector<std::string> setuser = {"ACL", "SETUSER", "worker", "reset", "on", ">pool-pw"};
   std::string all = rules;
   for (std::size_t start = 0; start < all.size();) {
@@ -378,6 +378,24 @@ TEST(RedisPoolFaults, APoolAndItsHostsRunUnderTheReadmeAclUser) {
     options.lease = 500ms;
     mp::redis::Pool pool(url, "acl-pool", options);
     EXPECT_EQ(pool.map(&faulttasks::twice, std::vector<int>{1, 2, 3}), (std::vector<int>{2, 4, 6}));
+    // Cancel under the ACL: a running task, and a map whose tasks wait on the host and the server.
+    auto running = pool.apply_async(&faulttasks::until_go, 1);
+    ASSERT_TRUE(mp::test::eventually([&] { return std::filesystem::exists(server.dir() + "/waiting"); }));
+    std::vector<int> many(200, 1);
+    auto doubled = pool.map_async(&faulttasks::twice, many);  // more than any window: most stay on the server
+    // The map first: the host hears of it before the running task's end frees its process, so
+    // none of the map's tasks it holds starts, and each mark is one the host holds and removes.
+    EXPECT_TRUE(doubled.cancel());
+    EXPECT_TRUE(running.cancel());
+    EXPECT_EQ(server.integer({"LLEN", "mpq:{acl-pool}:items"}), 0);
+    EXPECT_THROW((void)running.get(), mp::Cancelled);
+    EXPECT_THROW((void)doubled.get(), mp::Cancelled);
+    // The host heard it (its cancel watch runs under the ACL too): what it held is stopped or
+    // dropped and acknowledged, and it serves on.
+    EXPECT_TRUE(mp::test::eventually([&] {
+      return server.integer({"HLEN", "mpq:{acl-pool}:cancelled"}) == 0;
+    }));
+    EXPECT_EQ(pool.apply_async(&faulttasks::twice, 21).get(30s), 42);
     // Out of attempts when its only host dies: only the submitter's dead-letter watch can say so.
     auto result = pool.apply_async(&faulttasks::stuck_everywhere, 1);
     ASSERT_TRUE(mp::test::eventually(

@@ -227,7 +227,7 @@ TEST(PoolCallbacks, RunOnceWhenReadyOnAPoolThread) {
 
 TEST(PoolCallbacks, CallbacksStayOnPoolThreadsWhenTheWaiterTakesTheResultItself) {
   // A thread waiting in get() may take results from the pool's result
-  // channel itself (help_collect); the done callbacks it finds ready must
+  // channel itself (as the leading waiter); the done callbacks it finds ready must
   // still run on a pool thread, never on the waiting caller's.
   reset_shared();  // maps the shared page before the pool forks its zygote
   mp::Pool pool(2);

@@ -1,7 +1,7 @@
 // tools/mp-redis/main.cpp — mp-redis: show and manage what mp keeps on a Redis server.
 //
 //   mp-redis [--json] stats URL          every queue: depth, in flight, live consumers and their
-//                                        last heartbeat, done, failed, dead letters
+//                                        last heartbeat, done, failed, dead letters, cancelled
 //   mp-redis [--json] dead URL NAME      the dead letters of queue NAME
 //   mp-redis [--json] retry URL NAME     dead letters back to the queue
 //   mp-redis [--json] purge URL NAME     remove the waiting items and dead letters of NAME
@@ -27,7 +27,8 @@ using mp::redis::impl::QueueInfo;
 constexpr const char* kUsage =
     "usage: mp-redis [--json] COMMAND URL [NAME]\n"
     "  stats URL         every mp queue on the server: depth, in flight, live consumers,\n"
-    "                    last heartbeat, done, failed (deliveries lost with a dead consumer), dead letters\n"
+    "                    last heartbeat, done, failed (deliveries lost with a dead consumer), dead letters,\n"
+    "                    cancelled (a Pool's tasks stopped by AsyncResult::cancel)\n"
     "  dead URL NAME     list the dead letters of queue NAME\n"
     "  retry URL NAME    put the dead letters of NAME back on the queue\n"
     "  purge URL NAME    remove the waiting items and the dead letters of NAME\n"
@@ -104,10 +105,10 @@ int stats(Admin& admin, bool json) {
       std::printf(
           "%s{\"name\":%s,\"item_type\":%s,\"maxsize\":%lld,\"max_deliveries\":%lld,\"shut_down\":%s,"
           "\"depth\":%lld,\"in_flight\":%lld,\"unfinished\":%lld,\"done\":%lld,\"failed\":%lld,\"dead\":%lld,"
-          "\"live_consumers\":%lld,\"last_heartbeat_ms_ago\":%lld,\"consumers\":[",
+          "\"cancelled\":%lld,\"live_consumers\":%lld,\"last_heartbeat_ms_ago\":%lld,\"consumers\":[",
           q == 0 ? "" : ",", json_string(i.name).c_str(), json_string(i.item_type).c_str(), i.maxsize,
           i.max_deliveries, i.shut_down ? "true" : "false", i.depth, i.in_flight, i.unfinished, i.done,
-          i.failed, i.dead, i.live_consumers(), i.last_heartbeat_age_ms());
+          i.failed, i.dead, i.cancelled, i.live_consumers(), i.last_heartbeat_age_ms());
       for (std::size_t c = 0; c < i.consumers.size(); ++c) {
         const auto& consumer = i.consumers[c];
         std::printf("%s{\"id\":%s,\"alive\":%s,\"heartbeat_ms_ago\":%lld,\"in_flight\":%lld}",
@@ -123,12 +124,13 @@ int stats(Admin& admin, bool json) {
     std::printf("no mp queues on %s\n", admin.url().c_str());
     return 0;
   }
-  std::printf("%-24s %8s %9s %9s %-15s %10s %8s %6s\n", "queue", "depth", "in flight", "consumers",
-              "last heartbeat", "done", "failed", "dead");
+  std::printf("%-24s %8s %9s %9s %-15s %10s %8s %6s %9s\n", "queue", "depth", "in flight", "consumers",
+              "last heartbeat", "done", "failed", "dead", "cancelled");
   for (const auto& i : queues) {
     std::string name = i.name + (i.shut_down ? " (shut down)" : "");
-    std::printf("%-24s %8lld %9lld %9lld %-15s %10lld %8lld %6lld\n", name.c_str(), i.depth, i.in_flight,
-                i.live_consumers(), age(i.last_heartbeat_age_ms()).c_str(), i.done, i.failed, i.dead);
+    std::printf("%-24s %8lld %9lld %9lld %-15s %10lld %8lld %6lld %9lld\n", name.c_str(), i.depth,
+                i.in_flight, i.live_consumers(), age(i.last_heartbeat_age_ms()).c_str(), i.done, i.failed,
+                i.dead, i.cancelled);
   }
   return 0;
 }

@@ -82,21 +82,43 @@ inline FailurePtr cancelled_failure() {
 
 class JobState;
 
-// JobCanceller: what AsyncResult::cancel() calls; the pool implements it
-// (and stops the job's chunks in its workers).
+// ChangeProbe: "has the job I wait for changed since I looked?" as a plain
+// function pointer and its argument (no allocation, callable from noexcept
+// code): what a waiting thread hands the pool while the pool waits for it.
+struct ChangeProbe {
+  const void* context;
+  bool (*changed)(const void* context) noexcept;
+  [[nodiscard]] bool operator()() const noexcept { return changed(context); }
+};
+
+// WaitThroughPool: how JobCanceller::wait_for_change() ended.
+enum class WaitThroughPool : std::uint8_t {
+  changed,      // the probe said so
+  timed_out,    // the deadline passed first
+  handed_off,   // the pool's collector thread has the results now (a stream to
+                // read, a broken channel): wait on the job's event count until
+                // it changes, then the pool may be waited through again
+  unavailable,  // the pool is gone, shut down, or not this process's: wait on
+                // the job's event count from now on
+};
+
+// JobCanceller: what AsyncResult::cancel() and the waiting threads call; the
+// pool implements it (and stops the job's chunks in its workers).
 class JobCanceller {
  public:
   virtual ~JobCanceller() = default;
   // JobCanceller::cancel(job): true if the job will not deliver a value.
   virtual bool cancel(const std::shared_ptr<JobState>& job) = 0;
-  // JobCanceller::results_waiting(): outcomes are waiting in the pool's
-  // result channel (a cheap check for a spinning waiter).
-  [[nodiscard]] virtual bool results_waiting() const noexcept { return false; }
-  // JobCanceller::help_collect(): a waiting thread handles what the pool's
-  // result channel holds, as the pool's collector would (so a result reaches
-  // its waiter without a hop through the collector thread); false if it did
-  // nothing (the collector is at it, or nothing is there).
-  virtual bool help_collect() noexcept { return false; }
+  // JobCanceller::wait_for_change(changed, deadline): blocks until changed()
+  // or the deadline. Meanwhile the calling thread may be the pool's
+  // collector: it waits on the pool's result channel itself and hands every
+  // outcome it takes to its job (its own, and other threads' jobs), so a
+  // result reaches a waiting thread with no hop through a third thread.
+  virtual WaitThroughPool wait_for_change(ChangeProbe changed, const Deadline& deadline) noexcept {
+    (void)changed;
+    (void)deadline;
+    return WaitThroughPool::unavailable;
+  }
 };
 
 class MP_API JobState {

@@ -5,8 +5,9 @@
 //   (address of run_chunk<F, Item, Style>, item count, payload)
 // where payload = the callable's state, then each item, in mp's codec:
 //   * the callable: trivially copyable -> its sizeof(F) object bytes (a function
-//     pointer is an address, valid in the worker because workers are forks of
-//     this very program: same binary, same addresses); otherwise its codec
+//     pointer is the owner's address, which the worker maps to its own with
+//     code_in_this_run(), as it does the trampoline's; other addresses in a
+//     callable's state are copied as they are); otherwise its codec
 //     encoding (a function object with a serialize() member, say);
 //   * each item: codec-encoded (map: the element; starmap: the tuple whose
 //     members are spread into the call; apply: the tuple of arguments).
@@ -30,9 +31,20 @@
 #include <vector>
 
 #include "mp/codec.hpp"
+#include "mp/detail/export.hpp"
 #include "mp/errors.hpp"
 
 namespace mp::detail {
+
+// code_in_this_run(owner_address): a code address as the pool's owner knows
+// it (a trampoline below, a function pointer callable), as it is in this
+// process. In the owner, and in the workers of a pool whose zygote was forked
+// from it, the same address. In a worker of a pool started by forkserver or
+// spawn, another run of the same binary (ASLR), it is relocated by loaded
+// object and offset, as a Process target's CodeAddress is (launch.hpp).
+// Throws mp::Error when no object loaded here holds it (a library the owner
+// loaded with dlopen, say). Defined in src/after_fork/pool_zygote.cpp.
+MP_API const void* code_in_this_run(const void* owner_address);
 
 // ChunkRunner: the trampoline signature. Throws whatever the task throws
 // (the worker turns it into a RemoteError) or CodecError on malformed bytes.
@@ -168,6 +180,10 @@ void run_chunk(std::span<const std::byte> payload, std::uint32_t item_count,
   using Result = call_result_t<F, Item, Style>;
   Reader reader(payload, "pool task");
   F f = take_callable<F>(reader);
+  if constexpr (std::is_pointer_v<F> && std::is_function_v<std::remove_pointer_t<F>>) {
+    // A function pointer is the owner's address (see code_in_this_run()).
+    f = reinterpret_cast<F>(const_cast<void*>(code_in_this_run(reinterpret_cast<const void*>(f))));
+  }
   Writer writer(results);
   for (std::uint32_t i = 0; i < item_count; ++i) {
     Item item{};

@@ -60,10 +60,11 @@ class MP_API QueueCore {
   // QueueCore::get(deadline): an item, or nullopt if still empty at deadline.
   // Throws ShutDown (shut down and drained), ConnectionError.
   std::optional<std::vector<std::byte>> get(mp::detail::Deadline deadline);
-  // QueueCore::put_many(items, deadline): put() of each, in order; an unbounded queue gets
-  // them in pipelined batches (one round trip per batch, each put deduplicated on its own, so
-  // a retry after a lost reply applies each once). A bounded queue puts them one by one.
-  // Returns how many were stored (fewer only if the queue stayed full until deadline).
+  // QueueCore::put_many(items, deadline): put() of each, in order, in batches of up to 64 items
+  // that each take one round trip and one function call on the server (applied whole, once: a
+  // retry after a lost reply applies nothing again). A bounded queue takes what fits of a batch
+  // and the rest waits for room as put() does. Returns how many were stored (fewer only if the
+  // queue stayed full until deadline).
   std::size_t put_many(std::span<const std::vector<std::byte>> items, mp::detail::Deadline deadline);
   // QueueCore::get_many(most, deadline): up to `most` items, in queue order: what is ready now
   // (JoinableQueue: one round trip, each item taken into this consumer's in-flight list as by
@@ -81,7 +82,8 @@ class MP_API QueueCore {
   // place (true). ValueError as task_done(). (For mp::redis::Pool's worker hosts.)
   bool task_failed(std::span<const std::byte> dead_letter);
   // QueueCore::task_done_many(n): task_done() of the n oldest items this process got, sent
-  // together (one round trip, or none waited for while this consumer's lease is fresh).
+  // together as one function call on the server (one round trip, or none waited for while this
+  // consumer's lease is fresh); all or none: ValueError as task_done() if any was handed out again.
   void task_done_many(std::size_t n);
   void join();
   [[nodiscard]] const std::string& name() const noexcept;

@@ -37,8 +37,13 @@
 //
 // Errors: ValueError for a function not registered with MP_TASK, a submission
 // after close() / terminate(), join() before either; the task's own failure
-// (RemoteError, WorkerLost, TaskTimeout) from get() / next(); ConnectionError
-// for every result still awaited when the server stayed away for 10 s.
+// (RemoteError, WorkerLost, TaskTimeout) from get() / next(); Cancelled for a
+// task that cancel() stopped; ConnectionError for every result still awaited
+// when the server stayed away for 10 s.
+//
+// Cancel: AsyncResult::cancel() removes a task still waiting on the server (it
+// never runs); a host holding it drops it unstarted or kills the local worker
+// running it; it is not retried. mp-redis stats counts cancelled tasks.
 //
 // Safety: a Pool may be used from several threads; a result from any thread.
 // serve() installs SIGTERM and SIGINT handlers while it runs (restored when it
@@ -53,12 +58,14 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -115,7 +122,8 @@ class MP_API TaskState {
     remote_error = 1,
     worker_lost = 2,
     lost_server = 3,
-    task_timeout = 4
+    task_timeout = 4,
+    cancelled = 5
   };
   // Told once, from the thread that finishes the task, which task of a group finished.
   class Listener {
@@ -123,26 +131,60 @@ class MP_API TaskState {
     virtual ~Listener() = default;
     virtual void finished(std::size_t index) noexcept = 0;
   };
+  // What cancel_all() asks to keep tasks from running: the Pool that submitted them.
+  class Canceller {
+   public:
+    virtual ~Canceller() = default;
+    // Canceller::cancel(ids): no host runs these tasks from now on (see RemoteResult::cancel), and
+    // their results are no longer awaited. ConnectionError if the server could not be told.
+    virtual void cancel(const std::vector<std::string>& ids) = 0;
+  };
   // TaskState(items): items = 0: one call; n > 0: a chunk of n calls (its result is the n
   // results, each encoded, as a codec vector).
   explicit TaskState(std::uint32_t items = 0);
   [[nodiscard]] std::uint32_t items() const noexcept { return items_; }
-  // TaskState::finish(...): the first call decides the outcome; later ones are ignored.
-  void finish(Status status, std::vector<std::byte> payload, std::string type, std::string message);
+  // TaskState::bind(id, canceller): set once at submission, before any handle exists.
+  void bind(std::string id, std::weak_ptr<Canceller> canceller) {
+    id_ = std::move(id);
+    canceller_ = std::move(canceller);
+  }
+  [[nodiscard]] const std::string& id() const noexcept { return id_; }
+  [[nodiscard]] const std::weak_ptr<Canceller>& canceller() const noexcept { return canceller_; }
+  // TaskState::finish(...): the first call decides the outcome (true); later ones are ignored.
+  bool finish(Status status, std::vector<std::byte> payload, std::string type, std::string message);
   bool wait(mp::detail::Deadline deadline);
   [[nodiscard]] bool ready();
   [[nodiscard]] bool successful();
-  // TaskState::take(): the result bytes; RemoteError / WorkerLost / TaskTimeout / ConnectionError as
-  // the task ended.
+  [[nodiscard]] bool cancelled();
+  // TaskState::take(): the result bytes; RemoteError / WorkerLost / TaskTimeout / ConnectionError /
+  // Cancelled as the task ended.
   std::vector<std::byte> take();
   // TaskState::listen(listener, index): listener->finished(index) once the task is finished (at
-  // once, from this thread, if it already is). At most one listener per task.
+  // once, from this thread, if it already is).
   void listen(std::shared_ptr<Listener> listener, std::size_t index);
 
  private:
   struct Shared;
   std::shared_ptr<Shared> shared_;
   std::uint32_t items_ = 0;
+  std::string id_;
+  std::weak_ptr<Canceller> canceller_;
+};
+
+// cancel_all(states): RemoteResult::cancel(). True if the result will not be delivered (some
+// task is cancelled now or was before), false if every task had finished already.
+MP_API bool cancel_all(const std::vector<std::shared_ptr<TaskState>>& states);
+
+// Runs `done` once every one of `tasks` tasks has finished (a done callback). An exception from
+// it is reported on stderr and ignored.
+class MP_API DoneCountdown final : public TaskState::Listener {
+ public:
+  DoneCountdown(std::size_t tasks, std::function<void()> done) : left_(tasks), done_(std::move(done)) {}
+  void finished(std::size_t index) noexcept override;
+
+ private:
+  std::atomic<std::size_t> left_;  // acq_rel in finished(): the last decrement sees every finish before it
+  std::function<void()> done_;     // called once, by the thread whose decrement reached 0, then released
 };
 
 // Tasks in the order they finished (imap_unordered): a Listener on each task of one call.
@@ -186,7 +228,7 @@ class MP_API PoolCore {
 
  private:
   struct Impl;
-  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<Impl> impl_;  // shared: each task's state holds it weakly (TaskState::Canceller)
 };
 
 using TaskStates = std::vector<std::shared_ptr<TaskState>>;
@@ -253,18 +295,19 @@ class RemoteResult {
   // RemoteResult::get() / get(timeout): the value (map_async: every value, in order);
   // RemoteError, WorkerLost, TaskTimeout, ConnectionError from the (first failed) task;
   // TimeoutError if not ready within timeout.
-  R get() {
+  // (const: a done callback, given the result as const&, may read it.)
+  R get() const {
     wait();
     return assemble_(states_);
   }
   template <class Rep, class Period>
-  R get(std::chrono::duration<Rep, Period> timeout) {
+  R get(std::chrono::duration<Rep, Period> timeout) const {
     if (!wait(timeout)) throw mp::TimeoutError("mp::redis::Pool: the result is not ready after the timeout");
     return assemble_(states_);
   }
-  void wait() { (void)detail::wait_all(states_, mp::detail::Deadline::never()); }
+  void wait() const { (void)detail::wait_all(states_, mp::detail::Deadline::never()); }
   template <class Rep, class Period>
-  bool wait(std::chrono::duration<Rep, Period> timeout) {
+  bool wait(std::chrono::duration<Rep, Period> timeout) const {
     return detail::wait_all(states_, mp::detail::Deadline::after(timeout));
   }
   [[nodiscard]] bool ready() const {
@@ -280,6 +323,32 @@ class RemoteResult {
       if (!state->successful()) return false;
     }
     return true;
+  }
+  // RemoteResult::cancel(): stops the task (map_async: every task not finished yet), as
+  // mp::AsyncResult::cancel(). Still waiting on the server: removed there, it never runs. Taken
+  // by a worker host: the host drops it if it has not started it, or kills the local worker
+  // process running it (the host replaces it and keeps serving); either way it is acknowledged,
+  // not retried. Returns true if the result will not be delivered (get() throws Cancelled),
+  // false if every task had finished already. ConnectionError (nothing cancelled) if the server
+  // cannot be reached within its server timeout. A task that a host takes in the instant before
+  // the cancel reaches the server may start before the host hears of it: it is then killed.
+  bool cancel() { return detail::cancel_all(states_); }
+  // RemoteResult::cancelled(): cancel() stopped it (get() throws Cancelled).
+  [[nodiscard]] bool cancelled() const {
+    for (const auto& state : states_) {
+      if (state->cancelled()) return true;
+    }
+    return false;
+  }
+  // RemoteResult::add_done_callback(callback): callback(result) once, when ready (success,
+  // failure, cancel); at once, in this thread, if it is ready already; otherwise on the Pool's
+  // receiver thread (or the thread that cancels or terminates): it must not block. An exception
+  // it throws is reported on stderr and ignored.
+  void add_done_callback(std::function<void(const RemoteResult&)> callback) {
+    auto countdown = std::make_shared<detail::DoneCountdown>(
+        states_.size(), [callback = std::move(callback), result = *this] { callback(result); });
+    if (states_.empty()) countdown->finished(0);
+    for (std::size_t i = 0; i < states_.size(); ++i) states_[i]->listen(countdown, i);
   }
 
  private:
