@@ -354,15 +354,10 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
               (h.stream_state.load(std::memory_order_acquire) & kStreamIdMask) == record.stream_id)
             return RingStatus::would_block;
           // read_stream() copies a stream straight into target.fixed when
-          // the whole payload has fixed_size bytes; a prefixed target's
-          // fixed_size leaves the prefix out, so it must not be matched
-          // there (the payload's first 8 bytes would land in the object):
-          // such a stream goes to the buffer.
-          GetTarget unprefixed{nullptr, 0, target.buffer, false};
-          GetTarget& stream_target = target.prefixed ? unprefixed : target;
+          // its payload is the target's lead (a prefixed target's 8 bytes)
+          // and fixed_size bytes, else into the buffer.
           const StreamEnd end = read_stream(
-              record, r, stream_target, nonblocking ? Deadline::after(std::chrono::seconds(0)) : deadline);
-          target.got_fixed = stream_target.got_fixed;
+              record, r, target, nonblocking ? Deadline::after(std::chrono::seconds(0)) : deadline);
           switch (end) {
             case StreamEnd::complete:
               rewind_after_drain(h.read_word.load(std::memory_order_relaxed));  // ours: we hold the lock

@@ -302,12 +302,12 @@ class Queue {
     } else if constexpr (detail::contiguous_item<T>::value) {
       // Sized outside the lock for the count this thread expects; the ring
       // then copies the elements straight in when the item has that count.
-      // (Not for items that are streamed: those go through the buffer.)
+      // (Streamed items too: the ring copies each chunk straight in.)
       thread_local detail::ExpectedCount count;
       std::optional<T> value(std::in_place);
       const std::size_t expected_bytes =
           count.expected * sizeof(typename detail::contiguous_item<T>::element);
-      if (count.expected != 0 && !ring_.streams(sizeof(std::uint64_t) + expected_bytes)) {
+      if (count.expected != 0) {
         value->resize(count.expected);
         target.fixed = reinterpret_cast<std::byte*>(value->data());
         target.fixed_size = expected_bytes;
