@@ -179,7 +179,8 @@ void warn_if_forking_with_threads(bool method_chosen) noexcept {
   std::fprintf(stderr,
                "mp: warning: this process (pid %d) has %d threads; fork() copies only the calling one, so a "
                "child may deadlock on a lock another thread held. Use mp::set_start_method("
-               "mp::StartMethod::forkserver) (or pass StartMethod::forkserver to the Process), or choose "
+               "mp::StartMethod::forkserver) (or pass StartMethod::forkserver to the Process, or set "
+               "PoolOptions::start_method for a Pool), or choose "
                "StartMethod::fork explicitly to silence this warning.\n",
                static_cast<int>(::getpid()), threads);
 }

@@ -10,8 +10,8 @@
 // ({password} or {user, password}).
 //
 // Fork hygiene: the code between fork() and execv() in start() only calls
-// async-signal-safe functions (open, dup2, close, execv, _exit); argv is built
-// before the fork.
+// async-signal-safe functions (prctl, getppid, open, dup2, close, execv,
+// _exit); argv is built before the fork.
 #pragma once
 
 #include <arpa/inet.h>
@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -158,9 +159,16 @@ class RedisServer {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     const char* exe = "/usr/bin/redis-server";
+    const pid_t parent = ::getpid();
     pid_t child = ::fork();
     if (child < 0) return false;
     if (child == 0) {
+      // No server outlives the test process, even one SIGKILLed by ctest's
+      // timeout: the kernel kills it when the thread that started it ends
+      // (tests start servers from their main thread). Checking the parent
+      // after arming closes the race with a parent that died first.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
       int null_fd = ::open("/dev/null", O_RDWR);
       ::dup2(null_fd, 0);
       ::dup2(null_fd, 1);

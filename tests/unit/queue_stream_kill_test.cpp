@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -100,6 +101,29 @@ TEST(QueueStreams, TimedGetsTakeLargeItemsWhole) {
     const Item got = q.get(std::chrono::seconds(30));
     EXPECT_TRUE(got == item(kMiB + static_cast<std::size_t>(i) * 4096, 100 + i)) << "item " << i;
   }
+  EXPECT_EQ(wait_child(producer), 0);
+}
+
+// Runs of same-sized large vectors and strings (a Queue may size the object
+// for the count it saw twice and have the stream copied straight into it),
+// then other sizes: every item arrives whole and in order.
+TEST(QueueStreams, RunsOfSameSizedLargeVectorsAndStringsArriveWhole) {
+  ItemQueue vectors;
+  mp::Queue<std::string> strings;
+  const auto size_of = [](int i) { return i < 8 ? kMiB + 5 : (i < 10 ? 2 * kMiB : kMiB + 5); };
+  const auto text = [](int i) {
+    const Item bytes = item(300 * 1024 + 1, static_cast<std::uint32_t>(50 + i));
+    return std::string(bytes.begin(), bytes.end());
+  };
+  const pid_t producer = fork_child([vectors, strings, size_of, text]() mutable {
+    ::alarm(kWatchdogSeconds);
+    for (int i = 0; i < 12; ++i) vectors.put(item(size_of(i), static_cast<std::uint32_t>(i)));
+    for (int i = 0; i < 6; ++i) strings.put(text(i));
+    return 0;
+  });
+  for (int i = 0; i < 12; ++i)
+    EXPECT_TRUE(vectors.get() == item(size_of(i), static_cast<std::uint32_t>(i))) << "vector " << i;
+  for (int i = 0; i < 6; ++i) EXPECT_TRUE(strings.get() == text(i)) << "string " << i;
   EXPECT_EQ(wait_child(producer), 0);
 }
 
