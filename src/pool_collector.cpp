@@ -59,6 +59,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -138,9 +139,9 @@ struct CollectingFor {
 // under mutex_, refills windows, delivers. Returns the last get's status
 // (ok: there may be more).
 RingStatus PoolCore::collect_burst(bool on_pool_thread, bool follow_stream) {
-  std::vector<ResultFrame> frames;
+  std::array<ResultFrame, kBurst> frames;  // on the stack: no allocation per burst
+  std::size_t frame_count = 0;
   std::vector<std::byte> bytes;
-  frames.reserve(4);
   RingStatus status = RingStatus::ok;
   for (int taken = 0; taken < kBurst; ++taken) {
     GetTarget target;
@@ -154,15 +155,15 @@ RingStatus PoolCore::collect_burst(bool on_pool_thread, bool follow_stream) {
     const bool read_stream = follow_stream && taken == 0 && result_streaming();
     status = result_ring_.get(target, Deadline::never(), !read_stream);
     if (status != RingStatus::ok) break;
-    ResultFrame frame;
-    if (parse(bytes, frame)) frames.push_back(std::move(frame));
+    if (parse(bytes, frames[frame_count])) ++frame_count;
   }
-  if (frames.empty()) return status;
+  if (frame_count == 0) return status;
   std::vector<Completion> done;
   bool wake_supervisor = false;
   {
     std::lock_guard lock(mutex_);
-    for (ResultFrame& frame : frames) {
+    for (std::size_t i = 0; i < frame_count; ++i) {
+      ResultFrame& frame = frames[i];
       const auto kind = static_cast<FromWorker>(frame.header.kind);
       if (kind == FromWorker::died || kind == FromWorker::zygote_died) wake_supervisor = true;
       on_result_frame_locked(frame, done);

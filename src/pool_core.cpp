@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -259,40 +260,73 @@ void PoolCore::break_pool_locked(FailurePtr error, std::vector<Completion>& done
   fail_everything_locked(broken_, done);
 }
 
+namespace {
+// IndexList: indices into a delivery's completions, the first few without
+// allocating (a round trip delivers one completion).
+class IndexList {
+ public:
+  void add(std::size_t index) {
+    if (count_ < inline_.size()) {
+      inline_[count_] = index;
+    } else {
+      more_.push_back(index);
+    }
+    ++count_;
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return count_; }
+  [[nodiscard]] std::size_t operator[](std::size_t i) const noexcept {
+    return i < inline_.size() ? inline_[i] : more_[i - inline_.size()];
+  }
+
+ private:
+  std::array<std::size_t, 8> inline_{};
+  std::size_t count_ = 0;
+  std::vector<std::size_t> more_;
+};
+
+// add_job_once(list, done, index): adds index unless list has a completion of the same job.
+void add_job_once(IndexList& list, const std::vector<Completion>& done, std::size_t index) {
+  const JobState* job = done[index].job.get();
+  for (std::size_t i = list.size(); i-- > 0;) {
+    if (done[list[i]].job.get() == job) return;
+  }
+  list.add(index);
+}
+}  // namespace
+
 void PoolCore::deliver(std::vector<Completion>& done, bool on_pool_thread) noexcept {
   // One wake-up per job per batch: an imap consumer reads every chunk that
   // finished since it last looked.
-  std::vector<JobState*> to_notify;
-  std::vector<JobState*> touched;
-  for (auto& completion : done) {
+  IndexList to_notify;  // the first completion of each job to wake
+  IndexList touched;    // the first completion of each job
+  for (std::size_t i = 0; i < done.size(); ++i) {
+    Completion& completion = done[i];
     const bool notify = completion.error
                             ? completion.job->fail_chunk(completion.chunk, completion.error)
                             : completion.job->complete_chunk(completion.chunk, std::move(completion.bytes));
-    if (notify && std::find(to_notify.begin(), to_notify.end(), completion.job.get()) == to_notify.end()) {
-      to_notify.push_back(completion.job.get());
-    }
-    if (touched.empty() || touched.back() != completion.job.get()) touched.push_back(completion.job.get());
+    if (notify) add_job_once(to_notify, done, i);
+    add_job_once(touched, done, i);
   }
-  for (JobState* job : to_notify) job->notify_waiters();  // `done` still owns every job
-  if (on_pool_thread && !to_notify.empty()) wake_leader();
+  for (std::size_t i = 0; i < to_notify.size(); ++i)
+    done[to_notify[i]].job->notify_waiters();  // `done` still owns every job
+  if (on_pool_thread && to_notify.size() > 0) wake_leader();
   // Done callbacks of the jobs that became ready, once each (take_callbacks
   // empties the list).
   bool handed_over = false;
-  for (auto& completion : done) {
-    if (std::find(touched.begin(), touched.end(), completion.job.get()) == touched.end()) continue;
-    std::erase(touched, completion.job.get());
+  for (std::size_t i = 0; i < touched.size(); ++i) {
+    const std::shared_ptr<JobState>& job = done[touched[i]].job;
     if (!on_pool_thread) {
-      if (!completion.job->has_callbacks()) continue;
+      if (!job->has_callbacks()) continue;
       try {
         std::lock_guard lock(mutex_);
-        callbacks_due_.push_back(completion.job);  // run_due_callbacks(), on the supervisor
+        callbacks_due_.push_back(job);  // run_due_callbacks(), on the supervisor
         handed_over = true;
       } catch (...) {
       }
       continue;
     }
-    std::vector<JobState::DoneCallback> callbacks = completion.job->take_callbacks();
-    if (!callbacks.empty()) JobState::run_callbacks(completion.job, callbacks);
+    std::vector<JobState::DoneCallback> callbacks = job->take_callbacks();
+    if (!callbacks.empty()) JobState::run_callbacks(job, callbacks);
   }
   if (handed_over) wake();
   done.clear();

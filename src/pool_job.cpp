@@ -11,9 +11,7 @@ namespace mp::detail {
 JobState::JobState(std::vector<std::uint32_t> item_counts, std::shared_ptr<EventCount> events)
     : item_counts_(std::move(item_counts)),
       changed_(events ? std::move(events) : std::make_shared<EventCount>()),
-      status_(item_counts_.size(), ChunkStatus::pending),
-      bytes_(item_counts_.size()),
-      errors_(item_counts_.size()),
+      chunks_(item_counts_.size()),
       remaining_(item_counts_.size()) {
   finish_order_.reserve(item_counts_.size());
 }
@@ -23,9 +21,9 @@ bool JobState::complete_chunk(std::size_t chunk, std::vector<std::byte> bytes) n
   bool notify = false;
   {
     std::lock_guard lock(mutex_);
-    if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return false;
-    bytes_[chunk] = std::move(bytes);
-    status_[chunk] = ChunkStatus::done;  // transition pending -> done
+    if (chunk >= chunks_.size() || chunks_[chunk].status != ChunkStatus::pending) return false;
+    chunks_[chunk].bytes = std::move(bytes);
+    chunks_[chunk].status = ChunkStatus::done;  // transition pending -> done
     finish_order_.push_back(chunk);
     --remaining_;
     notify = must_notify_locked();
@@ -39,9 +37,9 @@ bool JobState::fail_chunk(std::size_t chunk, FailurePtr error) noexcept {
   bool notify = false;
   {
     std::lock_guard lock(mutex_);
-    if (chunk >= status_.size() || status_[chunk] != ChunkStatus::pending) return false;
-    errors_[chunk] = error;
-    status_[chunk] = ChunkStatus::failed;  // transition pending -> failed
+    if (chunk >= chunks_.size() || chunks_[chunk].status != ChunkStatus::pending) return false;
+    chunks_[chunk].error = error;
+    chunks_[chunk].status = ChunkStatus::failed;  // transition pending -> failed
     finish_order_.push_back(chunk);
     --remaining_;
     if (first_error_ == nullptr) first_error_ = std::move(error);
@@ -116,12 +114,12 @@ FailurePtr JobState::first_error() const {
 // JobState::wait_chunk(chunk, deadline)
 JobState::ChunkStatus JobState::wait_chunk(std::size_t chunk, const Deadline& deadline) const {
   std::unique_lock lock(mutex_);
-  auto finished = [&] { return status_[chunk] != ChunkStatus::pending; };
-  if (finished()) return status_[chunk];
+  auto finished = [&] { return chunks_[chunk].status != ChunkStatus::pending; };
+  if (finished()) return chunks_[chunk].status;
   ++chunk_waiters_;
   (void)wait_locked(lock, finished, deadline);
   --chunk_waiters_;
-  return status_[chunk];
+  return chunks_[chunk].status;
 }
 
 // JobState::wait_nth_finished(n, deadline)
@@ -138,27 +136,27 @@ std::optional<std::size_t> JobState::wait_nth_finished(std::size_t n, const Dead
 }
 
 const std::vector<std::byte>& JobState::chunk_bytes(std::size_t chunk) const noexcept {
-  return bytes_[chunk];
+  return chunks_[chunk].bytes;
 }
 
 FailurePtr JobState::chunk_error(std::size_t chunk) const {
   std::lock_guard lock(mutex_);
-  return errors_[chunk];
+  return chunks_[chunk].error;
 }
 
 void JobState::release_chunk(std::size_t chunk) noexcept {
   std::lock_guard lock(mutex_);
-  if (status_[chunk] != ChunkStatus::pending) std::vector<std::byte>().swap(bytes_[chunk]);
+  if (chunks_[chunk].status != ChunkStatus::pending) std::vector<std::byte>().swap(chunks_[chunk].bytes);
 }
 
 bool JobState::cancel_pending() {
   std::lock_guard lock(mutex_);
   if (ready_locked()) return false;
   FailurePtr error = cancelled_failure();
-  for (std::size_t chunk = 0; chunk < status_.size(); ++chunk) {
-    if (status_[chunk] != ChunkStatus::pending) continue;
-    errors_[chunk] = error;
-    status_[chunk] = ChunkStatus::failed;  // transition pending -> failed
+  for (std::size_t chunk = 0; chunk < chunks_.size(); ++chunk) {
+    if (chunks_[chunk].status != ChunkStatus::pending) continue;
+    chunks_[chunk].error = error;
+    chunks_[chunk].status = ChunkStatus::failed;  // transition pending -> failed
     finish_order_.push_back(chunk);
     --remaining_;
   }

@@ -99,10 +99,12 @@
 // as one ring record. The parent assigns chunks to workers (fewest in flight
 // first) and keeps a small window of chunks queued per worker, sized from the
 // worker's measured task time (about 200 us of work, 1..64 chunks), so short
-// tasks are batched while long tasks are never queued behind each other. An
-// idle worker, and the pool's collector thread that reads the results, spin
-// briefly before sleeping (mp's one event count and spin policy), so a
-// hand-off on an idle machine costs no wake-up of a halted CPU.
+// tasks are batched while long tasks are never queued behind each other. A
+// thread waiting in get()/wait() reads the result ring itself (one waiter at
+// a time, handing other threads their results; the pool's collector thread
+// reads it when nobody waits), so a round trip is two hand-offs; an idle
+// worker and the waiter spin briefly before sleeping (mp's one event count
+// and spin policy), so on an idle machine neither wakes a halted CPU.
 // Before running a task a worker stores its id in a shared-memory slot; a
 // result is put in the result ring as soon as the task returns. When a worker
 // dies, the supervisor puts a "died" record into the result ring behind

@@ -28,6 +28,7 @@
 #include "mp/detail/ring.hpp"
 #include "mp/pool.hpp"
 #include "mp/process.hpp"
+#include "support/process_tree.hpp"
 
 namespace {
 
@@ -112,36 +113,8 @@ TEST(PoolFault, WorkerKilledFromOutsideFailsOnlyThatTask100Rounds) {
   }
 }
 
-// descendants(root): every process under root (children, their children, ...).
-std::vector<pid_t> descendants(pid_t root) {
-  std::vector<pid_t> found;
-  std::vector<pid_t> frontier{root};
-  while (!frontier.empty()) {
-    const pid_t pid = frontier.back();
-    frontier.pop_back();
-    std::error_code ignored;
-    for (const auto& task :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
-      std::ifstream children(task.path() / "children");
-      for (pid_t child; children >> child;) {
-        found.push_back(child);
-        frontier.push_back(child);
-      }
-    }
-  }
-  return found;
-}
-
-bool alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  std::string line;
-  std::getline(stat, line);
-  auto close_paren = line.rfind(')');
-  if (close_paren == std::string::npos || close_paren + 2 >= line.size()) return false;
-  const char state = line[close_paren + 2];
-  return state != 'Z' && state != 'X';
-}
+using mp::test::alive;
+using mp::test::descendants;
 
 TEST(PoolFault, OwnerKilledTakesZygoteAndWorkersWithItWithinOneSecond) {
   int out[2];
@@ -310,12 +283,7 @@ TEST(PoolFault, ZygoteKilledFailsEverythingAndNothingHangs) {
   auto stuck = pool.apply_async(publish_pid_and_sleep, 0);
   auto queued = pool.map_async(square_after_nap, std::vector<int>(50, 1), 1);
   // The pool's only direct child is its zygote (workers are its children).
-  std::vector<pid_t> direct;
-  std::error_code ignored;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task", ignored)) {
-    std::ifstream in(task.path() / "children");
-    for (pid_t child; in >> child;) direct.push_back(child);
-  }
+  const std::vector<pid_t> direct = mp::test::children(::getpid());
   ASSERT_EQ(direct.size(), 1u);
   ASSERT_EQ(::kill(direct[0], SIGKILL), 0);
   try {

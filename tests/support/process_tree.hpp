@@ -16,6 +16,18 @@
 
 namespace mp::test {
 
+// children(pid): its direct children, from every thread's children list.
+inline std::vector<pid_t> children(pid_t pid) {
+  std::vector<pid_t> found;
+  std::error_code ignored;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
+    std::ifstream list(task.path() / "children");
+    for (pid_t child; list >> child;) found.push_back(child);
+  }
+  return found;
+}
+
 // descendants(root): every process under root (children, their children, ...).
 inline std::vector<pid_t> descendants(pid_t root) {
   std::vector<pid_t> found;
@@ -23,14 +35,9 @@ inline std::vector<pid_t> descendants(pid_t root) {
   while (!frontier.empty()) {
     const pid_t pid = frontier.back();
     frontier.pop_back();
-    std::error_code ignored;
-    for (const auto& task :
-         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ignored)) {
-      std::ifstream children(task.path() / "children");
-      for (pid_t child; children >> child;) {
-        found.push_back(child);
-        frontier.push_back(child);
-      }
+    for (pid_t child : children(pid)) {
+      found.push_back(child);
+      frontier.push_back(child);
     }
   }
   return found;

@@ -215,12 +215,16 @@ class MP_API JobState {
   // changes_ counts notify_waiters() calls; a waiter sleeps until it moves.
   const std::shared_ptr<EventCount> changed_;
   std::atomic<std::uint64_t> changes_{0};
-  std::vector<ChunkStatus> status_;            // guarded by mutex_
-  std::vector<std::vector<std::byte>> bytes_;  // written once under mutex_, then read-only
-  std::vector<FailurePtr> errors_;             // guarded by mutex_
-  std::vector<std::size_t> finish_order_;      // guarded by mutex_
-  std::size_t remaining_;                      // guarded by mutex_
-  FailurePtr first_error_;                     // guarded by mutex_
+  // One entry per chunk (one allocation for all three).
+  struct ChunkOutcome {
+    ChunkStatus status = ChunkStatus::pending;  // guarded by mutex_
+    std::vector<std::byte> bytes;               // written once under mutex_, then read-only
+    FailurePtr error;                           // guarded by mutex_
+  };
+  std::vector<ChunkOutcome> chunks_;
+  std::vector<std::size_t> finish_order_;  // guarded by mutex_
+  std::size_t remaining_;                  // guarded by mutex_
+  FailurePtr first_error_;                 // guarded by mutex_
   // Who waits on changed_, so that a chunk completion wakes nobody in vain
   // (a map of 20k chunks must not wake its waiter 20k times).
   mutable int job_waiters_ = 0;            // guarded by mutex_: threads in wait()
