@@ -67,102 +67,22 @@ bool reap_all(const std::vector<pid_t>& pids) {
   return ok;
 }
 
-void BM_RedisQueue4x4(benchmark::State& state) {
-  const char* url = server_url();
-  if (url == nullptr) {
-    state.SkipWithError("set MP_REDIS_URL (bench/compare/redis.py does)");
-    return;
-  }
-  constexpr int kProducers = 4;
-  constexpr int kConsumers = 4;
-  const int per_producer = static_cast<int>(state.range(0));
-  const auto maxsize = static_cast<std::size_t>(state.range(1));
-  const int total = per_producer * kProducers;
-  for (auto _ : state) {
-    std::string name = unique_name("bench4x4");
-    mp::redis::JoinableQueue<Item> q(url, name, maxsize);
-    int go[2];
-    if (::pipe(go) != 0) {
-      state.SkipWithError("pipe failed");
-      return;
-    }
-    auto wait_go = [&] {
-      char c;
-      return ::read(go[0], &c, 1) == 1;
-    };
-    std::vector<pid_t> children;
-    for (int p = 0; p < kProducers; ++p) {
-      children.push_back(spawn([&] {
-        mp::redis::JoinableQueue<Item> mine(url, name, maxsize);
-        Item item{};
-        if (!wait_go()) return 1;
-        for (int i = 0; i < per_producer; ++i) {
-          item[0] = static_cast<std::uint8_t>(i);
-          mine.put(item);
-        }
-        return 0;
-      }));
-    }
-    for (int c = 0; c < kConsumers; ++c) {
-      int share = total / kConsumers + (c < total % kConsumers ? 1 : 0);
-      children.push_back(spawn([&, share] {
-        mp::redis::JoinableQueue<Item> mine(url, name, maxsize);
-        if (!wait_go()) return 1;
-        for (int i = 0; i < share; ++i) {
-          benchmark::DoNotOptimize(mine.get());
-          mine.task_done();
-        }
-        return 0;
-      }));
-    }
-    ::close(go[0]);
-    auto start = std::chrono::steady_clock::now();
-    char signal[kProducers + kConsumers] = {};
-    [[maybe_unused]] auto n = ::write(go[1], signal, sizeof signal);
-    ::close(go[1]);
-    q.join();
-    bool ok = reap_all(children);
-    auto elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    state.SetIterationTime(elapsed);
-    if (!ok) {
-      state.SkipWithError("a child failed");
-      return;
-    }
-  }
-  state.counters["items_per_second"] = benchmark::Counter(
-      static_cast<double>(total) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
-  state.SetItemsProcessed(static_cast<std::int64_t>(total) * state.iterations());
-}
-BENCHMARK(BM_RedisQueue4x4)
-    ->Args({5000, 1000})
-    ->Args({5000, 0})
-    ->UseManualTime()
-    ->Iterations(2)
-    ->Unit(benchmark::kMillisecond);
+constexpr int kProducers = 4;
+constexpr int kConsumers = 4;
 
-// BM_RedisQueue4x4Batched: the same work through the batch calls mp::redis::Pool's hosts use
-// (QueueCore::put_many, get_many, task_done_many; not public API): producers put 64 items per
-// call, consumers take up to 16 and acknowledge them together. Shows what the machinery does
-// when a caller can batch; the public put/get/task_done cannot.
-void BM_RedisQueue4x4Batched(benchmark::State& state) {
-  const char* url = server_url();
-  if (url == nullptr) {
-    state.SkipWithError("set MP_REDIS_URL (bench/compare/redis.py does)");
-    return;
-  }
-  constexpr int kProducers = 4;
-  constexpr int kConsumers = 4;
-  constexpr std::size_t kPutBatch = 64;
-  constexpr std::size_t kGetBatch = 16;
+// four_by_four(state, prefix, open, produce, consume): the harness both 4x4
+// benchmarks share. Per iteration: a fresh queue named after `prefix`, 4
+// producer and 4 consumer processes (each opens its own handle with
+// open(name)), released together through a pipe; produce(queue, count) puts
+// count items, consume(queue, share) gets and acknowledges share items (each
+// returns 0 when all went well); timed until the owner's join() returns and
+// every child has ended. state.range(0): items per producer; range(1): maxsize.
+template <class Open, class Produce, class Consume>
+void four_by_four(benchmark::State& state, const char* prefix, Open open, Produce produce, Consume consume) {
   const int per_producer = static_cast<int>(state.range(0));
-  const auto maxsize = static_cast<std::size_t>(state.range(1));
   const int total = per_producer * kProducers;
-  auto open = [&](const std::string& name) {
-    return std::make_unique<mp::redis::detail::QueueCore>(url, name, maxsize, true,
-                                                          mp::codec_signature<Item>(), mp::redis::Options{});
-  };
   for (auto _ : state) {
-    std::string name = unique_name("bench4x4b");
+    std::string name = unique_name(prefix);
     auto q = open(name);
     int go[2];
     if (::pipe(go) != 0) {
@@ -177,18 +97,8 @@ void BM_RedisQueue4x4Batched(benchmark::State& state) {
     for (int p = 0; p < kProducers; ++p) {
       children.push_back(spawn([&] {
         auto mine = open(name);
-        Item item{};
         if (!wait_go()) return 1;
-        std::vector<std::vector<std::byte>> batch;
-        for (int i = 0; i < per_producer;) {
-          batch.clear();
-          for (; i < per_producer && batch.size() < kPutBatch; ++i) {
-            item[0] = static_cast<std::uint8_t>(i);
-            batch.push_back(mp::encode(item));
-          }
-          if (mine->put_many(batch, mp::detail::Deadline::never()) != batch.size()) return 2;
-        }
-        return 0;
+        return produce(*mine, per_producer);
       }));
     }
     for (int c = 0; c < kConsumers; ++c) {
@@ -196,14 +106,7 @@ void BM_RedisQueue4x4Batched(benchmark::State& state) {
       children.push_back(spawn([&, share] {
         auto mine = open(name);
         if (!wait_go()) return 1;
-        for (int got = 0; got < share;) {
-          auto items = mine->get_many(std::min<std::size_t>(kGetBatch, static_cast<std::size_t>(share - got)),
-                                      mp::detail::Deadline::never());
-          benchmark::DoNotOptimize(items.data());
-          mine->task_done_many(items.size());
-          got += static_cast<int>(items.size());
-        }
-        return 0;
+        return consume(*mine, share);
       }));
     }
     ::close(go[0]);
@@ -223,6 +126,87 @@ void BM_RedisQueue4x4Batched(benchmark::State& state) {
   state.counters["items_per_second"] = benchmark::Counter(
       static_cast<double>(total) * static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
   state.SetItemsProcessed(static_cast<std::int64_t>(total) * state.iterations());
+}
+
+// BM_RedisQueue4x4: the public API, put / get + task_done, one item per call.
+void BM_RedisQueue4x4(benchmark::State& state) {
+  const char* url = server_url();
+  if (url == nullptr) {
+    state.SkipWithError("set MP_REDIS_URL (bench/compare/redis.py does)");
+    return;
+  }
+  const auto maxsize = static_cast<std::size_t>(state.range(1));
+  four_by_four(
+      state, "bench4x4",
+      [&](const std::string& name) {
+        return std::make_unique<mp::redis::JoinableQueue<Item>>(url, name, maxsize);
+      },
+      [](mp::redis::JoinableQueue<Item>& mine, int count) {
+        Item item{};
+        for (int i = 0; i < count; ++i) {
+          item[0] = static_cast<std::uint8_t>(i);
+          mine.put(item);
+        }
+        return 0;
+      },
+      [](mp::redis::JoinableQueue<Item>& mine, int share) {
+        for (int i = 0; i < share; ++i) {
+          benchmark::DoNotOptimize(mine.get());
+          mine.task_done();
+        }
+        return 0;
+      });
+}
+BENCHMARK(BM_RedisQueue4x4)
+    ->Args({5000, 1000})
+    ->Args({5000, 0})
+    ->UseManualTime()
+    ->Iterations(2)
+    ->Unit(benchmark::kMillisecond);
+
+// BM_RedisQueue4x4Batched: the same work through the batch calls mp::redis::Pool's hosts use
+// (QueueCore::put_many, get_many, task_done_many; not public API): producers put 64 items per
+// call, consumers take up to 16 and acknowledge them together. Shows what the machinery does
+// when a caller can batch; the public put/get/task_done cannot.
+void BM_RedisQueue4x4Batched(benchmark::State& state) {
+  const char* url = server_url();
+  if (url == nullptr) {
+    state.SkipWithError("set MP_REDIS_URL (bench/compare/redis.py does)");
+    return;
+  }
+  static constexpr std::size_t kPutBatch = 64;
+  static constexpr std::size_t kGetBatch = 16;
+  const auto maxsize = static_cast<std::size_t>(state.range(1));
+  using mp::redis::detail::QueueCore;
+  four_by_four(
+      state, "bench4x4b",
+      [&](const std::string& name) {
+        return std::make_unique<QueueCore>(url, name, maxsize, true, mp::codec_signature<Item>(),
+                                           mp::redis::Options{});
+      },
+      [](QueueCore& mine, int count) {
+        Item item{};
+        std::vector<std::vector<std::byte>> batch;
+        for (int i = 0; i < count;) {
+          batch.clear();
+          for (; i < count && batch.size() < kPutBatch; ++i) {
+            item[0] = static_cast<std::uint8_t>(i);
+            batch.push_back(mp::encode(item));
+          }
+          if (mine.put_many(batch, mp::detail::Deadline::never()) != batch.size()) return 2;
+        }
+        return 0;
+      },
+      [](QueueCore& mine, int share) {
+        for (int got = 0; got < share;) {
+          auto items = mine.get_many(std::min<std::size_t>(kGetBatch, static_cast<std::size_t>(share - got)),
+                                     mp::detail::Deadline::never());
+          benchmark::DoNotOptimize(items.data());
+          mine.task_done_many(items.size());
+          got += static_cast<int>(items.size());
+        }
+        return 0;
+      });
 }
 BENCHMARK(BM_RedisQueue4x4Batched)
     ->Args({5000, 1000})
