@@ -16,6 +16,7 @@
 
 #include "mp/redis/pool.hpp"
 #include "redis/redis_server.hpp"
+#include "redis/serve_host.hpp"
 #include "support/child.hpp"
 
 namespace grouptasks {
@@ -65,17 +66,15 @@ std::vector<int> range(int count) {
   return items;
 }
 
-void stop_host(pid_t host) {
-  ::kill(host, SIGTERM);
-  EXPECT_EQ(mp::test::wait_child(host), 0);
-}
+using mp::test::start_host;
+using mp::test::stop_host;
 
 }  // namespace
 
 TEST(RedisPoolGroups, ATaskThatKillsItsProcessFailsAloneAfterExactlyMaxAttempts) {
   mp::test::RedisServer server;
   const std::string url = server.url();
-  pid_t host = mp::test::fork_child([&] { return mp::redis::serve(url, "group-deaths", {2}); });
+  pid_t host = start_host(url, "group-deaths", 2);
   {
     mp::redis::PoolOptions options;
     options.max_attempts = 3;
@@ -107,7 +106,7 @@ TEST(RedisPoolGroups, ATaskThatKillsItsProcessFailsAloneAfterExactlyMaxAttempts)
 TEST(RedisPoolGroups, ATaskPastItsTimeoutFailsAloneAfterExactlyMaxAttempts) {
   mp::test::RedisServer server;
   const std::string url = server.url();
-  pid_t host = mp::test::fork_child([&] { return mp::redis::serve(url, "group-timeouts", {2}); });
+  pid_t host = start_host(url, "group-timeouts", 2);
   {
     mp::redis::PoolOptions options;
     options.max_attempts = 2;
@@ -138,7 +137,7 @@ TEST(RedisPoolGroups, ATaskPastItsTimeoutFailsAloneAfterExactlyMaxAttempts) {
 TEST(RedisPoolGroups, AnExceptionIsItsOwnTasksRemoteErrorAndTheRestSucceed) {
   mp::test::RedisServer server;
   const std::string url = server.url();
-  pid_t host = mp::test::fork_child([&] { return mp::redis::serve(url, "group-errors", {2}); });
+  pid_t host = start_host(url, "group-errors", 2);
   {
     mp::redis::Pool pool(url, "group-errors");
     std::vector<int> evens;

@@ -17,6 +17,7 @@
 
 #include "mp/redis/pool.hpp"
 #include "redis/redis_server.hpp"
+#include "redis/serve_host.hpp"
 #include "support/child.hpp"
 
 namespace maptasks {
@@ -50,14 +51,8 @@ void touch(const std::string& path) {
   if (fd >= 0) ::close(fd);
 }
 
-pid_t start_host(const std::string& url, const std::string& name, int processes) {
-  return mp::test::fork_child([=] { return mp::redis::serve(url, name, {processes}); });
-}
-
-void stop_host(pid_t host) {
-  ::kill(host, SIGTERM);
-  EXPECT_EQ(mp::test::wait_child(host), 0);
-}
+using mp::test::start_host;
+using mp::test::stop_host;
 
 }  // namespace
 
