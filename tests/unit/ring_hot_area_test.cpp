@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "mp/detail/ring.hpp"
+#include "support/values.hpp"
 
 namespace {
 
@@ -24,15 +25,7 @@ using mp::detail::RecordKind;
 using mp::detail::Ring;
 using mp::detail::RingStatus;
 
-std::vector<std::byte> pattern(std::size_t n, std::uint32_t seed) {
-  std::vector<std::byte> bytes(n);
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (auto& b : bytes) {
-    x = x * 1664525u + 1013904223u;
-    b = static_cast<std::byte>(x >> 24);
-  }
-  return bytes;
-}
+using mp::test::pattern;
 
 RingStatus get(Ring& ring, std::vector<std::byte>& out, bool nonblocking = false) {
   GetTarget target{nullptr, 0, &out, false};

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "support/child.hpp"
+#include "support/values.hpp"
 
 namespace {
 
@@ -24,15 +25,7 @@ using mp::detail::GetTarget;
 using mp::detail::Ring;
 using mp::detail::RingStatus;
 
-std::vector<std::byte> pattern(std::size_t n, std::uint32_t seed) {
-  std::vector<std::byte> bytes(n);
-  std::uint32_t x = seed * 2654435761u + 1;
-  for (auto& b : bytes) {
-    x = x * 1664525u + 1013904223u;
-    b = static_cast<std::byte>(x >> 24);
-  }
-  return bytes;
-}
+using mp::test::pattern;
 
 RingStatus put(Ring& ring, const std::vector<std::byte>& bytes, bool nonblocking = false) {
   return ring.put(bytes, Deadline::never(), nonblocking);
