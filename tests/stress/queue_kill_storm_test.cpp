@@ -76,6 +76,20 @@ std::vector<std::uint8_t> payload_for(std::uint64_t item, std::size_t size) {
   return bytes;
 }
 
+// check_payload(v, size_of, intact): the tag in v's first 8 bytes (0 if v is
+// shorter); intact: v is exactly payload_for(tag, size_of(tag)).
+template <class SizeOf>
+std::uint64_t check_payload(const std::vector<std::uint8_t>& v, SizeOf size_of, bool& intact) {
+  std::uint64_t item = 0;
+  if (v.size() < sizeof item) {
+    intact = false;
+    return 0;
+  }
+  std::memcpy(&item, v.data(), sizeof item);
+  intact = v == payload_for(item, size_of(item));
+  return item;
+}
+
 // Item type adaptors: small items are the tag itself; large ones carry it in
 // their first 8 bytes and a pattern derived from it after.
 struct SmallItems {
@@ -94,16 +108,7 @@ struct StreamedItems {
   using Value = std::vector<std::uint8_t>;
   static std::size_t size_of(std::uint64_t item) { return 5'000 + (item * 7919) % 20'000; }
   static Value make(std::uint64_t item) { return payload_for(item, size_of(item)); }
-  static std::uint64_t check(const Value& v, bool& intact) {
-    std::uint64_t item = 0;
-    if (v.size() < sizeof item) {
-      intact = false;
-      return 0;
-    }
-    std::memcpy(&item, v.data(), sizeof item);
-    intact = v == payload_for(item, size_of(item));
-    return item;
-  }
+  static std::uint64_t check(const Value& v, bool& intact) { return check_payload(v, size_of, intact); }
   // 32 KiB ring: items above 4 KiB are streamed, so every item here is.
   static mp::Queue<Value> queue() { return mp::Queue<Value>(0, mp::QueueOptions{32 * 1024}); }
   static constexpr std::uint32_t kPerProducer = 150;
@@ -120,16 +125,7 @@ struct HotAreaItems {
     return (item % 32 == 0) ? 270'000 + item % 1'000 : 1'000 + (item * 7919) % 8'000;
   }
   static Value make(std::uint64_t item) { return payload_for(item, size_of(item)); }
-  static std::uint64_t check(const Value& v, bool& intact) {
-    std::uint64_t item = 0;
-    if (v.size() < sizeof item) {
-      intact = false;
-      return 0;
-    }
-    std::memcpy(&item, v.data(), sizeof item);
-    intact = v == payload_for(item, size_of(item));
-    return item;
-  }
+  static std::uint64_t check(const Value& v, bool& intact) { return check_payload(v, size_of, intact); }
   static mp::Queue<Value> queue() { return mp::Queue<Value>(0); }
   static constexpr std::uint32_t kPerProducer = 150;
   static constexpr bool kUntimedGets = true;
@@ -141,17 +137,9 @@ struct HotAreaItems {
 // side's lock while processes die.
 struct SameSizeItems {
   using Value = std::vector<std::uint8_t>;
-  static Value make(std::uint64_t item) { return payload_for(item, 4096); }
-  static std::uint64_t check(const Value& v, bool& intact) {
-    std::uint64_t item = 0;
-    if (v.size() != 4096) {
-      intact = false;
-      return 0;
-    }
-    std::memcpy(&item, v.data(), sizeof item);
-    intact = v == payload_for(item, 4096);
-    return item;
-  }
+  static std::size_t size_of(std::uint64_t) { return 4096; }
+  static Value make(std::uint64_t item) { return payload_for(item, size_of(item)); }
+  static std::uint64_t check(const Value& v, bool& intact) { return check_payload(v, size_of, intact); }
   static mp::Queue<Value> queue() { return mp::Queue<Value>(16); }
   static constexpr std::uint32_t kPerProducer = 300;
   static constexpr bool kUntimedGets = false;
