@@ -30,27 +30,17 @@
 #include "mp/context.hpp"
 #include "mp/errors.hpp"
 #include "mp/pool.hpp"
+#include "support/pool_tasks.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace mp::test::tasks;
 
-int square(int x) { return x * x; }
-int worker_pid(int) { return static_cast<int>(::getpid()); }
 int pid_after_nap(int) {
   ::usleep(20'000);  // long enough that every worker takes one
   return static_cast<int>(::getpid());
 }
-int die_inside(int) {
-  ::raise(SIGKILL);
-  return 0;
-}
-int sleep_forever(int) {
-  for (;;) ::pause();
-}
-int g_initialized = 0;
-void initialize() { g_initialized = 7; }
-int read_initialized(int) { return g_initialized; }
 
 std::string busy_text(int n) {
   std::string s;

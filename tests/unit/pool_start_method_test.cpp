@@ -23,31 +23,20 @@
 #include "mp/detail/launch.hpp"
 #include "mp/errors.hpp"
 #include "mp/pool.hpp"
+#include "support/pool_tasks.hpp"
 #include "support/process_tree.hpp"
 #include "unit/process_test_support.hpp"
 
 namespace {
 
 using namespace std::chrono_literals;
+using namespace mp::test::tasks;
 using mp::test::count_of;
 using mp::test::parent_of;
 using mp::test::run_helper;
 
-int square(int x) { return x * x; }
 int add(int a, int b) { return a + b; }
-int worker_pid(int) { return static_cast<int>(::getpid()); }
 int worker_parent(int) { return static_cast<int>(::getppid()); }
-int die_inside(int) {
-  ::raise(SIGKILL);
-  return 0;
-}
-int sleep_forever(int) {
-  for (;;) ::pause();
-}
-
-int g_initialized = 0;
-void initialize() { g_initialized = 7; }
-int read_initialized(int) { return g_initialized; }
 
 mp::PoolOptions under(mp::StartMethod method) {
   mp::PoolOptions options;
