@@ -109,23 +109,18 @@ struct QueueLocalState {
 
 [[noreturn]] MP_API void throw_ring_failure(RingStatus status, const char* call);
 
-// contiguous_item<T>: T is a std::vector or std::basic_string of bitwise
-// elements, whose codec (mp/detail/codec_std.hpp) writes the element count
-// as a little-endian u64 and then the elements' bytes in one piece. A Queue
+// contiguous_item<T>: T's codec says its encoding is the element count as a
+// little-endian u64 and then the elements' bytes in one piece (codec<T>::
+// contiguous: std::vector and std::basic_string of bitwise elements,
+// mp/detail/codec_std.hpp; a codec of the user's own never says so). A Queue
 // puts such an item straight from the object into the ring (the count and
 // the bytes as two spans) and gets it straight from the ring into an object
 // sized beforehand: one copy on each side instead of two.
 template <class T>
 struct contiguous_item : std::false_type {};
-template <class E, class A>
-requires(is_bitwise_v<E> && !std::is_same_v<E, bool>) struct contiguous_item<std::vector<E, A>>
-    : std::true_type {
-  using element = E;
-};
-template <class C, class Traits, class A>
-requires is_bitwise_v<C>
-struct contiguous_item<std::basic_string<C, Traits, A>> : std::true_type {
-  using element = C;
+template <class T>
+requires(codec<T>::contiguous) struct contiguous_item<T> : std::true_type {
+  using element = typename codec<T>::element;
 };
 
 // contiguous_prefix(count): the codec's length prefix as it lies in the ring.

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -66,6 +67,52 @@ TEST(Queue, RoundTripsValuesOfManyTypes) {
   optionals.put(std::nullopt);
   EXPECT_EQ(optionals.get(), (std::vector<int>{1, 2, 3}));
   EXPECT_EQ(optionals.get(), std::nullopt);
+}
+
+// A codec of the user's own for a vector of bitwise elements: the Queue must
+// use it (encode and decode run), never its straight copy, which only the
+// library's own vector and string codecs allow (codec<T>::contiguous).
+struct Reading {
+  std::int32_t value;
+};
+int g_reading_encodes = 0;
+int g_reading_decodes = 0;
+
+}  // namespace
+
+template <>
+struct mp::codec<std::vector<Reading>> {
+  static std::size_t min_size() noexcept { return 8; }
+  static void encode(Writer& writer, const std::vector<Reading>& readings) {
+    ++g_reading_encodes;
+    writer.length(readings.size());
+    for (const Reading& r : readings) mp::codec<std::int32_t>::encode(writer, r.value * 2);
+  }
+  static void decode(Reader& reader, std::vector<Reading>& readings) {
+    ++g_reading_decodes;
+    const std::size_t n = reader.length(4, 4);
+    readings.resize(n);
+    for (Reading& r : readings) {
+      std::int32_t doubled = 0;
+      mp::codec<std::int32_t>::decode(reader, doubled);
+      r.value = doubled / 2;
+    }
+  }
+  static void signature(std::string& out) { out += "readings"; }
+};
+
+namespace {
+
+TEST(Queue, AUsersOwnCodecForAVectorIsUsedNotBypassed) {
+  mp::Queue<std::vector<Reading>> q;
+  for (int round = 0; round < 3; ++round) q.put(std::vector<Reading>{{1}, {2}, {round}});
+  for (int round = 0; round < 3; ++round) {
+    const std::vector<Reading> got = q.get();
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[2].value, round);
+  }
+  EXPECT_EQ(g_reading_encodes, 3);
+  EXPECT_EQ(g_reading_decodes, 3);
 }
 
 // Vectors and strings of bitwise elements go straight between the object

@@ -181,6 +181,10 @@ template <class C, class Traits, class Alloc>
 requires detail::is_bitwise_v<C>
 struct codec<std::basic_string<C, Traits, Alloc>> {
   using String = std::basic_string<C, Traits, Alloc>;
+  // contiguous: the encoding is the length, then the object's own bytes, so
+  // a Queue copies it straight between the object and its ring (mp/queue.hpp).
+  static constexpr bool contiguous = true;
+  using element = C;
   static std::size_t min_size() noexcept { return 8; }
   static void encode(Writer& writer, const String& text) {
     writer.length(text.size());
@@ -207,6 +211,9 @@ struct codec<std::basic_string<C, Traits, Alloc>> {
 template <class T, class Alloc>
 requires(detail::Element<T> && !std::is_same_v<T, bool>) struct codec<std::vector<T, Alloc>> {
   using Vector = std::vector<T, Alloc>;
+  // contiguous: as for strings, when the elements are bitwise.
+  static constexpr bool contiguous = detail::is_bitwise_v<T>;
+  using element = T;
   static std::size_t min_size() noexcept { return 8; }
   static void encode(Writer& writer, const Vector& vector) {
     writer.length(vector.size());
