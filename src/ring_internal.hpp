@@ -125,6 +125,12 @@ inline bool Ring::fits_hot(std::uint32_t position, std::uint32_t record) const n
          header_->hot_bytes - offset >= std::uint64_t{record} + ring_internal::kSkipRecord;
 }
 
+// Ring::enters_new_granule(tail, record): a record at `tail` reaches into a
+// reclaim granule that the record before it (ending at tail - 1) did not.
+inline bool Ring::enters_new_granule(std::uint32_t tail, std::uint32_t record) const noexcept {
+  return (((tail - 1) ^ (tail + record - 1)) & ~(header_->reclaim_granule - 1)) != 0;
+}
+
 // Ring::can_skip_at(position): a SKIP header fits before the lap ends.
 inline bool Ring::can_skip_at(std::uint32_t position) const noexcept {
   return header_->hot_bytes != 0 &&

@@ -98,6 +98,59 @@ TEST(RingHotArea, ABacklogGrowsIntoTheColdPartAndADrainRewinds) {
   EXPECT_EQ(out, pattern(16, 1));
 }
 
+// A producer in the cold part comes back to the hot area while its consumer
+// is at work: where a record reaches into a new granule, a blocking put waits
+// for the consumer to drain the ring and rewinds. Before, only an empty ring
+// found by chance brought it back, so a producer faster than its consumer
+// stayed in the cold part for good after one stall of the consumer (a page
+// fault, a zeroing and a punch per 4 KiB: 4 KiB items ran at half speed).
+// Here the consumer starts draining only once the put holds producer_mutex,
+// so that its own rewind (on an empty ring, with that mutex free) cannot be
+// what brings the ring back.
+TEST(RingHotAreaThreads, AColdProducerWaitsAtTheNextGranuleForItsConsumerAndComesBack) {
+  constexpr std::uint32_t kRecord = sizeof(RecordHeader) + 4096;
+  constexpr std::uint32_t kGranuleEnd = 2 * mp::detail::kReclaimGranule;  // the end of the first cold granule
+  bool came_back = false;
+  // A consumer descheduled for longer than the producer's 200 us stall limit
+  // makes it give up and stay cold (correctly): try again on a fresh ring.
+  for (int attempt = 0; attempt < 5 && !came_back; ++attempt) {
+    Ring ring = Ring::create(0);
+    std::vector<std::byte> out;
+    int put = 0, got = 0;
+    // Into the cold part with a backlog of a few items (never empty, so no
+    // rewind), up to one record short of the granule's end. Non-blocking
+    // puts do not wait for a drain: they grow into the cold part at once.
+    while (tail_offset(ring) + kRecord <= kGranuleEnd) {
+      ASSERT_EQ(ring.put(pattern(4096, static_cast<std::uint32_t>(put++)), Deadline::never(), true),
+                RingStatus::ok);
+      if (ring.size() > 8) {
+        ASSERT_EQ(get(ring, out), RingStatus::ok);
+        ASSERT_EQ(out, pattern(4096, static_cast<std::uint32_t>(got++)));
+      }
+    }
+    ASSERT_GE(tail_offset(ring), ring.hot_bytes());
+    const int total = put + 1;
+    std::atomic<bool> put_returned{false};
+    std::thread consumer([&] {
+      const mp::detail::RobustMutex& producers = ring.header()->producer_mutex;
+      while (producers.owner_tid() == 0 && !put_returned.load()) {
+      }
+      std::vector<std::byte> item;
+      for (int i = got; i < total; ++i) {
+        ASSERT_EQ(get(ring, item), RingStatus::ok);
+        ASSERT_EQ(item, pattern(4096, static_cast<std::uint32_t>(i)));
+      }
+    });
+    ASSERT_EQ(ring.put(pattern(4096, static_cast<std::uint32_t>(put)), Deadline::never(), false),
+              RingStatus::ok);
+    const std::uint32_t offset = tail_offset(ring);
+    put_returned = true;
+    consumer.join();
+    came_back = offset < ring.hot_bytes();
+  }
+  EXPECT_TRUE(came_back) << "the put went on into the next cold granule instead of waiting for the drain";
+}
+
 // INV10 (a): a process killed between publishing a rewind's SKIP and passing
 // it leaves the SKIP in the ring; the next get passes it and goes on at the
 // next lap. Made by hand here: the two stores a rewinder does, minus the second.

@@ -32,6 +32,10 @@
 //   into the cold part of the reservation once they stall, run out of that
 //   time, or the put is non-blocking; a consumer that drains the ring in the cold
 //   part rewinds it, so a drained queue goes back to the hot area's pages.
+//   A producer in the cold part looks for the way back once per granule and,
+//   while the consumers are at work, waits there for the drain too (a
+//   producer faster than its consumer would otherwise stay cold for good
+//   after one stall of the consumer). Streams do the same per chunk.
 //   Inside a stream the reader holds its lock, so the streaming producer
 //   skips to the next lap itself once its reader has drained the ring
 //   (INV10 (b)). Items above 256 KiB are streamed in 64 KiB chunks through
@@ -237,8 +241,9 @@ struct alignas(64) RingHeader {
   std::uint32_t cached_gets;       // a possibly stale copy of read_word's count (only ever behind)
   std::uint64_t open_stream_id;    // != 0 while a stream is being written (INV5)
   std::uint64_t next_stream_id;
-  std::atomic<std::uint32_t> producer_streaming;      // hint for non-blocking puts: the lock is held long
-  std::atomic<std::uint32_t> producer_repairs;        // how many times a dead producer was cleaned up
+  std::atomic<std::uint32_t> producer_streaming;  // hint for non-blocking puts: the lock is held long
+  std::atomic<std::uint32_t> producer_repairs;    // how many times a dead producer was cleaned up
+  std::uint32_t head_seen;  // read_word's position at the producers' last look from the cold part
   alignas(64) std::atomic<std::uint64_t> write_word;  // puts << 32 | tail; stored only under producer_mutex
 
   // --- consumer side: plain fields under consumer_mutex ---
@@ -398,10 +403,12 @@ class MP_API Ring {
   [[nodiscard]] bool is_hot(std::uint32_t position) const noexcept;
   [[nodiscard]] bool fits_hot(std::uint32_t position, std::uint32_t record) const noexcept;
   [[nodiscard]] bool can_skip_at(std::uint32_t position) const noexcept;
+  [[nodiscard]] bool enters_new_granule(std::uint32_t tail, std::uint32_t record) const noexcept;
   [[nodiscard]] bool room_at(std::uint32_t position, std::uint32_t record) noexcept;
   std::uint32_t claim(std::uint64_t& write_word, std::uint32_t record, const Deadline& deadline,
                       bool nonblocking) noexcept;
   bool wait_for_drain(std::uint32_t tail, const Deadline& deadline) noexcept;
+  bool consumers_moved() noexcept;
   bool rewind_if_empty(std::uint64_t& write_word) noexcept;
   void rewind(std::uint64_t& write_word, std::uint64_t read_word) noexcept;
   void rewind_after_drain(std::uint64_t read_word) noexcept;
