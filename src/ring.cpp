@@ -125,7 +125,7 @@ RingStatus Ring::put(std::span<const std::byte> lead, std::span<const std::byte>
 RingStatus Ring::put_item(std::span<const std::byte> lead, std::span<const std::byte> body,
                           const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
-  const std::uint32_t record = record_bytes(lead.size() + body.size());
+  const std::uint32_t record = item_record_bytes(lead.size() + body.size());
   const auto below_maxsize = [&](std::uint64_t w, std::uint32_t gets) {
     return h.maxsize == 0 || count_of(w) - gets < h.maxsize;
   };
@@ -343,11 +343,10 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
       }
       if (position_of(w) == position_of(r)) break;  // another consumer was first
       RecordHeader record{};
-      copy_out(position_of(r), reinterpret_cast<std::byte*>(&record), sizeof record);
       const std::uint32_t used = position_of(w) - position_of(r);
-      const std::uint32_t record_size = record_bytes(record.payload_bytes);
-      if (record.payload_bytes > h.capacity || record_size > used) return RingStatus::corrupted;
-      const std::uint32_t payload_at = position_of(r) + static_cast<std::uint32_t>(sizeof(RecordHeader));
+      const std::uint32_t record_size = read_header(position_of(r), used, record);
+      if (record_size == 0) return RingStatus::corrupted;
+      const std::uint32_t payload_at = position_of(r) + header_bytes(record.kind);
       switch (record.kind) {
         case RecordKind::item: {
           const std::uint32_t lead = target.prefixed ? sizeof(std::uint64_t) : 0;

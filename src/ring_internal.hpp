@@ -34,8 +34,16 @@ constexpr std::uint32_t count_of(std::uint64_t word) noexcept {
 constexpr std::uint64_t pack(std::uint32_t count, std::uint32_t position) noexcept {
   return (static_cast<std::uint64_t>(count) << 32) | position;
 }
+// record_bytes(payload): ring bytes of a stream or SKIP record (a whole
+// RecordHeader); item_record_bytes(payload): of an item record (kItemHeaderBytes).
 constexpr std::uint32_t record_bytes(std::size_t payload) noexcept {
   return static_cast<std::uint32_t>((sizeof(RecordHeader) + payload + 7) & ~std::size_t{7});
+}
+constexpr std::uint32_t item_record_bytes(std::size_t payload) noexcept {
+  return static_cast<std::uint32_t>((kItemHeaderBytes + payload + 7) & ~std::size_t{7});
+}
+constexpr std::uint32_t header_bytes(RecordKind kind) noexcept {
+  return kind == RecordKind::item ? kItemHeaderBytes : static_cast<std::uint32_t>(sizeof(RecordHeader));
 }
 
 // Ring::claim()'s "no room now". Positions are multiples of 8, so this is none.
@@ -162,9 +170,31 @@ inline void Ring::write_record(std::uint32_t tail, RecordKind kind, std::uint64_
   const std::uint64_t words[2] = {static_cast<std::uint64_t>(a.size() + b.size()) |
                                       (std::uint64_t{static_cast<std::uint32_t>(kind)} << 32),
                                   stream_id};
-  copy_in(tail, reinterpret_cast<const std::byte*>(words), sizeof(RecordHeader));
-  copy_in(tail + static_cast<std::uint32_t>(sizeof(RecordHeader)), a.data(), a.size());
-  copy_in(tail + static_cast<std::uint32_t>(sizeof(RecordHeader) + a.size()), b.data(), b.size());
+  const std::uint32_t header = ring_internal::header_bytes(kind);  // an item record has no stream id
+  copy_in(tail, reinterpret_cast<const std::byte*>(words), header);
+  copy_in(tail + header, a.data(), a.size());
+  copy_in(tail + header + static_cast<std::uint32_t>(a.size()), b.data(), b.size());
+}
+
+// Ring::read_header(position, used, record): the header of the record at
+// `position`, of which `used` bytes are published: its first 8 bytes, then
+// the stream id unless it is an item record (which has none: 0). Returns the
+// record's size in the ring, or 0 if it cannot be one (corrupted: longer
+// than what is published or than the ring).
+inline std::uint32_t Ring::read_header(std::uint32_t position, std::uint32_t used,
+                                       RecordHeader& record) const noexcept {
+  record.stream_id = 0;
+  if (used < kItemHeaderBytes) return 0;
+  copy_out(position, reinterpret_cast<std::byte*>(&record), kItemHeaderBytes);
+  if (record.payload_bytes > header_->capacity) return 0;
+  std::uint32_t size = ring_internal::item_record_bytes(record.payload_bytes);
+  if (record.kind != RecordKind::item) {
+    if (used < sizeof(RecordHeader)) return 0;
+    copy_out(position + kItemHeaderBytes, reinterpret_cast<std::byte*>(&record.stream_id),
+             sizeof record.stream_id);
+    size = ring_internal::record_bytes(record.payload_bytes);
+  }
+  return size > used ? 0 : size;
 }
 
 // Ring::commit_read(r): as commit_read(r, position_of(r)) (ring_bytes.cpp).

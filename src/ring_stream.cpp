@@ -450,10 +450,9 @@ Ring::StreamEnd Ring::read_stream(const RecordHeader& begin, std::uint64_t& r, G
       continue;
     }
     RecordHeader record{};
-    copy_out(position_of(r), reinterpret_cast<std::byte*>(&record), sizeof record);
     const std::uint32_t used = position_of(w) - position_of(r);
-    const std::uint32_t record_size = record_bytes(record.payload_bytes);
-    if (record.payload_bytes > h.capacity || record_size > used) return StreamEnd::corrupted;
+    const std::uint32_t record_size = read_header(position_of(r), used, record);
+    if (record_size == 0) return StreamEnd::corrupted;
     if (record.kind == RecordKind::skip) {
       // INV10 (b): our producer went on at the next lap.
       const std::uint32_t next = lap_end(position_of(r), h.capacity);

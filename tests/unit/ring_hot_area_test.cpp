@@ -108,7 +108,7 @@ TEST(RingHotArea, ABacklogGrowsIntoTheColdPartAndADrainRewinds) {
 // so that its own rewind (on an empty ring, with that mutex free) cannot be
 // what brings the ring back.
 TEST(RingHotAreaThreads, AColdProducerWaitsAtTheNextGranuleForItsConsumerAndComesBack) {
-  constexpr std::uint32_t kRecord = sizeof(RecordHeader) + 4096;
+  constexpr std::uint32_t kRecord = mp::detail::kItemHeaderBytes + 4096;
   constexpr std::uint32_t kGranuleEnd = 2 * mp::detail::kReclaimGranule;  // the end of the first cold granule
   bool came_back = false;
   // A consumer descheduled for longer than the producer's 200 us stall limit

@@ -5,7 +5,8 @@
 // A queue is ONE shared region (a memfd, mp/detail/shm.hpp): a RingHeader
 // (limits, two robust mutexes, the commit words, futex sequence words) in the
 // first page, followed by a power-of-two byte ring of records
-// `[payload_bytes | kind | stream id | payload]`.
+// `[payload_bytes | kind | stream id | payload]` (item records without the
+// stream id).
 //
 // * Memory follows the backlog. The ring is 2 GiB of reserved address space
 //   over a sparse memfd that has its full size from the start: a page exists
@@ -203,14 +204,20 @@ enum class RecordKind : std::uint32_t {
   skip = 0x51490006,          // no payload: the next record starts at the next lap (INV10)
 };
 
-// The header in front of every record in the ring (ABI).
+// The header in front of every record in the ring (ABI). An item record
+// carries only its first kItemHeaderBytes (payload_bytes, kind): its stream
+// id would always be 0, and without it a `long` takes 16 bytes of ring
+// instead of 24, so four items share a cache line instead of 2.7 (a third
+// fewer lines cross between the cores per item).
 struct RecordHeader {
   std::uint32_t payload_bytes;  // bytes that follow this header (before 8-byte padding)
   RecordKind kind;
-  std::uint64_t stream_id;  // 0 for item records
+  std::uint64_t stream_id;  // not in item records (0 when read)
 };
 static_assert(std::is_standard_layout_v<RecordHeader> && std::is_trivially_copyable_v<RecordHeader>);
 static_assert(sizeof(RecordHeader) == 16);
+inline constexpr std::uint32_t kItemHeaderBytes = 8;  // payload_bytes and kind
+static_assert(offsetof(RecordHeader, stream_id) == kItemHeaderBytes);
 
 inline constexpr std::uint32_t kAbortReserve = 2 * sizeof(RecordHeader);
 
@@ -404,6 +411,8 @@ class MP_API Ring {
   [[nodiscard]] bool fits_hot(std::uint32_t position, std::uint32_t record) const noexcept;
   [[nodiscard]] bool can_skip_at(std::uint32_t position) const noexcept;
   [[nodiscard]] bool enters_new_granule(std::uint32_t tail, std::uint32_t record) const noexcept;
+  [[nodiscard]] std::uint32_t read_header(std::uint32_t position, std::uint32_t used,
+                                          RecordHeader& record) const noexcept;
   [[nodiscard]] bool room_at(std::uint32_t position, std::uint32_t record) noexcept;
   std::uint32_t claim(std::uint64_t& write_word, std::uint32_t record, const Deadline& deadline,
                       bool nonblocking) noexcept;
