@@ -16,6 +16,11 @@ Python with multiprocessing (start method fork):
 Python moves fewer items than C++ (it is much slower); rates are per second of
 wall time, so the ratios compare like with like. On a busy shared machine the
 wall time includes time a process was not scheduled at all.
+
+The three 1 -> 1 throughput rows swing from run to run on a VM (where the
+hypervisor places the two vCPUs decides how fast a cache line crosses between
+them), so they are measured in ROUNDS rounds, each running mp and then Python,
+and each side's median is printed: a swing then hits both sides alike.
 """
 import os
 import sys
@@ -26,10 +31,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 sys.modules.pop("queue", None)
 
-import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
-import subprocess  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
+
+sys.path.append(os.path.dirname(_HERE))
+import mpbench  # noqa: E402
 
 CTX = mp.get_context("fork")
 
@@ -147,45 +154,64 @@ def py_joinable(n):
 
 # ---- C++ side ----------------------------------------------------------------
 
-def cpp_results(build):
+ROUNDS = 5
+SMALL = "BM_Queue_SmallItems_1P1C/real_time"
+BOOST = "BM_BoostMessageQueue_SmallItems_1P1C/real_time"
+BYTES_4K = "BM_Queue_Bytes_1P1C/4096/real_time"
+BYTES_1M = "BM_Queue_Bytes_1P1C/1048576/real_time"
+THROUGHPUT_FILTER = "SmallItems_1P1C|Bytes_1P1C"  # the rows measured in rounds (Boost's included)
+
+
+def cpp_results(build, benchmark_filter):
     binary = os.path.join(build, "bench", "queue_bench")
-    out = subprocess.run([binary, "--benchmark_format=json"], check=True, capture_output=True, text=True).stdout
-    results = {}
-    for b in json.loads(out)["benchmarks"]:
-        results[b["name"].split("/")[0] + ("/" + b["name"].split("/")[1] if "Bytes" in b["name"] else "")] = b
-    return results
+    return mpbench.gbench(binary, extra=[f"--benchmark_filter={benchmark_filter}"])
 
 
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
-    cpp = cpp_results(sys.argv[1])
+    rounds = 1 if mpbench.quick() else ROUNDS
+    n_small = mpbench.scaled(200_000)
+    n_4k = mpbench.scaled(20_000)
+    n_1m = mpbench.scaled(300)
+    samples = {}  # figure -> its value in each round
 
-    n_small = 200_000
-    py_small = n_small / py_one_to_one(n_small, 12345)
-    n_4k = 20_000
-    py_4k = n_4k * 4096 / py_one_to_one(n_4k, b"\x07" * 4096) / 1e6
-    n_1m = 300
-    py_1m = n_1m * (1 << 20) / py_one_to_one(n_1m, b"\x07" * (1 << 20)) / 1e6
-    py_pipe_rt = py_pipe_ping_pong_us()
-    py_queue_rt = py_queue_ping_pong_us()
-    per = 60_000
+    def sample(name, value):
+        samples.setdefault(name, []).append(value)
+
+    for _ in range(rounds):
+        cpp = cpp_results(sys.argv[1], THROUGHPUT_FILTER)
+        for name in (SMALL, BOOST):
+            if name in cpp:
+                sample(name, cpp[name]["items_per_second"])
+        for name in (BYTES_4K, BYTES_1M):
+            if name in cpp:
+                sample(name, cpp[name]["bytes_per_second"] / 1e6)
+        sample("py_small", n_small / py_one_to_one(n_small, 12345))
+        sample("py_4k", n_4k * 4096 / py_one_to_one(n_4k, b"\x07" * 4096) / 1e6)
+        sample("py_1m", n_1m * (1 << 20) / py_one_to_one(n_1m, b"\x07" * (1 << 20)) / 1e6)
+
+    def median(name):
+        return statistics.median(samples[name]) if name in samples else float("nan")
+
+    mp_small, boost_small, mp_4k, mp_1m = median(SMALL), median(BOOST), median(BYTES_4K), median(BYTES_1M)
+    py_small, py_4k, py_1m = median("py_small"), median("py_4k"), median("py_1m")
+
+    cpp = cpp_results(sys.argv[1], "PingPong|3P3C|JoinableQueue")
+    py_pipe_rt = py_pipe_ping_pong_us(mpbench.scaled(5000))
+    py_queue_rt = py_queue_ping_pong_us(mpbench.scaled(3000))
+    per = mpbench.scaled(60_000)
     py_3x3 = 3 * per / py_three_by_three(per)
-    n_join = 100_000
+    n_join = mpbench.scaled(100_000)
     py_join = n_join / py_joinable(n_join)
 
-    def rate(name, key="items_per_second"):
-        return cpp[name][key] if name in cpp else float("nan")
+    def rate(name):
+        return cpp[name]["items_per_second"] if name in cpp else float("nan")
 
-    mp_small = rate("BM_Queue_SmallItems_1P1C")
-    boost_small = rate("BM_BoostMessageQueue_SmallItems_1P1C")
-    mp_4k = rate("BM_Queue_Bytes_1P1C/4096", "bytes_per_second") / 1e6
-    mp_1m = rate("BM_Queue_Bytes_1P1C/1048576", "bytes_per_second") / 1e6
-    mp_rt = cpp["BM_Queue_PingPong"]["real_time"] if "BM_Queue_PingPong" in cpp else float("nan")
-    if "BM_Queue_PingPong" in cpp and cpp["BM_Queue_PingPong"]["time_unit"] == "ns":
-        mp_rt /= 1000.0
-    mp_3x3 = rate("BM_Queue_SmallItems_3P3C")
-    mp_join = rate("BM_JoinableQueue_PutGetTaskDoneJoin")
+    mp_rt = mpbench.ns(cpp["BM_Queue_PingPong/real_time"]) / 1000.0 if "BM_Queue_PingPong/real_time" in cpp \
+        else float("nan")
+    mp_3x3 = rate("BM_Queue_SmallItems_3P3C/real_time")
+    mp_join = rate("BM_JoinableQueue_PutGetTaskDoneJoin/real_time")
 
     def verdict(ok):
         return "meets goal" if ok else "BELOW GOAL"
@@ -207,7 +233,8 @@ def main():
     for name, a, b, r, goal, ok in rows:
         tail = goal if ok is None else f"{goal}: {verdict(ok)}"
         print(f"{name:44} {a:14.1f} {b:14.1f} {r:8.1f}x  {tail}")
-    print("(the 'python' column of the Boost row is Boost.Interprocess message_queue; load average "
+    print("(the 'python' column of the Boost row is Boost.Interprocess message_queue; the three 1P->1C "
+          f"rows are medians of {rounds} rounds, each running mp then Python; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
 
 
