@@ -61,9 +61,14 @@ Ring Ring::adopt(SharedRegion region) {
   return Ring(std::move(region));
 }
 
-// INV7: after a publish / a free.
+// INV7: after a publish / a free. The _after_unlock forms are for a caller
+// that released its side's robust mutex between its commit and this call:
+// that unlock's atomic exchange of the lock word is the waker's full barrier
+// (EventCount::notify_all_after_rmw()).
 void Ring::wake_getters() noexcept { header_->not_empty.notify_all(); }
 void Ring::wake_putters() noexcept { header_->not_full.notify_all(); }
+void Ring::wake_getters_after_unlock() noexcept { header_->not_empty.notify_all_after_rmw(); }
+void Ring::wake_putters_after_unlock() noexcept { header_->not_full.notify_all_after_rmw(); }
 
 bool Ring::is_shut_down() const noexcept {
   return (header_->state.load(std::memory_order_acquire) & kShutdownBit) != 0;  // pairs with shutdown()
@@ -150,7 +155,7 @@ RingStatus Ring::put_item(std::span<const std::byte> lead, std::span<const std::
       // acquire loads of write_word in get()
       h.write_word.store(pack(count_of(w) + 1, at + record), std::memory_order_release);
       lock.unlock();
-      wake_getters();
+      wake_getters_after_unlock();
       return RingStatus::ok;
     }
     lock.unlock();
@@ -367,7 +372,7 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
           commit_read(r);
           rewind_after_drain(r);
           lock.unlock();
-          wake_putters();
+          wake_putters_after_unlock();
           return RingStatus::ok;
         }
         case RecordKind::stream_begin: {

@@ -428,6 +428,8 @@ class MP_API Ring {
   void append_out(std::uint32_t position, std::size_t n, std::vector<std::byte>& buffer) const;
   void wake_getters() noexcept;
   void wake_putters() noexcept;
+  void wake_getters_after_unlock() noexcept;
+  void wake_putters_after_unlock() noexcept;
 
   SharedRegion region_;
   RingHeader* header_ = nullptr;
