@@ -93,14 +93,13 @@ std::uint32_t Ring::consumer_repairs() const noexcept {
   return header_->consumer_repairs.load(std::memory_order_relaxed);  // a statistic, no ordering
 }
 
-// Ring::lock_side(): a side's lock is held only for a memcpy unless its
-// streaming hint is set, so non-blocking and timed calls still wait a few
-// milliseconds for a short holder (never reporting Full/Empty just because a
-// peer was mid-memcpy), but not for a whole stream.
-LockOutcome Ring::lock_side(RobustMutex& mutex, const std::atomic<std::uint32_t>& streaming_hint,
-                            const Deadline& deadline, bool nonblocking) noexcept {
-  LockOutcome outcome = mutex.try_lock();
-  if (outcome != LockOutcome::timed_out) return outcome;
+// Ring::lock_side_held(): lock_side() once try_lock() found the lock held.
+// A side's lock is held only for a memcpy unless its streaming hint is set,
+// so non-blocking and timed calls still wait a few milliseconds for a short
+// holder (never reporting Full/Empty just because a peer was mid-memcpy),
+// but not for a whole stream.
+LockOutcome Ring::lock_side_held(RobustMutex& mutex, const std::atomic<std::uint32_t>& streaming_hint,
+                                 const Deadline& deadline, bool nonblocking) noexcept {
   // relaxed: only a hint about how long to wait; the mutex gives the ordering.
   const bool long_hold = streaming_hint.load(std::memory_order_relaxed) != 0;
   if (!nonblocking && deadline.is_never()) return mutex.lock(Deadline::never());
@@ -192,10 +191,11 @@ RingStatus Ring::put_item(std::span<const std::byte> lead, std::span<const std::
 // the rest of the run then costs a fault, a zeroing and a punch (measured:
 // 4 KiB items 3.6-3.9 GB/s once cold, ~8 GB/s in the hot area). Looking on
 // every put instead would read the consumers' read_word line on every item.
-std::uint32_t Ring::claim(std::uint64_t& w, std::uint32_t record, const Deadline& deadline,
-                          bool nonblocking) noexcept {
+// (The common case, a record that fits where it is, is inline in
+// ring_internal.hpp; this is the rest.)
+std::uint32_t Ring::claim_past_hot(std::uint64_t& w, std::uint32_t record, const Deadline& deadline,
+                                   bool nonblocking) noexcept {
   const std::uint32_t tail = position_of(w);
-  if (header_->hot_bytes == 0 || fits_hot(tail, record)) return room_at(tail, record) ? tail : kNoRoom;
   const bool hot_end = is_hot(tail);
   if (can_skip_at(tail) && (hot_end || enters_new_granule(tail, record))) {
     if (rewind_if_empty(w)) return position_of(w);

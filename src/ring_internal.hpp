@@ -133,6 +133,26 @@ inline bool Ring::fits_hot(std::uint32_t position, std::uint32_t record) const n
          header_->hot_bytes - offset >= std::uint64_t{record} + ring_internal::kSkipRecord;
 }
 
+// Ring::lock_side(mutex, hint, deadline, nonblocking): takes a side's lock;
+// a free one at once (inline: every put and get), a held one as
+// lock_side_held() says.
+inline LockOutcome Ring::lock_side(RobustMutex& mutex, const std::atomic<std::uint32_t>& streaming_hint,
+                                   const Deadline& deadline, bool nonblocking) noexcept {
+  const LockOutcome outcome = mutex.try_lock();
+  return outcome != LockOutcome::timed_out ? outcome
+                                           : lock_side_held(mutex, streaming_hint, deadline, nonblocking);
+}
+
+// Ring::claim(w, record, deadline, nonblocking): see ring.cpp; the common
+// case inline: no hot area, or the record fits in what is left of it.
+inline std::uint32_t Ring::claim(std::uint64_t& w, std::uint32_t record, const Deadline& deadline,
+                                 bool nonblocking) noexcept {
+  const std::uint32_t tail = ring_internal::position_of(w);
+  if (header_->hot_bytes == 0 || fits_hot(tail, record))
+    return room_at(tail, record) ? tail : ring_internal::kNoRoom;
+  return claim_past_hot(w, record, deadline, nonblocking);
+}
+
 // Ring::enters_new_granule(tail, record): a record at `tail` reaches into a
 // reclaim granule that the record before it (ending at tail - 1) did not.
 inline bool Ring::enters_new_granule(std::uint32_t tail, std::uint32_t record) const noexcept {

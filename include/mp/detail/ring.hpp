@@ -397,6 +397,8 @@ class MP_API Ring {
                         const Deadline& deadline);
   LockOutcome lock_side(RobustMutex& mutex, const std::atomic<std::uint32_t>& streaming_hint,
                         const Deadline& deadline, bool nonblocking) noexcept;
+  LockOutcome lock_side_held(RobustMutex& mutex, const std::atomic<std::uint32_t>& streaming_hint,
+                             const Deadline& deadline, bool nonblocking) noexcept;
   void repair_producer() noexcept;
   void abort_open_stream() noexcept;
   RingStatus stream_once(std::span<const std::byte> lead, std::span<const std::byte> body,
@@ -416,6 +418,8 @@ class MP_API Ring {
   [[nodiscard]] bool room_at(std::uint32_t position, std::uint32_t record) noexcept;
   std::uint32_t claim(std::uint64_t& write_word, std::uint32_t record, const Deadline& deadline,
                       bool nonblocking) noexcept;
+  std::uint32_t claim_past_hot(std::uint64_t& write_word, std::uint32_t record, const Deadline& deadline,
+                               bool nonblocking) noexcept;
   bool wait_for_drain(std::uint32_t tail, const Deadline& deadline) noexcept;
   bool consumers_moved() noexcept;
   bool rewind_if_empty(std::uint64_t& write_word) noexcept;
