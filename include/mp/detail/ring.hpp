@@ -72,8 +72,10 @@
 //   a waiter spins adaptively, then raises the sleepers flag, re-checks and
 //   sleeps; a waker makes a system call only when the flag is raised (INV7),
 //   and its fast path is a fence and a load, no read-modify-write on the
-//   other side's cache line. Wakers wake all sleepers: a woken process may be
-//   killed before it acts, and waking one would then strand the others.
+//   other side's cache line (on x86-64 a put's or get's fence is the
+//   unlock of its side's mutex just before: notify_all_after_rmw()). Wakers
+//   wake all sleepers: a woken process may be killed before it acts, and
+//   waking one would then strand the others.
 // * Encoding and decoding happen outside both locks; the critical sections
 //   are the memcpy of the record and the commit store. Values whose encoding
 //   is their object bytes (detail::is_bitwise_v) are copied straight between
@@ -176,7 +178,8 @@
 namespace mp::detail {
 
 inline constexpr std::uint32_t kRingMagic = 0x6d705251;  // "mpRQ"
-inline constexpr std::uint32_t kRingVersion = 5;
+inline constexpr std::uint32_t kRingVersion =
+    6;  // 5: published words on lines of their own; 6: 8-byte item headers
 // The ring's bytes are a reservation: a sparse memfd whose pages exist only
 // where the backlog touched them and are punched back behind the consumers.
 inline constexpr std::uint32_t kMaxRingCapacity = 1u << 31;  // positions are u32: 2 GiB at most
