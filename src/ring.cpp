@@ -1,7 +1,7 @@
 // src/ring.cpp — the byte ring behind mp::Queue: construction, plain items,
 // shutdown and JoinableQueue (see include/mp/detail/ring.hpp for the design
 // notes and the invariants INV1..INV7 referred to below). Streaming lives in
-// ring_stream.cpp, byte-level helpers in ring_bytes.cpp.
+// ring_stream_put.cpp and ring_stream_read.cpp, byte-level helpers in ring_bytes.cpp.
 #include "mp/detail/ring.hpp"
 
 #include <algorithm>
