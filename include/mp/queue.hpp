@@ -240,9 +240,14 @@ class Queue {
   }
 
   void check_open(const char* call) const {
-    if (local_->closed())
-      throw ValueError(std::string("Queue.") + call +
-                       "(): the queue was closed in this process (close() was called)");
+    if (local_->closed()) [[unlikely]]
+      throw_closed(call);
+  }
+  // The failure paths are out of line and cold, so that put() and get() stay
+  // small enough for the compiler to inline into the caller's loop.
+  [[noreturn, gnu::cold, gnu::noinline]] static void throw_closed(const char* call) {
+    throw ValueError(std::string("Queue.") + call +
+                     "(): the queue was closed in this process (close() was called)");
   }
 
   bool put_impl(const T& item, const detail::Deadline& deadline, bool nonblocking, const char* call,
@@ -260,14 +265,30 @@ class Queue {
       status = ring_.put(std::as_bytes(std::span<const std::uint64_t, 1>(&prefix, 1)),
                          std::as_bytes(std::span(item.data(), item.size())), deadline, nonblocking);
     } else {
-      std::vector<std::byte>& bytes = detail::queue_scratch(0);
-      bytes.clear();
-      encode_into(bytes, item);  // outside any lock
-      status = ring_.put(bytes, deadline, nonblocking);
-      detail::trim_scratch(bytes);
+      status = put_encoded(item, deadline, nonblocking);
     }
+    if (status == detail::RingStatus::ok) [[likely]]
+      return true;
+    return put_failed(status, call, report);
+  }
+
+  // put_encoded(item, ...): the general case, encoded into this thread's
+  // scratch buffer outside any lock. Out of line: the encoding dominates its
+  // cost, and inlined into the caller's code GCC 12 warns (falsely) about
+  // uninitialized members of some encoded types (std::optional<std::vector>).
+  [[gnu::noinline]] detail::RingStatus put_encoded(const T& item, const detail::Deadline& deadline,
+                                                   bool nonblocking) {
+    std::vector<std::byte>& bytes = detail::queue_scratch(0);
+    bytes.clear();
+    encode_into(bytes, item);  // outside any lock
+    const detail::RingStatus status = ring_.put(bytes, deadline, nonblocking);
+    detail::trim_scratch(bytes);
+    return status;
+  }
+
+  [[gnu::cold, gnu::noinline]] bool put_failed(detail::RingStatus status, const char* call,
+                                               bool report) const {
     switch (status) {
-      case detail::RingStatus::ok: return true;
       case detail::RingStatus::would_block:
         if (!report) return false;
         throw Full(
@@ -329,7 +350,8 @@ class Queue {
     return std::optional<T>(decode<T>(bytes));  // outside any lock
   }
 
-  std::optional<T> get_failed(detail::RingStatus status, const char* call, bool report) {
+  [[gnu::cold, gnu::noinline]] std::optional<T> get_failed(detail::RingStatus status, const char* call,
+                                                           bool report) {
     switch (status) {
       case detail::RingStatus::would_block:
         if (!report) return std::nullopt;
