@@ -135,11 +135,9 @@ RingStatus Ring::put_item(std::span<const std::byte> lead, std::span<const std::
   };
   for (;;) {
     if (is_shut_down()) return RingStatus::shut_down;
-    const LockOutcome outcome = lock_side(h.producer_mutex, h.producer_streaming, deadline, nonblocking);
-    if (outcome == LockOutcome::timed_out) return RingStatus::would_block;
-    if (outcome == LockOutcome::error) return RingStatus::lock_error;
+    if (const RingStatus locked = lock_producers(deadline, nonblocking); locked != RingStatus::ok)
+      return locked;
     SideLock lock(h.producer_mutex);
-    if (outcome == LockOutcome::owner_died) repair_producer();
     if (is_shut_down()) return RingStatus::shut_down;
 
     std::uint64_t w = h.write_word.load(std::memory_order_relaxed);  // only stored under our lock

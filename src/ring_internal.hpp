@@ -143,6 +143,18 @@ inline LockOutcome Ring::lock_side(RobustMutex& mutex, const std::atomic<std::ui
                                            : lock_side_held(mutex, streaming_hint, deadline, nonblocking);
 }
 
+// Ring::lock_producers(deadline, nonblocking): takes producer_mutex (as
+// lock_side() says) and repairs what a dead holder left (repair_producer());
+// ok, or the status a put reports: would_block or lock_error. Inline: every put.
+inline RingStatus Ring::lock_producers(const Deadline& deadline, bool nonblocking) noexcept {
+  RingHeader& h = *header_;
+  const LockOutcome outcome = lock_side(h.producer_mutex, h.producer_streaming, deadline, nonblocking);
+  if (outcome == LockOutcome::timed_out) return RingStatus::would_block;
+  if (outcome == LockOutcome::error) return RingStatus::lock_error;
+  if (outcome == LockOutcome::owner_died) repair_producer();
+  return RingStatus::ok;
+}
+
 // Ring::claim(w, record, deadline, nonblocking): see ring.cpp; the common
 // case inline: no hot area, or the record fits in what is left of it.
 inline std::uint32_t Ring::claim(std::uint64_t& w, std::uint32_t record, const Deadline& deadline,

@@ -53,11 +53,9 @@ RingStatus Ring::put_stream(std::span<const std::byte> lead, std::span<const std
                             const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
   if (is_shut_down()) return RingStatus::shut_down;
-  const LockOutcome outcome = lock_side(h.producer_mutex, h.producer_streaming, deadline, nonblocking);
-  if (outcome == LockOutcome::timed_out) return RingStatus::would_block;
-  if (outcome == LockOutcome::error) return RingStatus::lock_error;
+  if (const RingStatus locked = lock_producers(deadline, nonblocking); locked != RingStatus::ok)
+    return locked;
   SideLock lock(h.producer_mutex);
-  if (outcome == LockOutcome::owner_died) repair_producer();
   h.producer_streaming.store(1, std::memory_order_relaxed);  // hint: we hold the lock for long now
   struct ClearHint {
     std::atomic<std::uint32_t>& hint;

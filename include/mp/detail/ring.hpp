@@ -402,6 +402,7 @@ class MP_API Ring {
                         const Deadline& deadline, bool nonblocking) noexcept;
   LockOutcome lock_side_held(RobustMutex& mutex, const std::atomic<std::uint32_t>& streaming_hint,
                              const Deadline& deadline, bool nonblocking) noexcept;
+  RingStatus lock_producers(const Deadline& deadline, bool nonblocking) noexcept;
   void repair_producer() noexcept;
   void abort_open_stream() noexcept;
   RingStatus stream_once(std::span<const std::byte> lead, std::span<const std::byte> body,
