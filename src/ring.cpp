@@ -181,27 +181,37 @@ RingStatus Ring::put_item(std::span<const std::byte> lead, std::span<const std::
 //
 // The way back is looked for at the end of the hot area and, in the cold
 // part, where a record reaches into a granule not written before (once per
-// MiB); there the drain is waited for only while the consumers are at work
-// (consumers_moved()), so a producer that fills the queue before anyone
-// gets does not wait at every granule. Without the look in the cold part, a
-// producer faster than its consumer would never find the ring empty again
-// once one stall of the consumer sent it past the hot area: every page of
-// the rest of the run then costs a fault, a zeroing and a punch (measured:
-// 4 KiB items 3.6-3.9 GB/s once cold, ~8 GB/s in the hot area). Looking on
-// every put instead would read the consumers' read_word line on every item.
+// MiB); the drain is waited for where drain_worth_waiting_for() says.
+// Without the look in the cold part, a producer faster than its consumer
+// would never find the ring empty again once one stall of the consumer sent
+// it past the hot area: every page of the rest of the run then costs a
+// fault, a zeroing and a punch (measured: 4 KiB items 3.6-3.9 GB/s once
+// cold, ~8 GB/s in the hot area). Looking on every put instead would read
+// the consumers' read_word line on every item.
 // (The common case, a record that fits where it is, is inline in
 // ring_internal.hpp; this is the rest.)
 std::uint32_t Ring::claim_past_hot(std::uint64_t& w, std::uint32_t record, const Deadline& deadline,
                                    bool nonblocking) noexcept {
   const std::uint32_t tail = position_of(w);
-  const bool hot_end = is_hot(tail);
-  if (can_skip_at(tail) && (hot_end || enters_new_granule(tail, record))) {
+  if (can_skip_at(tail) && (is_hot(tail) || enters_new_granule(tail, record))) {
     if (rewind_if_empty(w)) return position_of(w);
-    if (!nonblocking && (hot_end || consumers_moved()) && wait_for_drain(tail, deadline) &&
+    if (!nonblocking && drain_worth_waiting_for(tail, record) && wait_for_drain(tail, deadline) &&
         rewind_if_empty(w))
       return position_of(w);
   }
   return room_at(tail, record) ? tail : kNoRoom;
+}
+
+// Ring::drain_worth_waiting_for(position, record): under producer_mutex; a
+// producer whose next record (`record` bytes at `position`) does not fit in
+// the hot area may wait for the consumers to drain the ring, so that it can
+// rewind: at the end of the hot area, and in the cold part where the record
+// reaches into a new granule while the consumers are at work
+// (consumers_moved()), so that a producer that fills the queue before anyone
+// gets does not wait at every granule. claim_past_hot() for plain records,
+// stream_once() per chunk.
+bool Ring::drain_worth_waiting_for(std::uint32_t position, std::uint32_t record) noexcept {
+  return is_hot(position) || (enters_new_granule(position, record) && consumers_moved());
 }
 
 // Ring::consumers_moved(): under producer_mutex; have the consumers taken

@@ -173,15 +173,12 @@ RingStatus Ring::stream_once(std::span<const std::byte> lead, std::span<const st
         // could not skip for it. With no reader on now (0) the one to come
         // may read without one (the previous item's reader is often still
         // decoding it); waiting for it beats growing into fresh pages.
-        // Waited for at the end of the hot area and, in the cold part, where
-        // a chunk reaches into a new granule (as claim() does for plain
-        // records): else a stream sent into the cold part by one slow start
-        // of its reader stays there (measured: 1 MiB items at ~1 GB/s, the
-        // producer faulting in every page, against 10-20 GB/s hot).
+        // Where to wait is drain_worth_waiting_for()'s rule, as for plain
+        // records: without the waits in the cold part a stream sent there by
+        // one slow start of its reader stays there (measured: 1 MiB items at
+        // ~1 GB/s, the producer faulting in every page, against 10-20 GB/s hot).
         const auto timed_reader = [&] { return h.consumer_streaming.load(std::memory_order_relaxed) == 1; };
-        const bool look_back =
-            offset < h.hot_bytes ||
-            (enters_new_granule(at, record_bytes(std::min(remaining, chunk_max))) && consumers_moved());
+        const bool look_back = drain_worth_waiting_for(at, record_bytes(std::min(remaining, chunk_max)));
         if (!drained_for_skip() && look_back && !timed_reader() &&
             !stream_spin([&] { return drained_for_skip() || timed_reader(); }, head_position, deadline))
           (void)wait_for_drain(at, deadline);

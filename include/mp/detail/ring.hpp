@@ -178,8 +178,8 @@
 namespace mp::detail {
 
 inline constexpr std::uint32_t kRingMagic = 0x6d705251;  // "mpRQ"
-inline constexpr std::uint32_t kRingVersion =
-    6;  // 5: published words on lines of their own; 6: 8-byte item headers
+// 5: each side's published word on a cache line of its own; 6: 8-byte item headers.
+inline constexpr std::uint32_t kRingVersion = 6;
 // The ring's bytes are a reservation: a sparse memfd whose pages exist only
 // where the backlog touched them and are punched back behind the consumers.
 inline constexpr std::uint32_t kMaxRingCapacity = 1u << 31;  // positions are u32: 2 GiB at most
@@ -425,6 +425,7 @@ class MP_API Ring {
   std::uint32_t claim_past_hot(std::uint64_t& write_word, std::uint32_t record, const Deadline& deadline,
                                bool nonblocking) noexcept;
   bool wait_for_drain(std::uint32_t tail, const Deadline& deadline) noexcept;
+  bool drain_worth_waiting_for(std::uint32_t position, std::uint32_t record) noexcept;
   bool consumers_moved() noexcept;
   bool rewind_if_empty(std::uint64_t& write_word) noexcept;
   void rewind(std::uint64_t& write_word, std::uint64_t read_word) noexcept;
