@@ -9,7 +9,8 @@ one-way throughput of 4 KiB and 1 MiB messages (duplex Pipe() and Pipe(False)),
 and the round trip over a TCP connection made by Listener/Client with an
 authkey (mp: an i64 in mp's codec and a py::Object pickle; Python: a pickle).
 Prints a table with the ratios; the goal for the round trip is
-mp <= Python / 25 (issue 10). mp::Pipe is shared memory; the bare socketpair
+mp <= Python / 25 on an idle machine, and on a busy one no slower than Python
+(issue 10; the busy goal holds for the Listener/Client round trips too). mp::Pipe is shared memory; the bare socketpair
 round trip is printed as the kernel's floor that it no longer pays.
 """
 import multiprocessing as mp
@@ -24,7 +25,8 @@ import mpbench  # noqa: E402
 
 ROUND_TRIPS = 20000
 THROUGHPUT_BYTES = 256 << 20  # per case
-GOAL_ROUND_TRIP_SPEEDUP = 25.0  # issue 10: Pipe round trip <= Python / 25
+GOAL_ROUND_TRIP_SPEEDUP = 25.0  # issue 10: Pipe round trip <= Python / 25 (idle)
+BUSY_GOAL_ROUND_TRIP = 1.0  # issue 10, busy: every round trip no slower than Python's
 
 
 def echo(conn, other):
@@ -141,9 +143,8 @@ def main():
     cpp_rt = statistics.median(samples["BM_PipeRoundTripInt/real_time"])
     py_rt = statistics.median(samples["python"])
     speedup = py_rt / cpp_rt
-    verdict = "met" if speedup >= GOAL_ROUND_TRIP_SPEEDUP else "NOT met"
     print(f"{'round trip, int':34} {cpp_rt * 1e6:11.2f} us {py_rt * 1e6:11.2f} us {speedup:9.1f}x"
-          f"  >= {GOAL_ROUND_TRIP_SPEEDUP:.0f}x: {verdict}")
+          f"  {mpbench.ratio_verdict(speedup, GOAL_ROUND_TRIP_SPEEDUP, BUSY_GOAL_ROUND_TRIP)}")
 
     socket_pipe = statistics.median(samples["BM_SocketPipeRoundTripInt/real_time"])
     print(f"{'  the socket Pipe (before issue 10)':34} {socket_pipe * 1e6:11.2f} us {'':>14} {py_rt / socket_pipe:9.1f}x"
@@ -151,14 +152,17 @@ def main():
     floor = statistics.median(samples["BM_RawSocketpairRoundTrip/real_time"])
     print(f"{'  kernel floor (bare socketpair)':34} {floor * 1e6:11.2f} us {'':>14} {py_rt / floor:9.1f}x"
           f"  (Python / bare kernel round trip)")
-    print(f"{'  goal: Python / 25':34} {py_rt / GOAL_ROUND_TRIP_SPEEDUP * 1e6:11.2f} us")
+    if mpbench.condition() == "idle":
+        print(f"{'  goal: Python / 25':34} {py_rt / GOAL_ROUND_TRIP_SPEEDUP * 1e6:11.2f} us")
 
     py_listener = python_listener_round_trip_seconds()
     for name, label in (("BM_ListenerRoundTripInt", "Listener/Client round trip, i64"),
                         ("BM_ListenerRoundTripPyObject", "Listener/Client round trip, pickle")):
         cpp_listener = mpbench.ns(cpp[name + "/real_time"]) * 1e-9
         print(f"{label:34} {cpp_listener * 1e6:11.2f} us {py_listener * 1e6:11.2f} us"
-              f" {py_listener / cpp_listener:9.1f}x  (TCP on 127.0.0.1, authkey)")
+              f" {py_listener / cpp_listener:9.1f}x"
+              f"  {mpbench.ratio_verdict(py_listener / cpp_listener, None, BUSY_GOAL_ROUND_TRIP)}"
+              " (TCP on 127.0.0.1, authkey)")
 
     for size, label in ((4096, "4 KiB"), (1 << 20, "1 MiB")):
         for duplex in (1, 0):

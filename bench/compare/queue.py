@@ -13,6 +13,8 @@ Python with multiprocessing (start method fork):
   * ping-pong round trip over two Queues: goal <= Python's Pipe round trip / 15
   * 3 producers + 3 consumers, small items: msg/s (reported with Python's)
   * JoinableQueue: put N, 2 consumers get + task_done, join: items/s
+Those goals are for an idle machine; on a busy one (bench/run.sh's second run)
+issue 10 asks small items >= 20x Python and round trips no slower than Python's.
 Python moves fewer items than C++ (it is much slower); rates are per second of
 wall time, so the ratios compare like with like. On a busy shared machine the
 wall time includes time a process was not scheduled at all.
@@ -213,26 +215,21 @@ def main():
     mp_3x3 = rate("BM_Queue_SmallItems_3P3C/real_time")
     mp_join = rate("BM_JoinableQueue_PutGetTaskDoneJoin/real_time")
 
-    def verdict(ok):
-        return "meets goal" if ok else "BELOW GOAL"
-
     print("Queue: mp::Queue vs Python multiprocessing.Queue (and Boost message_queue), same run")
     print(f"{'case':44} {'mp':>14} {'python':>14} {'ratio':>9}  goal")
+    # (case, mp, python, ratio, idle goal, busy goal): issue 10's goals, see mpbench
     rows = [
-        ("1P->1C small items, msg/s", mp_small, py_small, mp_small / py_small, ">= 100x", mp_small / py_small >= 100),
-        ("1P->1C small items vs Boost message_queue", mp_small, boost_small, mp_small / boost_small,
-         ">= 3x Boost", mp_small / boost_small >= 3),
-        ("1P->1C 4 KiB items, MB/s", mp_4k, py_4k, mp_4k / py_4k, ">= 12x", mp_4k / py_4k >= 12),
-        ("1P->1C 1 MiB items, MB/s", mp_1m, py_1m, mp_1m / py_1m, ">= 7x", mp_1m / py_1m >= 7),
-        ("ping-pong round trip (us) vs Python Pipe", mp_rt, py_pipe_rt, py_pipe_rt / mp_rt, ">= 15x faster",
-         py_pipe_rt / mp_rt >= 15),
-        ("ping-pong round trip (us) vs Python Queue", mp_rt, py_queue_rt, py_queue_rt / mp_rt, "(info)", None),
-        ("3P->3C small items, msg/s", mp_3x3, py_3x3, mp_3x3 / py_3x3, "(report)", None),
-        ("JoinableQueue put/get+task_done/join, items/s", mp_join, py_join, mp_join / py_join, "(report)", None),
+        ("1P->1C small items, msg/s", mp_small, py_small, mp_small / py_small, 100, 20),
+        ("1P->1C small items vs Boost message_queue", mp_small, boost_small, mp_small / boost_small, 3, None),
+        ("1P->1C 4 KiB items, MB/s", mp_4k, py_4k, mp_4k / py_4k, 12, None),
+        ("1P->1C 1 MiB items, MB/s", mp_1m, py_1m, mp_1m / py_1m, 7, None),
+        ("ping-pong round trip (us) vs Python Pipe", mp_rt, py_pipe_rt, py_pipe_rt / mp_rt, 15, 1),
+        ("ping-pong round trip (us) vs Python Queue", mp_rt, py_queue_rt, py_queue_rt / mp_rt, None, 1),
+        ("3P->3C small items, msg/s", mp_3x3, py_3x3, mp_3x3 / py_3x3, None, None),
+        ("JoinableQueue put/get+task_done/join, items/s", mp_join, py_join, mp_join / py_join, None, None),
     ]
-    for name, a, b, r, goal, ok in rows:
-        tail = goal if ok is None else f"{goal}: {verdict(ok)}"
-        print(f"{name:44} {a:14.1f} {b:14.1f} {r:8.1f}x  {tail}")
+    for name, a, b, r, idle, busy in rows:
+        print(f"{name:44} {a:14.1f} {b:14.1f} {r:8.1f}x  {mpbench.ratio_verdict(r, idle, busy)}")
     print("(the 'python' column of the Boost row is Boost.Interprocess message_queue; the three 1P->1C "
           f"rows are medians of {rounds} rounds, each running mp then Python; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
