@@ -314,22 +314,37 @@ void Ring::rewind_after_drain(std::uint64_t r) noexcept {
 
 RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocking) {
   RingHeader& h = *header_;
-  const auto published = [&] {
+  // published(first_look): is an item there? From the consumers' copy of
+  // write_word while it is ahead of head (INV11), else from write_word. The
+  // first look of a get() also keeps the chase rule (consumer_chasing).
+  const auto published = [&](bool first_look) {
     // acquire: pairs with the commits in get()
-    const std::uint32_t head = position_of(h.read_word.load(std::memory_order_acquire));
+    const std::uint64_t r = h.read_word.load(std::memory_order_acquire);
+    const std::uint32_t head = position_of(r);
     // relaxed: a hint (INV11); the lock below orders what we then read
     if (position_of(h.known_write_word.load(std::memory_order_relaxed)) - head - 1 < h.capacity) return true;
+    if (!first_look) {
+      // acquire: pairs with put's commit
+      return position_of(h.write_word.load(std::memory_order_acquire)) != head;
+    }
+    const bool chasing = h.consumer_chasing.load(std::memory_order_relaxed) != 0;  // a hint
+    if (chasing)
+      for (int i = 0; i < kChaseBackoffPauses; ++i) cpu_relax();
     // acquire: pairs with put's commit
-    return position_of(h.write_word.load(std::memory_order_acquire)) != head;
+    const std::uint64_t w = h.write_word.load(std::memory_order_acquire);
+    const bool found = position_of(w) != head;
+    const bool ahead = count_of(w) - count_of(r) > 1;  // more than one item: they are streaming
+    if (ahead != chasing) h.consumer_chasing.store(ahead ? 1 : 0, std::memory_order_relaxed);  // only changes
+    return found;
   };
-  for (;;) {
-    if (!published()) {
+  for (bool first_look = true;; first_look = false) {
+    if (!published(first_look)) {
       if (is_shut_down()) {
-        if (!published()) return RingStatus::shut_down;
+        if (!published(false)) return RingStatus::shut_down;
         continue;
       }
       if (nonblocking) return RingStatus::would_block;
-      const auto ready = [&] { return published() || is_shut_down(); };
+      const auto ready = [&] { return published(false) || is_shut_down(); };
       if (!h.not_empty.await(ready, deadline)) return RingStatus::would_block;
       continue;
     }

@@ -151,6 +151,31 @@ TEST(RingThreads, TaskDoneIsExactWhileTheConsumersCopyOfThePutsLags) {
   EXPECT_EQ(ring.unfinished_tasks(), 0u);
 }
 
+// The chase rule (ring_internal.hpp, kChaseBackoffPauses): a get whose
+// first look at write_word finds the producers more than one record ahead
+// raises consumer_chasing (the next look waits a little first); a first look
+// that finds one record or none lowers it, so a round trip's reply is looked
+// for at once. Gets that take what the consumers' copy already shows do not
+// look, and leave it as it is.
+TEST(Ring, ChaseRuleFollowsWhatTheFirstLookFinds) {
+  Ring ring = Ring::create(0, 4096);
+  const auto chasing = [&] { return ring.header()->consumer_chasing.load(); };
+  std::vector<std::byte> out;
+  ASSERT_EQ(chasing(), 0u);
+  for (std::uint32_t i = 0; i < 3; ++i) ASSERT_EQ(put(ring, pattern(8, i)), RingStatus::ok);
+  ASSERT_EQ(get(ring, out), RingStatus::ok);  // looks: three records ahead
+  EXPECT_EQ(chasing(), 1u);
+  ASSERT_EQ(get(ring, out), RingStatus::ok);  // the consumers' copy shows two more: no look
+  ASSERT_EQ(get(ring, out), RingStatus::ok);
+  EXPECT_EQ(chasing(), 1u);
+  EXPECT_EQ(get(ring, out, true), RingStatus::would_block);  // looks: nothing
+  EXPECT_EQ(chasing(), 0u);
+  ASSERT_EQ(put(ring, pattern(8, 9)), RingStatus::ok);
+  ASSERT_EQ(get(ring, out), RingStatus::ok);  // looks: one record, a reply
+  EXPECT_EQ(chasing(), 0u);
+  EXPECT_EQ(out, pattern(8, 9));
+}
+
 // put(lead, body) writes one record from two spans; a prefixed target takes
 // it straight into the caller's object when the lead and the size match,
 // and otherwise leaves all of it in the buffer for the codec to judge.

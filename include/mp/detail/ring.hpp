@@ -46,6 +46,12 @@
 //   reads the consumers' commit word (to learn about free space, cached under
 //   its lock so a 1:1 pair does not bounce that cache line on every item) and
 //   vice versa, so one producer and one consumer never contend on a lock.
+//   A consumer that catches up with a producer that is streaming items (its
+//   last look at write_word found more than one item) waits ~400 ns before
+//   it looks again (the chase rule, ring_internal.hpp): looking as soon as it
+//   caught up took write_word's line and the record line being filled from
+//   the producer every item or two, and each put then waited for them
+//   (1P->1C `long` items: median 30 -> 38 M/s, 2.5x -> 3.2x Boost).
 // * One store commits. The tail and the number of items ever put live in one
 //   64-bit word (`write_word` = puts << 32 | tail); the head and the number of
 //   items ever got in another (`read_word`). A put writes the record's bytes,
@@ -178,8 +184,9 @@
 namespace mp::detail {
 
 inline constexpr std::uint32_t kRingMagic = 0x6d705251;  // "mpRQ"
-// 5: each side's published word on a cache line of its own; 6: 8-byte item headers.
-inline constexpr std::uint32_t kRingVersion = 6;
+// 5: each side's published word on a cache line of its own; 6: 8-byte item headers;
+// 7: consumer_chasing.
+inline constexpr std::uint32_t kRingVersion = 7;
 // The ring's bytes are a reservation: a sparse memfd whose pages exist only
 // where the backlog touched them and are punched back behind the consumers.
 inline constexpr std::uint32_t kMaxRingCapacity = 1u << 31;  // positions are u32: 2 GiB at most
@@ -259,6 +266,7 @@ struct alignas(64) RingHeader {
   // --- consumer side: plain fields under consumer_mutex ---
   alignas(64) RobustMutex consumer_mutex;
   std::atomic<std::uint32_t> consumer_streaming;     // hint: the lock is held long (1), with no deadline (2)
+  std::atomic<std::uint32_t> consumer_chasing;       // hint: the producers were ahead at the last look (chase rule)
   alignas(64) std::atomic<std::uint64_t> read_word;  // gets << 32 | head; stored only under consumer_mutex
   std::atomic<std::uint32_t> reclaimed;              // producers may write below reclaimed + capacity (INV8)
   std::atomic<std::uint64_t> known_write_word;       // write_word as a consumer last read it (INV11)
