@@ -266,7 +266,7 @@ struct alignas(64) RingHeader {
   // --- consumer side: plain fields under consumer_mutex ---
   alignas(64) RobustMutex consumer_mutex;
   std::atomic<std::uint32_t> consumer_streaming;     // hint: the lock is held long (1), with no deadline (2)
-  std::atomic<std::uint32_t> consumer_chasing;       // hint: the producers were ahead at the last look (chase rule)
+  std::atomic<std::uint32_t> consumer_chasing;       // hint: producers ahead at the last look (chase rule)
   alignas(64) std::atomic<std::uint64_t> read_word;  // gets << 32 | head; stored only under consumer_mutex
   std::atomic<std::uint32_t> reclaimed;              // producers may write below reclaimed + capacity (INV8)
   std::atomic<std::uint64_t> known_write_word;       // write_word as a consumer last read it (INV11)
