@@ -106,7 +106,7 @@ PoolCore::PoolCore(int processes, PoolOptions options)
       method_(options.start_method.value_or(get_start_method())),
       counting_forks_(counting_forks()),
       owner_generation_(fork_generation()),
-      result_ring_(Ring::create(0)),
+      result_ring_(Ring::create(0, kDefaultRingCapacity, RingPacing::closed_loop)),
       zygote_(g_control_buffer_for_testing.load(std::memory_order_relaxed)),  // relaxed: see its definition
       dispatcher_(processes, options.maxtasksperchild),
       workers_(static_cast<std::size_t>(processes)),
@@ -129,7 +129,8 @@ PoolCore::PoolCore(int processes, PoolOptions options)
   }
   // Made before the zygote's fork: every worker inherits them (pool_wire.hpp).
   task_rings_.reserve(static_cast<std::size_t>(processes));
-  for (int i = 0; i < processes; ++i) task_rings_.push_back(Ring::create(0));
+  for (int i = 0; i < processes; ++i)
+    task_rings_.push_back(Ring::create(0, kDefaultRingCapacity, RingPacing::closed_loop));
 
   wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!wake_fd_) throw_system_error("eventfd", "pool", errno);

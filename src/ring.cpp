@@ -26,7 +26,7 @@ Ring::Ring(SharedRegion region)
       header_(reinterpret_cast<RingHeader*>(region_.data())),
       data_(region_.data() + kRingDataOffset) {}
 
-Ring Ring::create(std::uint64_t maxsize, std::uint32_t capacity) {
+Ring Ring::create(std::uint64_t maxsize, std::uint32_t capacity, RingPacing pacing) {
   static_assert(sizeof(RingHeader) <= kRingDataOffset);
   capacity = std::clamp(capacity, kMinRingCapacity, kMaxRingCapacity);
   capacity = std::bit_ceil(capacity);
@@ -40,6 +40,7 @@ Ring Ring::create(std::uint64_t maxsize, std::uint32_t capacity) {
   header->capacity = capacity;
   header->stream_threshold = capacity / 8;
   header->maxsize = maxsize;
+  header->chase = pacing == RingPacing::stream && (maxsize == 0 || maxsize >= kChaseMinMaxsize) ? 1 : 0;
   header->reclaim_granule = capacity >= kPunchMinCapacity ? kReclaimGranule : 0;
   header->stream_chunk = header->stream_threshold;
   if (header->reclaim_granule != 0) {
@@ -316,14 +317,15 @@ RingStatus Ring::get(GetTarget& target, const Deadline& deadline, bool nonblocki
   RingHeader& h = *header_;
   // published(first_look): is an item there? From the consumers' copy of
   // write_word while it is ahead of head (INV11), else from write_word. The
-  // first look of a get() also keeps the chase rule (consumer_chasing).
+  // first look of a get() also keeps the chase rule (consumer_chasing) in a
+  // ring made for it (RingHeader::chase).
   const auto published = [&](bool first_look) {
     // acquire: pairs with the commits in get()
     const std::uint64_t r = h.read_word.load(std::memory_order_acquire);
     const std::uint32_t head = position_of(r);
     // relaxed: a hint (INV11); the lock below orders what we then read
     if (position_of(h.known_write_word.load(std::memory_order_relaxed)) - head - 1 < h.capacity) return true;
-    if (!first_look) {
+    if (!first_look || h.chase == 0) {
       // acquire: pairs with put's commit
       return position_of(h.write_word.load(std::memory_order_acquire)) != head;
     }

@@ -159,6 +159,7 @@ TEST(RingThreads, TaskDoneIsExactWhileTheConsumersCopyOfThePutsLags) {
 // look, and leave it as it is.
 TEST(Ring, ChaseRuleFollowsWhatTheFirstLookFinds) {
   Ring ring = Ring::create(0, 4096);
+  ASSERT_EQ(ring.header()->chase, 1u);
   const auto chasing = [&] { return ring.header()->consumer_chasing.load(); };
   std::vector<std::byte> out;
   ASSERT_EQ(chasing(), 0u);
@@ -174,6 +175,20 @@ TEST(Ring, ChaseRuleFollowsWhatTheFirstLookFinds) {
   ASSERT_EQ(get(ring, out), RingStatus::ok);  // looks: one record, a reply
   EXPECT_EQ(chasing(), 0u);
   EXPECT_EQ(out, pattern(8, 9));
+}
+
+// Where producers soon wait for the consumers (a maxsize below
+// kChaseMinMaxsize, or the Pool's closed loop) a consumer never waits before
+// it looks: the chase rule is off.
+TEST(Ring, ChaseRuleIsOffWhereProducersWaitForTheConsumers) {
+  for (Ring ring : {Ring::create(16, 4096), Ring::create(0, 4096, mp::detail::RingPacing::closed_loop)}) {
+    EXPECT_EQ(ring.header()->chase, 0u);
+    std::vector<std::byte> out;
+    for (std::uint32_t i = 0; i < 3; ++i) ASSERT_EQ(put(ring, pattern(8, i)), RingStatus::ok);
+    ASSERT_EQ(get(ring, out), RingStatus::ok);  // looks: three records ahead
+    EXPECT_EQ(ring.header()->consumer_chasing.load(), 0u);
+  }
+  EXPECT_EQ(Ring::create(mp::detail::kChaseMinMaxsize, 4096).header()->chase, 1u);
 }
 
 // put(lead, body) writes one record from two spans; a prefixed target takes
