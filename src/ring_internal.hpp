@@ -74,9 +74,13 @@ inline constexpr auto kDrainBudget = std::chrono::milliseconds(1);
 // and the record line the producer is filling, away from the producer,
 // whose next stores then wait for them: a consumer that looked as soon as it
 // had caught up did so every item or two (measured, 1P->1C `long` items,
-// medians of 16 alternating rounds: 28.8 -> 38.5 M/s, 2.5x -> 3.2x Boost). A
-// look that finds one item or none ends the rule, so a round trip's reply
-// (one item) is looked for at once: the ping-pong round trip is unchanged.
+// medians of 10-16 alternating rounds: 28.6-29.9 -> 39.2-42.1 M/s, 2.3-2.5x
+// -> 3.3-3.5x Boost; 3P->3C 15 -> 23 M/s). A look that finds one item or
+// none ends the rule, so a round trip's reply (one item) is looked for at
+// once: the ping-pong round trip is unchanged. Where producers wait for the
+// consumers (a small maxsize, the Pool's window of chunks in flight) every
+// wait is time lost, so rings there are made without the rule
+// (RingHeader::chase, RingPacing, kChaseMinMaxsize).
 inline constexpr int kChaseBackoffPauses = 16;
 
 // A rewind by a producer takes consumer_mutex, which with an empty ring and

@@ -51,7 +51,9 @@
 //   it looks again (the chase rule, ring_internal.hpp): looking as soon as it
 //   caught up took write_word's line and the record line being filled from
 //   the producer every item or two, and each put then waited for them
-//   (1P->1C `long` items: median 30 -> 38 M/s, 2.5x -> 3.2x Boost).
+//   (1P->1C `long` items: medians 29-30 -> 39-42 M/s, 2.3-2.5x -> 3.3-3.5x
+//   Boost). Only where producers run free (RingHeader::chase): not below
+//   kChaseMinMaxsize, not in the Pool's closed loop (RingPacing).
 // * One store commits. The tail and the number of items ever put live in one
 //   64-bit word (`write_word` = puts << 32 | tail); the head and the number of
 //   items ever got in another (`read_word`). A put writes the record's bytes,
