@@ -9,7 +9,7 @@ sys.path.append(<bench dir>); `python3 -P` keeps the standard library first).
   gbench(path)  runs a Google Benchmark binary (JSON) and returns
                 {name: record}, the median when repetitions were asked for.
   Table         the one table format: case, mp, Python, ratio, goal, met.
-  ratio_verdict(ratio, idle, busy)
+  ratio_verdict(ratio, goal)
                 the goal column of a ratio row printed by hand (queue, pipe, pool).
 
 Goals are the issues' goals, and the issues set them for an idle machine; issue
@@ -80,16 +80,15 @@ def _idle_goal(goal):
     return goal.get("idle") if isinstance(goal, dict) else goal
 
 
-def ratio_verdict(ratio, idle=None, busy=None, faster=""):
-    """The goal column of a row whose goal is a least ratio: e.g. ">= 20x: met";
-    in the busy run a row with an idle goal only says "(idle goal >= 20x)".
-    `faster` is appended to the goal ("faster")."""
-    word = f" {faster}" if faster else ""
-    goal = idle if condition() == "idle" else busy
-    if goal is not None:
-        return f">= {goal:g}x{word}: {'met' if ratio >= goal else 'NOT met'}"
+def ratio_verdict(ratio, goal=None):
+    """The goal column of a row whose goal is a least ratio (plain or by
+    condition, as for Table.row): e.g. ">= 20x: met"; in the busy run a row
+    with an idle goal only says "(idle goal >= 20x)"."""
+    now, idle = _goal_for(goal), _idle_goal(goal)
+    if now is not None:
+        return f">= {now:g}x: {'met' if ratio >= now else 'NOT met'}"
     if idle is not None:
-        return f"(idle goal >= {idle:g}x{word})"
+        return f"(idle goal >= {idle:g}x)"
     return "(info)"
 
 

@@ -98,8 +98,7 @@ def main():
     print(f"{'case':46} {'mp':>12} {'python':>12} {'python/mp':>10}  goal")
     for name, mine, theirs, goal in rows:
         ratio = theirs / mine
-        idle, busy = (goal.get("idle"), goal.get("busy")) if isinstance(goal, dict) else (goal, None)
-        verdict = mpbench.ratio_verdict(ratio, idle, busy)
+        verdict = mpbench.ratio_verdict(ratio, goal)
         print(f"{name:46} {mine * 1e6:9.3f} us {theirs * 1e6:9.3f} us {ratio:9.1f}x  {verdict}")
 
 

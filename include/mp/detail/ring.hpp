@@ -187,7 +187,7 @@ namespace mp::detail {
 
 inline constexpr std::uint32_t kRingMagic = 0x6d705251;  // "mpRQ"
 // 5: each side's published word on a cache line of its own; 6: 8-byte item headers;
-// 7: consumer_chasing.
+// 7: the chase rule (chase, consumer_chasing).
 inline constexpr std::uint32_t kRingVersion = 7;
 // The ring's bytes are a reservation: a sparse memfd whose pages exist only
 // where the backlog touched them and are punched back behind the consumers.
